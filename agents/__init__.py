@@ -1,0 +1,1 @@
+"""Policies, PPO, policy evaluation and ONNX export."""

@@ -1,0 +1,1 @@
+"""Ground-truth engines that implement the World protocol in-process."""

@@ -1,0 +1,1 @@
+"""The generative world model, its runtime, training loops and the Gymnasium envs."""
