@@ -100,7 +100,7 @@ def matrix_to_axis_angle(R: ArrayLike) -> F64:
 
 
 def skew(v: ArrayLike) -> F64:
-    """Cross-product matrix: skew(a) @ b == cross(a, b)."""
+    """Cross-product matrix, so that the product with b equals cross(v, b)."""
     x, y, z = np.asarray(v, dtype=np.float64)
     return np.array([[0.0, -z, y], [z, 0.0, -x], [-y, x, 0.0]])
 
@@ -177,9 +177,7 @@ def look_at(eye: ArrayLike, target: ArrayLike, up: ArrayLike = (0.0, 0.0, 1.0)) 
 
 
 # --------------------------------------------------------------------------- cameras
-def intrinsics_from_fov(
-    width: int, height: int, fov_deg: float, axis: str = "vertical"
-) -> F64:
+def intrinsics_from_fov(width: int, height: int, fov_deg: float, axis: str = "vertical") -> F64:
     """Pinhole K with square pixels from a field of view.
 
     MuJoCo's `fovy` is vertical; Unreal's `FieldOfView` is horizontal, hence `axis`.

@@ -100,8 +100,7 @@ class Observation:
             ("K", self.K.shape == (3, 3) and bool(np.all(np.isfinite(self.K)))),
             (
                 "hand_keypoints",
-                self.hand_keypoints is None
-                or self.hand_keypoints.shape == (NUM_HANDS, HAND_KEYPOINTS, 3),
+                self.hand_keypoints is None or self.hand_keypoints.shape == (NUM_HANDS, HAND_KEYPOINTS, 3),
             ),
         ]
         for name, ok in checks:

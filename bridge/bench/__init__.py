@@ -1,0 +1,1 @@
+"""Benchmarks behind `genworld bench`; figures go to docs/benchmarks.md."""
