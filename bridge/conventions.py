@@ -25,13 +25,18 @@ _UE_FLIP = np.diag([1.0, -1.0, 1.0])
 
 # --------------------------------------------------------------------------- rotations
 def normalize_quat(q: ArrayLike) -> F64:
-    """Unit quaternion (w, x, y, z) with w >= 0, so each rotation has one representation."""
+    """Unit quaternion (w, x, y, z) in canonical sign: first non-zero component positive.
+
+    q and -q are the same rotation; fixing the sign (w > 0 in all but 180° turns) gives
+    each rotation one representation on the wire and in the test vectors.
+    """
     q = np.asarray(q, dtype=np.float64)
     n = np.linalg.norm(q)
     if not np.isfinite(n) or n < 1e-12:
         raise ValueError(f"quaternion must be finite and non-zero, got {q.tolist()}")
     q = q / n
-    return -q if q[0] < 0 else q
+    leading = q[np.argmax(np.abs(q) > 1e-12)]
+    return -q if leading < 0 else q
 
 
 def quat_to_matrix(q: ArrayLike) -> F64:
