@@ -12,7 +12,7 @@ import sys
 from collections.abc import Sequence
 
 
-def _resolution(text: str) -> tuple[int, int]:
+def parse_resolution(text: str) -> tuple[int, int]:
     """Parses HxW (e.g. 480x640) into (height, width)."""
     try:
         h, w = (int(v) for v in text.lower().split("x"))
@@ -27,16 +27,16 @@ def _int_list(text: str) -> list[int]:
     return [int(v) for v in text.split(",") if v]
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The full `genworld` argument parser."""
-    parser = argparse.ArgumentParser(prog="genworld", description=__doc__.splitlines()[0])
+def build_parser() -> tuple[argparse.ArgumentParser, argparse._SubParsersAction]:
+    """The `genworld` parser with bridge's commands; callers may add subcommands."""
+    parser = argparse.ArgumentParser(prog="genworld", description="GenWorld: generated worlds as simulators.")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", required=True)
 
     serve = sub.add_parser("serve", help="host a World over gRPC")
     serve.add_argument("--world", default="mujoco", help="mujoco (one world per client session)")
     serve.add_argument("--scene", default="rooms", choices=["rooms", "tabletop"])
-    serve.add_argument("--resolution", type=_resolution, default=(64, 64), help="HxW")
+    serve.add_argument("--resolution", type=parse_resolution, default=(64, 64), help="HxW")
     serve.add_argument("--agents", type=int, default=1, help="cameras per world")
     serve.add_argument("--host", default="127.0.0.1", help="bind address (default loopback only)")
     serve.add_argument("--port", type=int, default=50051)
@@ -52,7 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
     record.add_argument("--steps", type=int, required=True, help="steps per episode")
     record.add_argument("--policy", default="random", choices=["random", "spiral", "loop", "keys"])
     record.add_argument("--out", required=True, help="dataset directory (re-running resumes)")
-    record.add_argument("--resolution", type=_resolution, default=(64, 64), help="HxW")
+    record.add_argument("--resolution", type=parse_resolution, default=(64, 64), help="HxW")
     record.add_argument("--workers", type=int, default=1, help="parallel recording processes")
     record.add_argument("--seed", type=int, default=0, help="episode i uses seed S + i")
     record.add_argument("--agents", type=int, default=1, help="cameras per world")
@@ -75,16 +75,19 @@ def build_parser() -> argparse.ArgumentParser:
     bench_render.add_argument("--frames", type=int, default=200)
     bench_render.add_argument("--repeats", type=int, default=5)
     bench_render.add_argument("--json", default=None)
-    return parser
+    return parser, sub
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the `genworld` console script."""
-    args = build_parser().parse_args(argv)
+def configure_logging(verbose: bool) -> None:
+    """Readable timestamped logs; debug with -v."""
     logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO,
+        level=logging.DEBUG if verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+
+
+def dispatch(args: argparse.Namespace) -> int:
+    """Runs a parsed bridge subcommand."""
     if args.command == "serve":
         from bridge.server import run_server
 
@@ -122,7 +125,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         export(args.format, args.src, args.out)
         return 0
     if args.command == "bench":
-        resolutions = [_resolution(r) for r in args.resolutions.split(",")]
+        resolutions = [parse_resolution(r) for r in args.resolutions.split(",")]
         if args.bench_target == "bridge":
             from bridge.bench.grpc_bench import run_bridge_bench
 
@@ -133,6 +136,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             run_render_bench(resolutions, args.scenes.split(","), args.frames, args.repeats, args.json)
         return 0
     raise AssertionError(f"unhandled command {args.command}")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Bridge-only entry point (`python -m bridge.cli`); `genworld` adds sim_env commands."""
+    args = build_parser()[0].parse_args(argv)
+    configure_logging(args.verbose)
+    return dispatch(args)
 
 
 if __name__ == "__main__":
