@@ -1,0 +1,555 @@
+"""Records trajectories from any World into a crash-safe, resumable dataset directory.
+
+Layout (format `genworld-trajectories`, version 1; docs/dataset.md has the full table)::
+
+    OUT/manifest.json                 format + version, creation args, world handshake,
+                                      resolution, agent ids, finished episodes
+    OUT/episodes/ep_000000/           one finished episode (T = steps, A = agents)
+        rgb.npy          uint8   (T+1, A, H, W, 3)   raw; rgb.npy.zst when rgb_codec="zstd"
+        depth.npy        float32 (T+1, A, H, W)      planar metres, +inf = no hit
+        pose.npy         float64 (T+1, A, 4, 4)      camera-to-world, OpenCV camera axes
+        K.npy            float64 (T+1, A, 3, 3)      intrinsics in pixels
+        frame_id.npy     int64   (T+1, A)
+        sim_time.npy     float64 (T+1, A)            seconds since reset
+        collided.npy     bool    (T+1, A)            the motion into frame t was blocked
+        actions.npy      float32 (T+1, A, 22)        the action that led INTO frame t
+        hand_keypoints.npy float32 (T+1, A, 2, 21, 3)  only when the world reports hands
+        meta.json        seed, scene, policy, world spec + handshake, resolution, agents,
+                         steps, fields, timing
+
+Action rows (`encode_action`): [kind, key, nav x6, hand x14] with kind 0 = none (row 0,
+nothing led into the reset frame), 1 = key, 2 = continuous nav, 3 = hand; key is -1 unless
+kind is 1; for keys the nav columns hold the key's equivalent continuous nav vector.
+
+Crash safety: an episode is written into `episodes/.tmp-ep_XXXXXX-<pid>/`, fsynced and
+renamed to its final name in one `os.rename`; the manifest is rewritten through a temp
+file + `os.replace` after every finished episode. Readers trust only the manifest, so a
+SIGKILL loses at most the episodes in flight. Re-running with the same OUT verifies that
+the arguments match, deletes stale temp dirs, adopts complete episodes that were renamed
+but not yet listed, and records the rest. Episode i always uses seed `seed + i`, so any
+number of workers produces identical arrays.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import io
+import json
+import logging
+import multiprocessing
+import multiprocessing.util
+import os
+import shutil
+import time
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import zstandard
+from numpy.lib.format import open_memmap
+from numpy.typing import NDArray
+from tqdm import tqdm
+
+from bridge.actions import key_to_nav
+from bridge.policies import POLICY_NAMES, make_policy
+from bridge.types import HAND_DIM, HAND_KEYPOINTS, NAV_DIM, NUM_HANDS, Action, Observation, World, WorldInfo
+from bridge.worlds import make_world
+
+log = logging.getLogger(__name__)
+
+FORMAT_NAME = "genworld-trajectories"
+FORMAT_VERSION = 1
+MANIFEST_NAME = "manifest.json"
+EPISODES_DIR = "episodes"
+META_NAME = "meta.json"
+LOCK_NAME = ".lock"
+TMP_PREFIX = ".tmp-"
+EPISODE_NAME_DIGITS = 6
+RGB_CODECS = ("raw", "zstd")
+ZSTD_SUFFIX = ".zst"
+ZSTD_LEVEL = 3  # fast; RGB of rendered scenes compresses well even at low levels
+
+# Arguments that define what a dataset contains; a resume must repeat them exactly.
+# `episodes` and `workers` may change between runs (extend a dataset, use more cores).
+IDENTITY_ARGS = ("world", "scene", "steps", "policy", "resolution", "seed", "num_agents", "rgb_codec")
+
+ACTION_KIND_NONE, ACTION_KIND_KEY, ACTION_KIND_NAV, ACTION_KIND_HAND = range(4)
+_KIND_CODES = {"key": ACTION_KIND_KEY, "nav": ACTION_KIND_NAV, "hand": ACTION_KIND_HAND}
+ACTION_COL_KIND = 0
+ACTION_COL_KEY = 1
+ACTION_NAV = slice(2, 2 + NAV_DIM)
+ACTION_HAND = slice(2 + NAV_DIM, 2 + NAV_DIM + HAND_DIM)
+ACTION_DIM = 2 + NAV_DIM + HAND_DIM
+NO_KEY = -1
+
+WorldSpec = str | Callable[..., World]
+
+
+class DatasetMismatchError(ValueError):
+    """OUT already holds a dataset recorded with different arguments."""
+
+
+@dataclass(frozen=True)
+class RecordSummary:
+    """What one `record` call did."""
+
+    out: str
+    episodes_recorded: int
+    episodes_skipped: int
+    frames: int
+    seconds: float
+    frames_per_second: float
+    bytes_on_disk: int
+    resolution: tuple[int, int]
+    agent_ids: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class _EpisodeJob:
+    index: int
+    seed: int
+    scene: str
+    steps: int
+    policy: str
+    world_spec: str
+    rgb_codec: str
+    episodes_dir: str
+
+
+@dataclass(frozen=True)
+class _EpisodeResult:
+    index: int
+    name: str
+    seed: int
+    frames: int
+    fields: tuple[str, ...]
+    world_info: dict[str, Any]
+    seconds: float
+
+
+# --------------------------------------------------------------------------- actions
+def encode_action(action: Action | None) -> NDArray[np.float32]:
+    """Fixed-width numeric row of an action (None = no action led here)."""
+    row = np.zeros(ACTION_DIM, dtype=np.float32)
+    row[ACTION_COL_KEY] = NO_KEY
+    if action is None:
+        return row
+    kind = action.kind
+    row[ACTION_COL_KIND] = _KIND_CODES[kind]
+    if kind == "key":
+        row[ACTION_COL_KEY] = action.key
+        row[ACTION_NAV] = key_to_nav(action.key)
+    elif kind == "nav":
+        row[ACTION_NAV] = action.nav_vector
+    else:
+        row[ACTION_HAND] = action.hand_vector
+    return row
+
+
+def decode_action(row: NDArray[np.floating]) -> Action | None:
+    """Inverse of `encode_action` (continuous values come back at float32 precision)."""
+    kind = int(row[ACTION_COL_KIND])
+    if kind == ACTION_KIND_NONE:
+        return None
+    if kind == ACTION_KIND_KEY:
+        return Action.from_key(int(row[ACTION_COL_KEY]))
+    if kind == ACTION_KIND_NAV:
+        return Action.from_nav(np.asarray(row[ACTION_NAV], dtype=np.float64))
+    if kind == ACTION_KIND_HAND:
+        return Action.from_hand(np.asarray(row[ACTION_HAND], dtype=np.float64))
+    raise ValueError(f"unknown action kind code {kind}")
+
+
+# --------------------------------------------------------------------------- reading
+def episode_name(index: int) -> str:
+    """Directory name of episode `index` (ep_000000)."""
+    return f"ep_{index:0{EPISODE_NAME_DIGITS}d}"
+
+
+def read_manifest(root: str | os.PathLike[str]) -> dict[str, Any]:
+    """The manifest of a dataset directory; raises if it is missing or of another format."""
+    path = Path(root) / MANIFEST_NAME
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} not found: {root} is not a recorded dataset")
+    manifest = json.loads(path.read_text())
+    if manifest.get("format") != FORMAT_NAME:
+        raise ValueError(f"{path} is format {manifest.get('format')!r}, expected {FORMAT_NAME!r}")
+    if manifest.get("version", 0) > FORMAT_VERSION:
+        raise ValueError(f"{path} is version {manifest['version']}, this reader knows {FORMAT_VERSION}")
+    return manifest
+
+
+def load_field(root: str | os.PathLike[str], episode: str, field: str, mmap: bool = True) -> np.ndarray:
+    """One field of one finished episode; memory-mapped unless it is zstd-compressed."""
+    base = Path(root) / EPISODES_DIR / episode / f"{field}.npy"
+    if base.is_file():
+        return np.load(base, mmap_mode="r" if mmap else None)
+    compressed = base.with_name(base.name + ZSTD_SUFFIX)
+    if compressed.is_file():
+        with open(compressed, "rb") as f, zstandard.ZstdDecompressor().stream_reader(f) as reader:
+            return np.load(io.BytesIO(reader.read()))  # np.load needs a seekable file
+    raise FileNotFoundError(f"episode {episode} has no field {field!r} under {base.parent}")
+
+
+# --------------------------------------------------------------------------- writing
+def _fsync_path(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _atomic_write_json(path: Path, payload: Mapping[str, Any]) -> None:
+    tmp = path.with_name(f"{TMP_PREFIX}{path.name}-{os.getpid()}")
+    with open(tmp, "w") as f:
+        json.dump(payload, f, indent=2, sort_keys=True)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+    _fsync_path(path.parent)
+
+
+def _field_specs(obs: Observation, num_agents: int, frames: int) -> dict[str, tuple[tuple[int, ...], Any]]:
+    """(shape, dtype) of every field, derived from the reset observation."""
+    lead = (frames, num_agents)
+    specs: dict[str, tuple[tuple[int, ...], Any]] = {
+        "rgb": ((*lead, *obs.rgb.shape), np.uint8),
+        "depth": ((*lead, *obs.depth.shape), np.float32),
+        "pose": ((*lead, 4, 4), np.float64),
+        "K": ((*lead, 3, 3), np.float64),
+        "frame_id": (lead, np.int64),
+        "sim_time": (lead, np.float64),
+        "collided": (lead, np.bool_),
+        "actions": ((*lead, ACTION_DIM), np.float32),
+    }
+    if obs.hand_keypoints is not None:
+        specs["hand_keypoints"] = ((*lead, NUM_HANDS, HAND_KEYPOINTS, 3), np.float32)
+    return specs
+
+
+class _EpisodeWriter:
+    """Streams frames straight into memory-mapped .npy files, so RAM stays flat at any size."""
+
+    def __init__(self, directory: Path, specs: Mapping[str, tuple[tuple[int, ...], Any]]) -> None:
+        self.directory = directory
+        self.arrays = {
+            name: open_memmap(directory / f"{name}.npy", mode="w+", dtype=dtype, shape=shape)
+            for name, (shape, dtype) in specs.items()
+        }
+        if "hand_keypoints" in self.arrays:
+            self.arrays["hand_keypoints"][:] = np.nan  # frames without hands stay NaN
+
+    def write(self, t: int, agent_ids: tuple[str, ...], obs: Mapping[str, Observation],
+              actions: Mapping[str, Action] | None) -> None:
+        for a, agent in enumerate(agent_ids):
+            o = obs[agent]
+            o.validate()
+            arr = self.arrays
+            arr["rgb"][t, a] = o.rgb
+            arr["depth"][t, a] = o.depth
+            arr["pose"][t, a] = o.pose
+            arr["K"][t, a] = o.K
+            arr["frame_id"][t, a] = o.frame_id
+            arr["sim_time"][t, a] = o.sim_time
+            arr["collided"][t, a] = o.collided
+            arr["actions"][t, a] = encode_action(None if actions is None else actions.get(agent))
+            if "hand_keypoints" in arr and o.hand_keypoints is not None:
+                arr["hand_keypoints"][t, a] = o.hand_keypoints
+
+    def finish(self, rgb_codec: str) -> None:
+        """Flushes everything to disk (and compresses RGB if asked) before the rename."""
+        for array in self.arrays.values():
+            array.flush()
+        names, self.arrays = list(self.arrays), {}  # drops the maps; the files stay
+        for name in names:
+            _fsync_path(self.directory / f"{name}.npy")
+        if rgb_codec == "zstd":
+            raw = self.directory / "rgb.npy"
+            packed = raw.with_name(raw.name + ZSTD_SUFFIX)
+            with open(raw, "rb") as src, open(packed, "wb") as dst:
+                zstandard.ZstdCompressor(level=ZSTD_LEVEL).copy_stream(src, dst)
+                dst.flush()
+                os.fsync(dst.fileno())
+            raw.unlink()
+
+
+def _info_dict(info: WorldInfo) -> dict[str, Any]:
+    d = asdict(info)
+    d["capabilities"] = list(info.capabilities)
+    d["agent_ids"] = list(info.agent_ids)
+    d["extra"] = {k: v for k, v in dict(info.extra).items() if isinstance(v, (str, int, float, bool))}
+    return d
+
+
+def _record_episode(world: World, info: WorldInfo, job: _EpisodeJob) -> _EpisodeResult:
+    """Runs one episode and atomically publishes it as episodes/ep_XXXXXX."""
+    start = time.perf_counter()
+    name = episode_name(job.index)
+    episodes_dir = Path(job.episodes_dir)
+    tmp = episodes_dir / f"{TMP_PREFIX}{name}-{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    obs = world.reset(seed=job.seed, options={"scene": job.scene})
+    agent_ids = tuple(info.agent_ids)
+    first = obs[agent_ids[0]] if agent_ids and agent_ids[0] in obs else None
+    if set(obs) != set(agent_ids) or first is None or first.rgb.shape[:2] != (info.height, info.width):
+        raise RuntimeError(
+            f"world {job.world_spec!r} handshake says agents {list(agent_ids)} at {info.height}x{info.width} "
+            f"but reset returned agents {list(obs)}" + (f" at {first.height}x{first.width}" if first else "")
+        )
+    policy = make_policy(job.policy, job.scene, agent_ids, np.random.default_rng(job.seed))
+    frames = job.steps + 1
+    writer = _EpisodeWriter(tmp, _field_specs(first, len(agent_ids), frames))
+    writer.write(0, agent_ids, obs, None)
+    reset_s = time.perf_counter() - start
+    for t in range(1, frames):
+        actions = policy.act(obs)
+        obs = world.step(actions)
+        writer.write(t, agent_ids, obs, actions)
+    steps_s = time.perf_counter() - start - reset_s
+    fields = tuple(writer.arrays)
+    writer.finish(job.rgb_codec)
+    meta = {
+        "format": FORMAT_NAME,
+        "version": FORMAT_VERSION,
+        "index": job.index,
+        "name": name,
+        "seed": job.seed,
+        "scene": job.scene,
+        "policy": job.policy,
+        "world": job.world_spec,
+        "world_info": _info_dict(info),
+        "resolution": [info.height, info.width],
+        "agent_ids": list(agent_ids),
+        "steps": job.steps,
+        "frames": frames,
+        "fields": list(fields),
+        "rgb_codec": job.rgb_codec,
+        "timing": {"reset_s": reset_s, "steps_s": steps_s, "frames_per_s": frames / max(steps_s, 1e-9)},
+    }
+    _atomic_write_json(tmp / META_NAME, meta)  # written last: its presence marks a complete episode
+    final = episodes_dir / name
+    os.rename(tmp, final)
+    _fsync_path(episodes_dir)
+    return _EpisodeResult(job.index, name, job.seed, frames, fields, meta["world_info"],
+                          time.perf_counter() - start)
+
+
+# --------------------------------------------------------------------------- workers
+_WORKER: dict[str, Any] = {}
+
+
+def _open_world(world: WorldSpec, engine_kwargs: Mapping[str, Any]) -> tuple[World, WorldInfo]:
+    instance = world(**engine_kwargs) if callable(world) else make_world(world, **engine_kwargs)
+    return instance, instance.handshake()
+
+
+def _worker_init(world: WorldSpec, engine_kwargs: dict[str, Any]) -> None:
+    """Pool initializer: each spawned worker owns one world for all its episodes."""
+    instance, info = _open_world(world, engine_kwargs)
+    _WORKER.update(world=instance, info=info)
+    multiprocessing.util.Finalize(instance, instance.close, exitpriority=10)
+
+
+def _worker_run(job: _EpisodeJob) -> _EpisodeResult:
+    return _record_episode(_WORKER["world"], _WORKER["info"], job)
+
+
+def _run_jobs(world: WorldSpec, engine_kwargs: dict[str, Any], jobs: list[_EpisodeJob],
+              workers: int) -> Iterator[_EpisodeResult]:
+    """Yields results as episodes finish, in-process for one worker, else in spawned processes."""
+    if not jobs:
+        return
+    if workers == 1:
+        instance, info = _open_world(world, engine_kwargs)
+        try:
+            for job in jobs:
+                yield _record_episode(instance, info, job)
+        finally:
+            instance.close()
+        return
+    # spawn, not fork: renderers (EGL/OSMesa contexts) and gRPC channels do not survive fork.
+    ctx = multiprocessing.get_context("spawn")
+    with ctx.Pool(min(workers, len(jobs)), initializer=_worker_init, initargs=(world, engine_kwargs)) as pool:
+        yield from pool.imap_unordered(_worker_run, jobs)
+        pool.close()
+        pool.join()
+
+
+# --------------------------------------------------------------------------- dataset dir
+@contextlib.contextmanager
+def _exclusive(out: Path) -> Iterator[None]:
+    """Holds OUT/.lock so two recorders never write one dataset; the kernel frees it on SIGKILL."""
+    with open(out / LOCK_NAME, "w") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError as exc:
+            raise RuntimeError(f"another recorder is writing {out}") from exc
+        yield
+
+
+def _check_resume(manifest: Mapping[str, Any], args: Mapping[str, Any], out: Path) -> None:
+    old = manifest.get("args", {})
+    diffs = [f"{k}: dataset has {old.get(k)!r}, this run asks for {args[k]!r}"
+             for k in IDENTITY_ARGS if old.get(k) != args[k]]
+    if diffs:
+        raise DatasetMismatchError(
+            f"{out} was recorded with different arguments; resume needs the same ones "
+            f"(or pick a new --out):\n  " + "\n  ".join(diffs)
+        )
+
+
+def _recover(episodes_dir: Path, listed: set[str], seed: int, steps: int) -> list[dict[str, Any]]:
+    """Deletes stale temp dirs and returns the metas of renamed-but-unlisted complete episodes.
+
+    A final-named directory with a meta.json is complete (meta.json is written last, then the
+    directory is renamed in one step); anything else is debris from a killed run.
+    """
+    adopted = []
+    for path in sorted(episodes_dir.iterdir()):
+        if path.name.startswith(TMP_PREFIX):
+            log.info("removing partial episode %s left by an interrupted run", path.name)
+            shutil.rmtree(path, ignore_errors=True)
+        elif path.is_dir() and path.name not in listed:
+            try:
+                meta = json.loads((path / META_NAME).read_text())
+                ok = (meta["name"] == path.name and meta["seed"] == seed + meta["index"]
+                      and meta["frames"] == steps + 1)
+            except (OSError, ValueError, KeyError):
+                ok = False
+            if ok:
+                log.info("adopting complete episode %s that an interrupted run had not listed", path.name)
+                adopted.append(meta)
+            else:
+                log.warning("removing unlisted, incomplete episode directory %s", path.name)
+                shutil.rmtree(path, ignore_errors=True)
+    return adopted
+
+
+def _dir_size(path: Path) -> int:
+    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+
+
+def _spec_name(world: WorldSpec) -> str:
+    return world if isinstance(world, str) else f"{world.__module__}:{world.__qualname__}"
+
+
+def record(
+    world: WorldSpec,
+    scene: str,
+    episodes: int,
+    steps: int,
+    policy: str,
+    out: str | os.PathLike[str],
+    resolution: tuple[int, int] = (64, 64),
+    workers: int = 1,
+    seed: int = 0,
+    num_agents: int = 1,
+    rgb_codec: str = "raw",
+) -> RecordSummary:
+    """Records `episodes` episodes of `steps` steps into `out`, resuming what is there.
+
+    Args:
+        world: `mujoco`, `grpc://HOST:PORT`, or a picklable callable taking the engine
+            kwargs (scene, height, width, num_agents) and returning a World.
+        scene: scene name, passed to the engine and to every `reset`.
+        episodes: total episodes the dataset should hold (episode i uses seed `seed + i`).
+        steps: steps per episode; each episode stores steps + 1 frames.
+        policy: `random`, `spiral`, `loop` or `keys` (see `bridge.policies`).
+        out: dataset directory; created if needed, resumed if it holds this dataset.
+        resolution: (height, width) asked of the engine; remote servers fix their own and
+            the manifest records what the handshake reports.
+        workers: processes recording in parallel, each with its own world.
+        seed: base seed.
+        num_agents: cameras per world.
+        rgb_codec: `raw` (memory-mappable) or `zstd` (smaller, decoded per episode).
+
+    Returns:
+        Counts, throughput and size of this run.
+
+    Raises:
+        DatasetMismatchError: `out` holds a dataset recorded with other arguments.
+    """
+    if policy not in POLICY_NAMES:
+        raise ValueError(f"unknown policy {policy!r}; expected one of {', '.join(POLICY_NAMES)}")
+    if rgb_codec not in RGB_CODECS:
+        raise ValueError(f"rgb_codec must be one of {RGB_CODECS}, got {rgb_codec!r}")
+    if episodes < 0 or steps < 1 or workers < 1 or num_agents < 1:
+        raise ValueError("need episodes >= 0, steps >= 1, workers >= 1 and num_agents >= 1")
+    height, width = (int(v) for v in resolution)
+    out = Path(out)
+    episodes_dir = out / EPISODES_DIR
+    episodes_dir.mkdir(parents=True, exist_ok=True)
+    spec = _spec_name(world)
+    args = {"world": spec, "scene": scene, "episodes": episodes, "steps": steps, "policy": policy,
+            "resolution": [height, width], "seed": seed, "num_agents": num_agents, "rgb_codec": rgb_codec}
+    start = time.perf_counter()
+    with _exclusive(out):
+        manifest_path = out / MANIFEST_NAME
+        if manifest_path.exists():
+            manifest = read_manifest(out)
+            _check_resume(manifest, args, out)
+            manifest["args"]["episodes"] = max(episodes, manifest["args"].get("episodes", 0))
+        else:
+            manifest = {"format": FORMAT_NAME, "version": FORMAT_VERSION, "created": time.time(),
+                        "args": args, "world_info": None, "resolution": None, "agent_ids": None,
+                        "episodes": []}
+
+        def commit(result: _EpisodeResult | None = None) -> None:
+            if result is not None:
+                _check_world(manifest, result.world_info, out)
+                manifest["episodes"].append({"name": result.name, "index": result.index, "seed": result.seed,
+                                             "frames": result.frames, "fields": list(result.fields)})
+            manifest["episodes"].sort(key=lambda e: e["index"])
+            manifest["updated"] = time.time()
+            _atomic_write_json(manifest_path, manifest)
+
+        listed = {e["name"] for e in manifest["episodes"]}
+        for meta in _recover(episodes_dir, listed, seed, steps):
+            commit(_EpisodeResult(meta["index"], meta["name"], meta["seed"], meta["frames"],
+                                  tuple(meta["fields"]), meta["world_info"], 0.0))
+        commit()
+        done = {e["index"] for e in manifest["episodes"]}
+        jobs = [_EpisodeJob(i, seed + i, scene, steps, policy, spec, rgb_codec, str(episodes_dir))
+                for i in range(episodes) if i not in done]
+        engine_kwargs = {"scene": scene, "height": height, "width": width, "num_agents": num_agents}
+        frames = 0
+        with tqdm(total=episodes, initial=episodes - len(jobs), desc="record", unit="ep") as bar:
+            for result in _run_jobs(world, engine_kwargs, jobs, workers):
+                commit(result)
+                frames += result.frames * len(result.world_info["agent_ids"])
+                bar.update(1)
+    seconds = time.perf_counter() - start
+    size = _dir_size(out)
+    summary = RecordSummary(
+        out=str(out), episodes_recorded=len(jobs), episodes_skipped=episodes - len(jobs), frames=frames,
+        seconds=seconds, frames_per_second=frames / max(seconds, 1e-9), bytes_on_disk=size,
+        resolution=tuple(manifest["resolution"] or (height, width)),
+        agent_ids=tuple(manifest["agent_ids"] or ()),
+    )
+    log.info(
+        "recorded %d episodes (%d already done) to %s: %d frames in %.1f s (%.1f frames/s), %.1f MiB on disk",
+        summary.episodes_recorded, summary.episodes_skipped, out, frames, seconds,
+        summary.frames_per_second, size / 2**20,
+    )
+    return summary
+
+
+def _check_world(manifest: dict[str, Any], info: Mapping[str, Any], out: Path) -> None:
+    """Pins resolution and agents on the first episode; later episodes must agree."""
+    resolution, agents = [info["height"], info["width"]], list(info["agent_ids"])
+    if manifest.get("resolution") is None:
+        requested = manifest["args"]["resolution"]
+        if resolution != requested:
+            log.warning("the world renders %dx%d, not the requested %dx%d (a server fixes its own "
+                        "resolution); recording what it says", *resolution, *requested)
+        manifest.update(world_info=dict(info), resolution=resolution, agent_ids=agents)
+    elif manifest["resolution"] != resolution or manifest["agent_ids"] != agents:
+        raise DatasetMismatchError(
+            f"{out} holds {manifest['resolution']} frames of agents {manifest['agent_ids']}, "
+            f"but the world now reports {resolution} and {agents}"
+        )
