@@ -40,7 +40,7 @@ COLOUR_RANGE = (0.1, 0.95)
 SUN_DISTANCE = 5.0
 TEXTURE_BUILTINS = ("checker", "gradient", "flat")
 TEXTURE_BUILTIN_WEIGHTS = (0.45, 0.3, 0.25)  # favour patterns: they make motion visible
-SHADOW_MAP_SIZE = 2048
+SHADOW_MAP_SIZE = 1024  # texels per side; the shadow pass dominates tabletop frames on osmesa
 # A directional light's shadow map covers +-shadowclip x extent around the statistic
 # centre; scenes with shadows pass a centre and a clip radius (metres) covering their
 # shadow casters, so the map's texels stay small.
@@ -56,6 +56,9 @@ OFFSCREEN_SAMPLES = 0
 # (fingers of one hand may overlap without jamming the kinematic model).
 SCENERY_BITS = 1
 HAND_BITS = 2
+# Geom groups MuJoCo draws by default are 0-2; colliders that must stay unseen go here.
+INVISIBLE_GROUP = 3
+VISIBLE_GEOM_GROUPS = (1, 1, 1, 0, 0, 0)  # a geomgroup mask for mj_ray that matches the renderer
 
 
 def fmt(values: float | Iterable[float]) -> str:
@@ -169,6 +172,17 @@ class MjcfBuilder:
         self.worldbody.append(
             f'<geom name="{name}" type="box" pos="{fmt(centre)}" size="{fmt(half_size)}" '
             f'euler="0 0 {yaw:.9g}" material="{material}"/>'
+        )
+
+    def invisible_box(self, name: str, centre: ArrayLike, half_size: ArrayLike) -> None:
+        """A static box that blocks the camera but is never drawn (window glass, skylights).
+
+        It lives in geom group INVISIBLE_GROUP, which MuJoCo's default visual options
+        hide; ray casts that should see what the camera sees must exclude that group.
+        """
+        self.worldbody.append(
+            f'<geom name="{name}" type="box" pos="{fmt(centre)}" size="{fmt(half_size)}" '
+            f'group="{INVISIBLE_GROUP}" rgba="0 0 0 0"/>'
         )
 
     def cylinder(

@@ -41,6 +41,7 @@ WINDOW_PROBABILITY = 0.5
 WINDOW_WIDTH_RANGE = (0.8, 2.0)
 WINDOW_SILL_RANGE = (0.7, 1.0)
 WINDOW_TOP_RANGE = (1.9, 2.3)
+MIN_PIECE_LENGTH = 1e-6  # wall pieces shorter than this (an opening at a segment end) are skipped
 OPENING_END_MARGIN = 0.35  # solid wall kept at each end of a segment
 SKYLIGHT_FRACTION_RANGE = (0.35, 0.6)  # hole size relative to the room
 
@@ -159,7 +160,13 @@ def _wall(
         cursor = s1
     pieces.append((cursor, c, 0.0, height))
     half_t = WALL_THICKNESS / 2
-    for k, (s0, s1, z0, z1) in enumerate(p for p in pieces if p[1] - p[0] > 1e-6):
+    for k, (s0, s1, z0, z1) in enumerate(o for o in openings if o[2] > 0.0):
+        # Windows get invisible glass so the camera cannot leave the building through them.
+        mid, half, zc, hz = 0.5 * (s0 + s1), 0.5 * (s1 - s0), 0.5 * (z0 + z1), 0.5 * (z1 - z0)
+        centre = (mid, fixed, zc) if axis == "x" else (fixed, mid, zc)
+        size = (half, half_t, hz) if axis == "x" else (half_t, half, hz)
+        b.invisible_box(f"{name}_glass{k}", centre, size)
+    for k, (s0, s1, z0, z1) in enumerate(p for p in pieces if p[1] - p[0] > MIN_PIECE_LENGTH):
         mid, half = 0.5 * (s0 + s1), 0.5 * (s1 - s0)
         centre = (mid, fixed, 0.5 * (z0 + z1)) if axis == "x" else (fixed, mid, 0.5 * (z0 + z1))
         size = (half, half_t, 0.5 * (z1 - z0)) if axis == "x" else (half_t, half, 0.5 * (z1 - z0))
@@ -275,10 +282,13 @@ def _slabs(
             _Rect(r.x0, hole.x0, hole.y0, hole.y1),
             _Rect(hole.x1, r.x1, hole.y0, hole.y1),
         ]
-        for k, p in enumerate(parts):
+        for k, p in enumerate([*parts, hole]):
             pcx, pcy = p.centre
             size = (0.5 * (p.x1 - p.x0), 0.5 * (p.y1 - p.y0), SLAB_THICKNESS / 2)
-            b.box(f"ceiling_{i}_{j}_{k}", (pcx, pcy, z), size, ceiling_material)
+            if p is hole:  # invisible glass: the sky shows, the camera stays inside
+                b.invisible_box(f"skylight_{i}_{j}", (pcx, pcy, z), size)
+            else:
+                b.box(f"ceiling_{i}_{j}_{k}", (pcx, pcy, z), size, ceiling_material)
     return hole
 
 

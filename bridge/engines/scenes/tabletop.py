@@ -17,7 +17,7 @@ from bridge.engines.scenes import SceneSpec
 from bridge.engines.scenes.hand_mjcf import add_hand, add_hand_actuators
 from bridge.engines.scenes.mjcf import MjcfBuilder, fmt, light_colour, random_colour, sun_direction
 from bridge.engines.scenes.rooms import level_camera
-from bridge.hands import LEFT, RIGHT
+from bridge.hands import HAND_BONES, LEFT, RIGHT, default_wrist_poses_cam, hand_keypoints
 
 # Table (metres): top surface at TABLE_TOP, centred on the origin.
 TABLE_TOP = 0.75
@@ -38,6 +38,8 @@ OBJECT_DENSITY_RANGE = (300.0, 800.0)  # kg / m^3: light enough to push with a f
 OBJECT_FRICTION = (1.0, 0.01, 0.001)
 OBJECT_REGION_HALF = (0.14, 0.22)  # placement rectangle (along view, across) around the gaze point
 OBJECT_GAP = 0.02
+HAND_CLEARANCE = 0.035  # object edge to the nearest point of a resting hand, horizontally
+HAND_OUTLINE_SAMPLES_PER_BONE = 4
 PLACEMENT_TRIES = 40
 
 # Surroundings.
@@ -81,7 +83,8 @@ def build_tabletop(
     _table(b, rng)
     poses = [_agent_camera(k, num_agents) for k in range(num_agents)]
     gaze = _gaze_point(poses[0])
-    _objects(b, rng, gaze, heading=math.atan2(poses[0][1, 2], poses[0][0, 2]))
+    hands_xy = np.concatenate([_hand_outline_xy(p) for p in poses])
+    _objects(b, rng, gaze, math.atan2(poses[0][1, 2], poses[0][0, 2]), hands_xy)
     b.directional_light(
         sun_direction(rng, SUN_ELEVATION_RANGE_DEG), light_colour(rng, SUN_INTENSITY_RANGE), True
     )
@@ -142,8 +145,26 @@ def _backdrop(b: MjcfBuilder, rng: np.random.Generator) -> None:
         b.box(f"backdrop{k}", centre, half, material, yaw=angle)
 
 
-def _objects(b: MjcfBuilder, rng: np.random.Generator, gaze: np.ndarray, heading: float) -> None:
-    """Loose boxes, cylinders and spheres around the gaze point, not touching each other."""
+def _hand_outline_xy(camera: np.ndarray) -> np.ndarray:
+    """(N, 2) ground-plane points covering both open hands at their default poses."""
+    wrists = camera @ default_wrist_poses_cam()
+    points = [hand_keypoints(wrists[side], 0.0, side) for side in (LEFT, RIGHT)]
+    outline = []
+    for keypoints in points:
+        for parent, child in HAND_BONES:  # sample along bones so palms count too
+            for t in np.linspace(0.0, 1.0, HAND_OUTLINE_SAMPLES_PER_BONE):
+                outline.append((1 - t) * keypoints[parent, :2] + t * keypoints[child, :2])
+    return np.asarray(outline)
+
+
+def _objects(
+    b: MjcfBuilder, rng: np.random.Generator, gaze: np.ndarray, heading: float, hands_xy: np.ndarray
+) -> None:
+    """Loose boxes, cylinders and spheres around the gaze point.
+
+    They touch neither each other nor the hands' starting footprint, so frame 0 shows
+    open, unobstructed hands.
+    """
     along = np.array([math.cos(heading), math.sin(heading)])
     across = np.array([-along[1], along[0]])
     placed: list[tuple[float, float, float]] = []
@@ -163,7 +184,9 @@ def _objects(b: MjcfBuilder, rng: np.random.Generator, gaze: np.ndarray, heading
         for _ in range(PLACEMENT_TRIES):
             offset = rng.uniform(-1.0, 1.0, size=2) * OBJECT_REGION_HALF
             xy = gaze[:2] + offset[0] * along + offset[1] * across
-            if all(math.hypot(xy[0] - x, xy[1] - y) > radius + r + OBJECT_GAP for x, y, r in placed):
+            apart = all(math.hypot(xy[0] - x, xy[1] - y) > radius + r + OBJECT_GAP for x, y, r in placed)
+            clear = np.min(np.linalg.norm(hands_xy - xy, axis=1)) > radius + HAND_CLEARANCE
+            if apart and clear:
                 break
         else:
             continue
