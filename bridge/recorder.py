@@ -25,16 +25,15 @@ Crash safety: an episode is written into `episodes/.tmp-ep_XXXXXX-<pid>/`, fsync
 renamed to its final name in one `os.rename`; the manifest is rewritten through a temp
 file + `os.replace` after every finished episode. Readers trust only the manifest, so a
 SIGKILL loses at most the episodes in flight. Re-running with the same OUT verifies that
-the arguments match, deletes stale temp dirs, adopts complete episodes that were renamed
-but not yet listed, and records the rest. Episode i always uses seed `seed + i`, so any
-number of workers produces identical arrays.
+the arguments match, deletes whatever the manifest does not list (temp dirs, an episode
+renamed just before the kill) and records the missing episodes. Episode i always uses
+seed `seed + i`, so any number of workers produces identical arrays.
 """
 
 from __future__ import annotations
 
 import contextlib
 import fcntl
-import io
 import json
 import logging
 import multiprocessing
@@ -50,42 +49,40 @@ from typing import Any
 import numpy as np
 import zstandard
 from numpy.lib.format import open_memmap
-from numpy.typing import NDArray
 from tqdm import tqdm
 
-from bridge.actions import key_to_nav
 from bridge.policies import POLICY_NAMES, make_policy
-from bridge.types import HAND_DIM, HAND_KEYPOINTS, NAV_DIM, NUM_HANDS, Action, Observation, World, WorldInfo
+from bridge.trajectory_format import (
+    ACTION_DIM,
+    EPISODES_DIR,
+    FORMAT_NAME,
+    FORMAT_VERSION,
+    MANIFEST_NAME,
+    META_NAME,
+    ZSTD_SUFFIX,
+    encode_action,
+    episode_name,
+    read_manifest,
+)
+from bridge.types import HAND_KEYPOINTS, NUM_HANDS, Action, Observation, World, WorldInfo
 from bridge.worlds import make_world
 
 log = logging.getLogger(__name__)
 
-FORMAT_NAME = "genworld-trajectories"
-FORMAT_VERSION = 1
-MANIFEST_NAME = "manifest.json"
-EPISODES_DIR = "episodes"
-META_NAME = "meta.json"
 LOCK_NAME = ".lock"
 TMP_PREFIX = ".tmp-"
-EPISODE_NAME_DIGITS = 6
 RGB_CODECS = ("raw", "zstd")
-ZSTD_SUFFIX = ".zst"
 ZSTD_LEVEL = 3  # fast; RGB of rendered scenes compresses well even at low levels
 
 # Arguments that define what a dataset contains; a resume must repeat them exactly.
 # `episodes` and `workers` may change between runs (extend a dataset, use more cores).
 IDENTITY_ARGS = ("world", "scene", "steps", "policy", "resolution", "seed", "num_agents", "rgb_codec")
 
-ACTION_KIND_NONE, ACTION_KIND_KEY, ACTION_KIND_NAV, ACTION_KIND_HAND = range(4)
-_KIND_CODES = {"key": ACTION_KIND_KEY, "nav": ACTION_KIND_NAV, "hand": ACTION_KIND_HAND}
-ACTION_COL_KIND = 0
-ACTION_COL_KEY = 1
-ACTION_NAV = slice(2, 2 + NAV_DIM)
-ACTION_HAND = slice(2 + NAV_DIM, 2 + NAV_DIM + HAND_DIM)
-ACTION_DIM = 2 + NAV_DIM + HAND_DIM
-NO_KEY = -1
-
 WorldSpec = str | Callable[..., World]
+# A finished episode as the parent sees it: its manifest entry and the world's handshake.
+_EpisodeOutcome = tuple[dict[str, Any], dict[str, Any]]
+# What the manifest lists per finished episode.
+ENTRY_KEYS = ("name", "index", "seed", "frames", "fields")
 
 
 class DatasetMismatchError(ValueError):
@@ -117,81 +114,6 @@ class _EpisodeJob:
     world_spec: str
     rgb_codec: str
     episodes_dir: str
-
-
-@dataclass(frozen=True)
-class _EpisodeResult:
-    index: int
-    name: str
-    seed: int
-    frames: int
-    fields: tuple[str, ...]
-    world_info: dict[str, Any]
-    seconds: float
-
-
-# --------------------------------------------------------------------------- actions
-def encode_action(action: Action | None) -> NDArray[np.float32]:
-    """Fixed-width numeric row of an action (None = no action led here)."""
-    row = np.zeros(ACTION_DIM, dtype=np.float32)
-    row[ACTION_COL_KEY] = NO_KEY
-    if action is None:
-        return row
-    kind = action.kind
-    row[ACTION_COL_KIND] = _KIND_CODES[kind]
-    if kind == "key":
-        row[ACTION_COL_KEY] = action.key
-        row[ACTION_NAV] = key_to_nav(action.key)
-    elif kind == "nav":
-        row[ACTION_NAV] = action.nav_vector
-    else:
-        row[ACTION_HAND] = action.hand_vector
-    return row
-
-
-def decode_action(row: NDArray[np.floating]) -> Action | None:
-    """Inverse of `encode_action` (continuous values come back at float32 precision)."""
-    kind = int(row[ACTION_COL_KIND])
-    if kind == ACTION_KIND_NONE:
-        return None
-    if kind == ACTION_KIND_KEY:
-        return Action.from_key(int(row[ACTION_COL_KEY]))
-    if kind == ACTION_KIND_NAV:
-        return Action.from_nav(np.asarray(row[ACTION_NAV], dtype=np.float64))
-    if kind == ACTION_KIND_HAND:
-        return Action.from_hand(np.asarray(row[ACTION_HAND], dtype=np.float64))
-    raise ValueError(f"unknown action kind code {kind}")
-
-
-# --------------------------------------------------------------------------- reading
-def episode_name(index: int) -> str:
-    """Directory name of episode `index` (ep_000000)."""
-    return f"ep_{index:0{EPISODE_NAME_DIGITS}d}"
-
-
-def read_manifest(root: str | os.PathLike[str]) -> dict[str, Any]:
-    """The manifest of a dataset directory; raises if it is missing or of another format."""
-    path = Path(root) / MANIFEST_NAME
-    if not path.is_file():
-        raise FileNotFoundError(f"{path} not found: {root} is not a recorded dataset")
-    manifest = json.loads(path.read_text())
-    if manifest.get("format") != FORMAT_NAME:
-        raise ValueError(f"{path} is format {manifest.get('format')!r}, expected {FORMAT_NAME!r}")
-    if manifest.get("version", 0) > FORMAT_VERSION:
-        raise ValueError(f"{path} is version {manifest['version']}, this reader knows {FORMAT_VERSION}")
-    return manifest
-
-
-def load_field(root: str | os.PathLike[str], episode: str, field: str, mmap: bool = True) -> np.ndarray:
-    """One field of one finished episode; memory-mapped unless it is zstd-compressed."""
-    base = Path(root) / EPISODES_DIR / episode / f"{field}.npy"
-    if base.is_file():
-        return np.load(base, mmap_mode="r" if mmap else None)
-    compressed = base.with_name(base.name + ZSTD_SUFFIX)
-    if compressed.is_file():
-        with open(compressed, "rb") as f, zstandard.ZstdDecompressor().stream_reader(f) as reader:
-            return np.load(io.BytesIO(reader.read()))  # np.load needs a seekable file
-    raise FileNotFoundError(f"episode {episode} has no field {field!r} under {base.parent}")
 
 
 # --------------------------------------------------------------------------- writing
@@ -243,8 +165,13 @@ class _EpisodeWriter:
         if "hand_keypoints" in self.arrays:
             self.arrays["hand_keypoints"][:] = np.nan  # frames without hands stay NaN
 
-    def write(self, t: int, agent_ids: tuple[str, ...], obs: Mapping[str, Observation],
-              actions: Mapping[str, Action] | None) -> None:
+    def write(
+        self,
+        t: int,
+        agent_ids: tuple[str, ...],
+        obs: Mapping[str, Observation],
+        actions: Mapping[str, Action] | None,
+    ) -> None:
         for a, agent in enumerate(agent_ids):
             o = obs[agent]
             o.validate()
@@ -278,6 +205,7 @@ class _EpisodeWriter:
 
 
 def _info_dict(info: WorldInfo) -> dict[str, Any]:
+    """The handshake as JSON, for the manifest and meta.json."""
     d = asdict(info)
     d["capabilities"] = list(info.capabilities)
     d["agent_ids"] = list(info.agent_ids)
@@ -285,7 +213,7 @@ def _info_dict(info: WorldInfo) -> dict[str, Any]:
     return d
 
 
-def _record_episode(world: World, info: WorldInfo, job: _EpisodeJob) -> _EpisodeResult:
+def _record_episode(world: World, info: WorldInfo, job: _EpisodeJob) -> _EpisodeOutcome:
     """Runs one episode and atomically publishes it as episodes/ep_XXXXXX."""
     start = time.perf_counter()
     name = episode_name(job.index)
@@ -335,8 +263,7 @@ def _record_episode(world: World, info: WorldInfo, job: _EpisodeJob) -> _Episode
     final = episodes_dir / name
     os.rename(tmp, final)
     _fsync_path(episodes_dir)
-    return _EpisodeResult(job.index, name, job.seed, frames, fields, meta["world_info"],
-                          time.perf_counter() - start)
+    return {k: meta[k] for k in ENTRY_KEYS}, meta["world_info"]
 
 
 # --------------------------------------------------------------------------- workers
@@ -349,18 +276,29 @@ def _open_world(world: WorldSpec, engine_kwargs: Mapping[str, Any]) -> tuple[Wor
 
 
 def _worker_init(world: WorldSpec, engine_kwargs: dict[str, Any]) -> None:
-    """Pool initializer: each spawned worker owns one world for all its episodes."""
-    instance, info = _open_world(world, engine_kwargs)
+    """Pool initializer: each spawned worker owns one world for all its episodes.
+
+    A failure is kept and re-raised by the first job: an initializer that raises makes
+    multiprocessing.Pool respawn workers forever instead of reporting the error.
+    """
+    try:
+        instance, info = _open_world(world, engine_kwargs)
+    except Exception as exc:
+        _WORKER["error"] = exc
+        return
     _WORKER.update(world=instance, info=info)
     multiprocessing.util.Finalize(instance, instance.close, exitpriority=10)
 
 
-def _worker_run(job: _EpisodeJob) -> _EpisodeResult:
+def _worker_run(job: _EpisodeJob) -> _EpisodeOutcome:
+    if "error" in _WORKER:
+        raise _WORKER["error"]
     return _record_episode(_WORKER["world"], _WORKER["info"], job)
 
 
-def _run_jobs(world: WorldSpec, engine_kwargs: dict[str, Any], jobs: list[_EpisodeJob],
-              workers: int) -> Iterator[_EpisodeResult]:
+def _run_jobs(
+    world: WorldSpec, engine_kwargs: dict[str, Any], jobs: list[_EpisodeJob], workers: int
+) -> Iterator[_EpisodeOutcome]:
     """Yields results as episodes finish, in-process for one worker, else in spawned processes."""
     if not jobs:
         return
@@ -381,6 +319,76 @@ def _run_jobs(world: WorldSpec, engine_kwargs: dict[str, Any], jobs: list[_Episo
 
 
 # --------------------------------------------------------------------------- dataset dir
+class _Manifest:
+    """OUT/manifest.json: the single source of truth for which episodes exist.
+
+    Only the parent process writes it, always whole, through a temp file + os.replace,
+    so a reader sees either the old or the new list, never a torn one.
+    """
+
+    def __init__(self, out: Path, args: dict[str, Any]) -> None:
+        self.path = out / MANIFEST_NAME
+        if self.path.exists():
+            self.data = read_manifest(out)
+            old = self.data.get("args", {})
+            diffs = [
+                f"{k}: dataset has {old.get(k)!r}, this run asks for {args[k]!r}"
+                for k in IDENTITY_ARGS
+                if old.get(k) != args[k]
+            ]
+            if diffs:
+                raise DatasetMismatchError(
+                    f"{out} was recorded with different arguments; resume needs the same ones "
+                    "(or pick a new --out):\n  " + "\n  ".join(diffs)
+                )
+            old["episodes"] = max(args["episodes"], old.get("episodes", 0))
+        else:
+            self.data = {
+                "format": FORMAT_NAME,
+                "version": FORMAT_VERSION,
+                "created": time.time(),
+                "args": args,
+                "world_info": None,
+                "resolution": None,
+                "agent_ids": None,
+                "episodes": [],
+            }
+
+    @property
+    def done(self) -> set[int]:
+        return {e["index"] for e in self.data["episodes"]}
+
+    def commit(
+        self, entry: dict[str, Any] | None = None, world_info: Mapping[str, Any] | None = None
+    ) -> None:
+        """Adds a finished episode (if given) and rewrites the manifest atomically."""
+        if entry is not None and world_info is not None:
+            self._pin_world(world_info)
+            self.data["episodes"].append(entry)
+            self.data["episodes"].sort(key=lambda e: e["index"])
+        self.data["updated"] = time.time()
+        _atomic_write_json(self.path, self.data)
+
+    def _pin_world(self, info: Mapping[str, Any]) -> None:
+        """The first episode fixes resolution and agents; later ones must agree."""
+        resolution, agents = [info["height"], info["width"]], list(info["agent_ids"])
+        if self.data["resolution"] is None:
+            requested = self.data["args"]["resolution"]
+            if resolution != requested:
+                log.warning(
+                    "the world renders %dx%d, not the requested %dx%d (a server fixes its own "
+                    "resolution); recording what it says",
+                    *resolution,
+                    *requested,
+                )
+            self.data.update(world_info=dict(info), resolution=resolution, agent_ids=agents)
+        elif self.data["resolution"] != resolution or self.data["agent_ids"] != agents:
+            raise DatasetMismatchError(
+                f"{self.path.parent} holds {self.data['resolution']} frames of agents "
+                f"{self.data['agent_ids']}, but the world now reports {resolution} and {agents}"
+            )
+
+
 @contextlib.contextmanager
 def _exclusive(out: Path) -> Iterator[None]:
     """Holds OUT/.lock so two recorders never write one dataset; the kernel frees it on SIGKILL."""
@@ -392,46 +400,18 @@ def _exclusive(out: Path) -> Iterator[None]:
         yield
 
 
-def _check_resume(manifest: Mapping[str, Any], args: Mapping[str, Any], out: Path) -> None:
-    old = manifest.get("args", {})
-    diffs = [f"{k}: dataset has {old.get(k)!r}, this run asks for {args[k]!r}"
-             for k in IDENTITY_ARGS if old.get(k) != args[k]]
-    if diffs:
-        raise DatasetMismatchError(
-            f"{out} was recorded with different arguments; resume needs the same ones "
-            f"(or pick a new --out):\n  " + "\n  ".join(diffs)
-        )
+def _remove_debris(out: Path, listed: set[str]) -> None:
+    """Deletes temp files and unlisted episode dirs that a killed run left behind.
 
-
-def _recover(episodes_dir: Path, listed: set[str], seed: int, steps: int) -> list[dict[str, Any]]:
-    """Deletes stale temp dirs and returns the metas of renamed-but-unlisted complete episodes.
-
-    A final-named directory with a meta.json is complete (meta.json is written last, then the
-    directory is renamed in one step); anything else is debris from a killed run.
+    An episode exists only once the manifest lists it; a directory renamed just before a
+    SIGKILL, without its manifest entry, was still in flight and is recorded again.
     """
-    adopted = []
-    for path in sorted(episodes_dir.iterdir()):
-        if path.name.startswith(TMP_PREFIX):
-            log.info("removing partial episode %s left by an interrupted run", path.name)
+    for path in sorted(out.glob(f"{TMP_PREFIX}*")):
+        path.unlink()
+    for path in sorted((out / EPISODES_DIR).iterdir()):
+        if path.name not in listed:
+            log.info("removing %s, left unfinished by an interrupted run", path.name)
             shutil.rmtree(path, ignore_errors=True)
-        elif path.is_dir() and path.name not in listed:
-            try:
-                meta = json.loads((path / META_NAME).read_text())
-                ok = (meta["name"] == path.name and meta["seed"] == seed + meta["index"]
-                      and meta["frames"] == steps + 1)
-            except (OSError, ValueError, KeyError):
-                ok = False
-            if ok:
-                log.info("adopting complete episode %s that an interrupted run had not listed", path.name)
-                adopted.append(meta)
-            else:
-                log.warning("removing unlisted, incomplete episode directory %s", path.name)
-                shutil.rmtree(path, ignore_errors=True)
-    return adopted
-
-
-def _dir_size(path: Path) -> int:
-    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
 
 
 def _spec_name(world: WorldSpec) -> str:
@@ -485,71 +465,50 @@ def record(
     episodes_dir = out / EPISODES_DIR
     episodes_dir.mkdir(parents=True, exist_ok=True)
     spec = _spec_name(world)
-    args = {"world": spec, "scene": scene, "episodes": episodes, "steps": steps, "policy": policy,
-            "resolution": [height, width], "seed": seed, "num_agents": num_agents, "rgb_codec": rgb_codec}
+    args = {
+        "world": spec,
+        "scene": scene,
+        "episodes": episodes,
+        "steps": steps,
+        "policy": policy,
+        "resolution": [height, width],
+        "seed": seed,
+        "num_agents": num_agents,
+        "rgb_codec": rgb_codec,
+    }
     start = time.perf_counter()
+    frames = 0
     with _exclusive(out):
-        manifest_path = out / MANIFEST_NAME
-        if manifest_path.exists():
-            manifest = read_manifest(out)
-            _check_resume(manifest, args, out)
-            manifest["args"]["episodes"] = max(episodes, manifest["args"].get("episodes", 0))
-        else:
-            manifest = {"format": FORMAT_NAME, "version": FORMAT_VERSION, "created": time.time(),
-                        "args": args, "world_info": None, "resolution": None, "agent_ids": None,
-                        "episodes": []}
-
-        def commit(result: _EpisodeResult | None = None) -> None:
-            if result is not None:
-                _check_world(manifest, result.world_info, out)
-                manifest["episodes"].append({"name": result.name, "index": result.index, "seed": result.seed,
-                                             "frames": result.frames, "fields": list(result.fields)})
-            manifest["episodes"].sort(key=lambda e: e["index"])
-            manifest["updated"] = time.time()
-            _atomic_write_json(manifest_path, manifest)
-
-        listed = {e["name"] for e in manifest["episodes"]}
-        for meta in _recover(episodes_dir, listed, seed, steps):
-            commit(_EpisodeResult(meta["index"], meta["name"], meta["seed"], meta["frames"],
-                                  tuple(meta["fields"]), meta["world_info"], 0.0))
-        commit()
-        done = {e["index"] for e in manifest["episodes"]}
-        jobs = [_EpisodeJob(i, seed + i, scene, steps, policy, spec, rgb_codec, str(episodes_dir))
-                for i in range(episodes) if i not in done]
+        manifest = _Manifest(out, args)
+        _remove_debris(out, {e["name"] for e in manifest.data["episodes"]})
+        manifest.commit()
+        jobs = [
+            _EpisodeJob(i, seed + i, scene, steps, policy, spec, rgb_codec, str(episodes_dir))
+            for i in range(episodes)
+            if i not in manifest.done
+        ]
         engine_kwargs = {"scene": scene, "height": height, "width": width, "num_agents": num_agents}
-        frames = 0
         with tqdm(total=episodes, initial=episodes - len(jobs), desc="record", unit="ep") as bar:
-            for result in _run_jobs(world, engine_kwargs, jobs, workers):
-                commit(result)
-                frames += result.frames * len(result.world_info["agent_ids"])
+            for entry, world_info in _run_jobs(world, engine_kwargs, jobs, workers):
+                manifest.commit(entry, world_info)
+                frames += entry["frames"] * len(world_info["agent_ids"])
                 bar.update(1)
     seconds = time.perf_counter() - start
-    size = _dir_size(out)
+    size = sum(f.stat().st_size for f in out.rglob("*") if f.is_file())
     summary = RecordSummary(
-        out=str(out), episodes_recorded=len(jobs), episodes_skipped=episodes - len(jobs), frames=frames,
-        seconds=seconds, frames_per_second=frames / max(seconds, 1e-9), bytes_on_disk=size,
-        resolution=tuple(manifest["resolution"] or (height, width)),
-        agent_ids=tuple(manifest["agent_ids"] or ()),
+        out=str(out),
+        episodes_recorded=len(jobs),
+        episodes_skipped=episodes - len(jobs),
+        frames=frames,
+        seconds=seconds,
+        frames_per_second=frames / max(seconds, 1e-9),
+        bytes_on_disk=size,
+        resolution=tuple(manifest.data["resolution"] or (height, width)),
+        agent_ids=tuple(manifest.data["agent_ids"] or ()),
     )
     log.info(
         "recorded %d episodes (%d already done) to %s: %d frames in %.1f s (%.1f frames/s), %.1f MiB on disk",
-        summary.episodes_recorded, summary.episodes_skipped, out, frames, seconds,
-        summary.frames_per_second, size / 2**20,
+        *(summary.episodes_recorded, summary.episodes_skipped, out, frames, seconds),
+        *(summary.frames_per_second, size / 2**20),
     )
     return summary
-
-
-def _check_world(manifest: dict[str, Any], info: Mapping[str, Any], out: Path) -> None:
-    """Pins resolution and agents on the first episode; later episodes must agree."""
-    resolution, agents = [info["height"], info["width"]], list(info["agent_ids"])
-    if manifest.get("resolution") is None:
-        requested = manifest["args"]["resolution"]
-        if resolution != requested:
-            log.warning("the world renders %dx%d, not the requested %dx%d (a server fixes its own "
-                        "resolution); recording what it says", *resolution, *requested)
-        manifest.update(world_info=dict(info), resolution=resolution, agent_ids=agents)
-    elif manifest["resolution"] != resolution or manifest["agent_ids"] != agents:
-        raise DatasetMismatchError(
-            f"{out} holds {manifest['resolution']} frames of agents {manifest['agent_ids']}, "
-            f"but the world now reports {resolution} and {agents}"
-        )
