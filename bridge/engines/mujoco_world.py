@@ -7,6 +7,10 @@ an engine-side sphere collision check, and hand actions the shared kinematics of
 `bridge.hands`. Frames come from one offscreen render pass per agent (RGB + planar
 depth). Same seed, same MJCF, same physics, same frames, bit for bit.
 
+Hands live in the world, not on the head: a hand action is interpreted in the agent's
+current camera frame (so +x moves a hand image-right), but a navigation step moves only
+the camera. Agents have no visible body, so they never see or block each other.
+
 Axis conversion happens only here: MuJoCo cameras look along their -z with +y up, the
 OpenCV camera looks along +z with +y down, so R_mujoco = R_opencv @ diag(1, -1, -1).
 """
@@ -24,17 +28,10 @@ from numpy.typing import ArrayLike, NDArray
 from bridge.actions import NavLimits, action_to_nav, integrate_nav
 from bridge.conventions import intrinsics_from_fov, matrix_to_quat, se3, se3_inverse
 from bridge.engines.collision import SphereCollider
+from bridge.engines.mujoco_hands import HandRig
 from bridge.engines.mujoco_render import OffscreenRenderer
 from bridge.engines.scenes import SCENE_FAMILIES, SceneSpec, build_scene
-from bridge.engines.scenes.hand_mjcf import hand_names, max_flexions
-from bridge.hands import (
-    HAND_ACTION_DIM,
-    LEFT,
-    RIGHT,
-    HandLimits,
-    apply_hand_action,
-    default_wrist_poses_cam,
-)
+from bridge.hands import HandLimits, default_wrist_poses_cam
 from bridge.types import (
     CAPABILITY_COLLISION,
     CAPABILITY_DEPTH,
@@ -175,11 +172,11 @@ class MujocoWorld:
             self._family, rng, len(self._agent_ids), self._fov_deg, (self._width, self._height)
         )
         self._load(spec)
-        collider_poses = self._choose_starts(start_poses)
-        for i, pose in enumerate(collider_poses):
+        start_cameras = self._choose_starts(start_poses)
+        for i, pose in enumerate(start_cameras):
             self._set_camera(i, pose)
         if spec.has_hands:
-            self._reset_hands(collider_poses)
+            self._reset_hands(start_cameras)
         self._settle()
         self._frame_id = 0
         return {agent: self._observe(i, collided=False) for i, agent in enumerate(self._agent_ids)}
@@ -191,7 +188,7 @@ class MujocoWorld:
         collided = [False] * len(self._agent_ids)
         for i, action in enumerate(chosen):
             if action.kind == "hand":
-                self._apply_hands(i, action.hand_vector)
+                self._hands[i].act(self._data, action.hand_vector, self._pose(i), self._hand_limits)
             else:
                 collided[i] = self._navigate(i, action)
         self._advance(self._dt)
@@ -240,51 +237,35 @@ class MujocoWorld:
         return self._pose(self._agent_index(agent_id, "agent_id"))
 
     def wrist_poses(self, agent_id: str) -> F64:
-        """(2, 4, 4) actual wrist poses (left, right) in the world frame, from the simulation."""
-        self._require_reset()
-        index = self._agent_index(agent_id, "agent_id")
-        return np.stack([self._body_pose(self._wrist_body[index][s]) for s in (LEFT, RIGHT)])
+        """(2, 4, 4) simulated wrist poses (left, right) in the world frame (tabletop only)."""
+        return self._hands_of(agent_id).wrist_poses(self._data)
 
     def grips(self, agent_id: str) -> F64:
-        """(2,) current grip targets (left, right)."""
-        self._require_reset()
-        return self._grips[self._agent_index(agent_id, "agent_id")].copy()
+        """(2,) current grip targets (left, right) (tabletop only)."""
+        return self._hands_of(agent_id).grips.copy()
 
     # ------------------------------------------------------------------ internals
     def _load(self, spec: SceneSpec) -> None:
-        self._slot.close()  # the renderer is bound to the old model
         self._spec = spec
         self._model = mujoco.MjModel.from_xml_string(spec.xml)
         self._data = mujoco.MjData(self._model)
-        self._cam_ids = [self._id(mujoco.mjtObj.mjOBJ_CAMERA, a) for a in self._agent_ids]
-        hand_bodies: set[int] = set()
-        self._mocap, self._wrist_body, self._sites, self._actuators = [], [], [], []
-        self._grips = np.zeros((len(self._agent_ids), 2))
-        if spec.has_hands:
-            for agent in self._agent_ids:
-                names = [hand_names(agent, s) for s in (LEFT, RIGHT)]
-                self._wrist_body.append([self._id(mujoco.mjtObj.mjOBJ_BODY, n["wrist"]) for n in names])
-                mocap_bodies = [self._id(mujoco.mjtObj.mjOBJ_BODY, n["mocap"]) for n in names]
-                self._mocap.append([int(self._model.body_mocapid[b]) for b in mocap_bodies])
-                self._sites.append(
-                    [[self._id(mujoco.mjtObj.mjOBJ_SITE, s) for s in n["sites"]] for n in names]
-                )
-                self._actuators.append(
-                    [[self._id(mujoco.mjtObj.mjOBJ_ACTUATOR, a) for a in n["actuators"]] for n in names]
-                )
-                for n in names:
-                    prefix = n["body_prefix"]
-                    hand_bodies.update(
-                        b for b in range(self._model.nbody) if self._model.body(b).name.startswith(prefix)
-                    )
+        self._cam_ids = []
+        for agent in self._agent_ids:
+            cam = mujoco.mj_name2id(self._model, mujoco.mjtObj.mjOBJ_CAMERA, agent)
+            if cam < 0:
+                raise RuntimeError(f"scene {spec.family!r} has no camera {agent!r}")
+            self._cam_ids.append(int(cam))
+        self._hands = [HandRig(self._model, a) for a in self._agent_ids] if spec.has_hands else []
+        hand_bodies = set().union(*(rig.bodies for rig in self._hands))
         self._collider = SphereCollider(self._model, exclude_bodies=hand_bodies)
         mujoco.mj_forward(self._model, self._data)
 
-    def _id(self, kind: mujoco.mjtObj, name: str) -> int:
-        index = mujoco.mj_name2id(self._model, kind, name)
-        if index < 0:
-            raise RuntimeError(f"scene is missing {kind.name} {name!r}")
-        return int(index)
+    def _hands_of(self, agent_id: str) -> HandRig:
+        self._require_reset()
+        index = self._agent_index(agent_id, "agent_id")
+        if not self._hands:
+            raise FailedPreconditionError(f"scene {self._family!r} has no hands")
+        return self._hands[index]
 
     def _parse_start_poses(self, value: Any) -> dict[int, F64]:
         if value is None:
@@ -313,18 +294,10 @@ class MujocoWorld:
         return [overrides.get(i, free[i % len(free)]) for i in range(len(self._agent_ids))]
 
     def _reset_hands(self, camera_poses: list[F64]) -> None:
-        """Places each agent's hands at the default wrist poses relative to its camera."""
+        """Places each agent's hands at the default wrist poses relative to its camera, open."""
         defaults = default_wrist_poses_cam()
-        for i, cam in enumerate(camera_poses):
-            for side in (LEFT, RIGHT):
-                wrist = cam @ defaults[side]
-                self._write_mocap(i, side, wrist)
-                joint = self._model.body_jntadr[self._wrist_body[i][side]]
-                adr = self._model.jnt_qposadr[joint]
-                self._data.qpos[adr : adr + 3] = wrist[:3, 3]
-                self._data.qpos[adr + 3 : adr + 7] = matrix_to_quat(wrist[:3, :3])
-            self._grips[i] = 0.0
-            self._write_grip_ctrl(i)
+        for rig, camera in zip(self._hands, camera_poses, strict=True):
+            rig.place(self._data, camera @ defaults)
 
     def _settle(self) -> None:
         if self._spec.dynamic and self._spec.settle_time > 0.0:
@@ -381,28 +354,6 @@ class MujocoWorld:
         self._set_camera(index, target)
         return blocked
 
-    def _apply_hands(self, index: int, vector: F64) -> None:
-        camera = self._pose(index)
-        for side in (LEFT, RIGHT):
-            part = vector[side * HAND_ACTION_DIM : (side + 1) * HAND_ACTION_DIM]
-            mocap = self._mocap[index][side]
-            current = se3(_quat_matrix(self._data.mocap_quat[mocap]), self._data.mocap_pos[mocap])
-            wrist, grip = apply_hand_action(
-                current, self._grips[index][side], part, self._hand_limits, camera
-            )
-            self._write_mocap(index, side, wrist)
-            self._grips[index][side] = grip
-        self._write_grip_ctrl(index)
-
-    def _write_mocap(self, index: int, side: int, pose: F64) -> None:
-        mocap = self._mocap[index][side]
-        self._data.mocap_pos[mocap] = pose[:3, 3]
-        self._data.mocap_quat[mocap] = matrix_to_quat(pose[:3, :3])
-
-    def _write_grip_ctrl(self, index: int) -> None:
-        for side in (LEFT, RIGHT):
-            self._data.ctrl[self._actuators[index][side]] = self._grips[index][side] * max_flexions(side)
-
     def _set_camera(self, index: int, pose_cv: F64) -> None:
         cam = self._cam_ids[index]
         self._model.cam_pos[cam] = pose_cv[:3, 3]
@@ -414,18 +365,15 @@ class MujocoWorld:
         R = self._data.cam_xmat[cam].reshape(3, 3) @ _CV_TO_MJ
         return se3(R, self._data.cam_xpos[cam])
 
-    def _body_pose(self, body: int) -> F64:
-        return se3(self._data.xmat[body].reshape(3, 3), self._data.xpos[body])
-
     def _observe(self, index: int, collided: bool) -> Observation:
         if self._slot.renderer is None:
-            self._slot.renderer = OffscreenRenderer(self._model, self._height, self._width)
-        rgb, depth = self._slot.renderer.render(self._data, self._cam_ids[index])
+            self._slot.renderer = OffscreenRenderer(self._height, self._width)
+        rgb, depth = self._slot.renderer.render(self._model, self._data, self._cam_ids[index])
         pose = self._pose(index)
         keypoints = None
-        if self._spec.has_hands:
+        if self._hands:
             world_to_cam = se3_inverse(pose)
-            points = np.stack([self._data.site_xpos[self._sites[index][s]] for s in (LEFT, RIGHT)])
+            points = self._hands[index].keypoints_world(self._data)
             keypoints = (points @ world_to_cam[:3, :3].T + world_to_cam[:3, 3]).astype(np.float32)
         return Observation(
             rgb=rgb,
@@ -441,12 +389,6 @@ class MujocoWorld:
     def _require_reset(self) -> None:
         if self._model is None:
             raise FailedPreconditionError("call reset() before using the world")
-
-
-def _quat_matrix(q: ArrayLike) -> F64:
-    R = np.zeros(9)
-    mujoco.mju_quat2Mat(R, np.asarray(q, dtype=np.float64))
-    return R.reshape(3, 3)
 
 
 def _check_family(family: Any, field: str) -> None:
