@@ -27,6 +27,11 @@ from numpy.typing import NDArray
 # Scenes keep all geometry far inside that radius.
 SKY_DISTANCE_FRACTION = 0.6
 MAX_SCENE_GEOMS = 2000
+_NO_CONTEXT_HINT = (
+    "cannot create an OpenGL context (MUJOCO_GL is {backend!r} now; what counts is its value when "
+    "mujoco was first imported); on a headless machine set MUJOCO_GL=egl (or osmesa) before "
+    "anything imports mujoco"
+)
 
 
 def gl_backend() -> str:
@@ -49,8 +54,11 @@ class OffscreenRenderer:
         self._height, self._width = height, width
         self._context: mujoco.MjrContext | None = None
         self._model: mujoco.MjModel | None = None
-        self._gl = gl_context.GLContext(width, height)
-        self._gl.make_current()
+        try:
+            self._gl = gl_context.GLContext(width, height)
+            self._gl.make_current()
+        except Exception as exc:  # backend libraries missing or no display: say what to do
+            raise RuntimeError(_NO_CONTEXT_HINT.format(backend=gl_backend())) from exc
         self._option = mujoco.MjvOption()
         self._camera = mujoco.MjvCamera()
         self._camera.type = mujoco.mjtCamera.mjCAMERA_FIXED
@@ -67,7 +75,10 @@ class OffscreenRenderer:
             raise ValueError(f"{self._width}x{self._height} exceeds the model's offscreen buffer")
         self._gl.make_current()
         self._free_context()
-        self._context = mujoco.MjrContext(model, mujoco.mjtFontScale.mjFONTSCALE_100.value)
+        try:
+            self._context = mujoco.MjrContext(model, mujoco.mjtFontScale.mjFONTSCALE_100.value)
+        except mujoco.FatalError as exc:  # e.g. GLFW chosen on a headless machine
+            raise RuntimeError(_NO_CONTEXT_HINT.format(backend=gl_backend())) from exc
         mujoco.mjr_setBuffer(mujoco.mjtFramebuffer.mjFB_OFFSCREEN.value, self._context)
         self._context.readDepthMap = mujoco.mjtDepthMap.mjDEPTH_ZEROFAR
         self._scene = mujoco.MjvScene(model, maxgeom=MAX_SCENE_GEOMS)

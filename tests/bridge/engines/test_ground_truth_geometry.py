@@ -37,15 +37,20 @@ DEPTH_P99_REL_TOL = 1e-4
 SILHOUETTE_REL_JUMP = 0.01  # allowed |second difference of 1/depth| relative to 1/depth
 MAX_SKY_MISMATCH = 0.002  # fraction of interior pixels where sub-pixel slivers may disagree
 
-# Photometric reprojection at 96x96 (mean |RGB difference| over covisible pixels, 0..255).
-# Measured over 6 seeds x 4 motions per family (forward+yaw, strafe+pitch, back+yaw,
-# up+roll): correct pose rooms 0.23-1.87 (mean 1.09), tabletop 0.71-1.96 (mean 1.29);
-# pose perturbed by 10 cm along camera x and 5 degrees of yaw: rooms >= 5.36,
-# tabletop >= 5.70 (up to ~35). Threshold 3.0 leaves ~1.5x margin above the worst
-# correct case; a wrong pose must exceed WRONG_POSE_MIN_ERROR and 2x the correct error.
-PHOTOMETRIC_THRESHOLD = 3.0
+# Photometric reprojection at 96x96: mean |RGB difference| (0..255) over covisible pixels
+# (warped depth within 5 % of the destination depth), frame t warped into frame t+1.
+# Measured over 10 seeds x 4 motions per family (forward+yaw, strafe+pitch, back+yaw,
+# up+roll), osmesa:
+#   true pose:     rooms 0.35-1.87 (mean 1.03), tabletop 0.95-2.44 (mean 1.55)
+#   pose off by 10 cm along camera x and 5 deg of yaw: rooms >= 4.71, tabletop >= 6.52,
+#   and always >= 5.2x the true-pose error.
+# The residual at the true pose is nearest-pixel splatting at aliased silhouettes (no
+# MSAA), not geometry. The cases run here (seeds 0-2 x first two motions) measure
+# rooms <= 1.44 / wrong >= 6.97 and tabletop <= 2.05 / wrong >= 6.52. Thresholds keep
+# ~1.4x margin above the worst true-pose error seen and below the best wrong-pose one.
+PHOTOMETRIC_THRESHOLD = 3.5
 WRONG_POSE_MIN_ERROR = 4.0
-WRONG_POSE_MIN_RATIO = 2.0
+WRONG_POSE_MIN_RATIO = 2.5
 MIN_COVISIBLE_FRACTION = 0.5
 PERTURBATION = se3(rot_y(math.radians(5.0)), [0.10, 0.0, 0.0])
 GEOMETRY_SIZE = 96
