@@ -166,7 +166,8 @@ class _ColmapModel:
     def __init__(self) -> None:
         self.cameras: dict[tuple[float, ...], int] = {}
         self.images: list[str] = []
-        self.points: dict[tuple[int, int, int], tuple[NDArray[np.float64], NDArray[np.uint8]]] = {}
+        self.points: list[NDArray[np.float64]] = []
+        self.colours: list[NDArray[np.uint8]] = []
 
     def camera_id(self, K: np.ndarray, height: int, width: int) -> int:
         c = COLMAP_PIXEL_CENTRE
@@ -188,12 +189,19 @@ class _ColmapModel:
     def add_points(self, rgb: np.ndarray, depth: np.ndarray, K: np.ndarray, pose: np.ndarray) -> None:
         s = COLMAP_POINTS_PIXEL_STRIDE
         cam = unproject_depth(K, depth)[::s, ::s].reshape(-1, 3)
-        colours = np.asarray(rgb)[::s, ::s].reshape(-1, 3)
         keep = np.isfinite(cam).all(axis=1)
-        world = transform_points(pose, cam[keep])
-        for p, colour in zip(world, colours[keep], strict=True):
-            voxel = tuple(np.floor(p / COLMAP_POINTS_VOXEL_M).astype(int))
-            self.points.setdefault(voxel, (p, colour))
+        self.points.append(transform_points(pose, cam[keep]))
+        self.colours.append(np.asarray(rgb)[::s, ::s].reshape(-1, 3)[keep])
+
+    def thinned_points(self) -> tuple[NDArray[np.float64], NDArray[np.uint8]]:
+        """The first point that landed in each voxel, in the order they were added."""
+        if not self.points:
+            return np.zeros((0, 3)), np.zeros((0, 3), np.uint8)
+        points, colours = np.concatenate(self.points), np.concatenate(self.colours)
+        voxels = np.floor(points / COLMAP_POINTS_VOXEL_M).astype(np.int64)
+        _, first = np.unique(voxels, axis=0, return_index=True)
+        first.sort()
+        return points[first], colours[first]
 
     def write(self, directory: Path) -> None:
         directory.mkdir(parents=True, exist_ok=True)
@@ -211,7 +219,7 @@ class _ColmapModel:
         )
         points = [
             f"{i} {_fmt(p)} {int(c[0])} {int(c[1])} {int(c[2])} 0.0"
-            for i, (p, c) in enumerate(self.points.values(), start=1)
+            for i, (p, c) in enumerate(zip(*self.thinned_points(), strict=True), start=1)
         ]
         (directory / "points3D.txt").write_text(
             "# 3D point list with one line of data per point:\n"
