@@ -42,6 +42,7 @@ import os
 import shutil
 import time
 from collections.abc import Callable, Iterator, Mapping
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -276,10 +277,10 @@ def _open_world(world: WorldSpec, engine_kwargs: Mapping[str, Any]) -> tuple[Wor
 
 
 def _worker_init(world: WorldSpec, engine_kwargs: dict[str, Any]) -> None:
-    """Pool initializer: each spawned worker owns one world for all its episodes.
+    """Process initializer: each spawned worker owns one world for all its episodes.
 
-    A failure is kept and re-raised by the first job: an initializer that raises makes
-    multiprocessing.Pool respawn workers forever instead of reporting the error.
+    A failure is kept and re-raised by the worker's first job, so the parent gets the
+    world's own error message instead of a bare "process pool is broken".
     """
     try:
         instance, info = _open_world(world, engine_kwargs)
@@ -311,11 +312,19 @@ def _run_jobs(
             instance.close()
         return
     # spawn, not fork: renderers (EGL/OSMesa contexts) and gRPC channels do not survive fork.
-    ctx = multiprocessing.get_context("spawn")
-    with ctx.Pool(min(workers, len(jobs)), initializer=_worker_init, initargs=(world, engine_kwargs)) as pool:
-        yield from pool.imap_unordered(_worker_run, jobs)
-        pool.close()
-        pool.join()
+    # An executor rather than multiprocessing.Pool: a worker that dies (a renderer segfault)
+    # fails the run with BrokenProcessPool instead of hanging it.
+    executor = ProcessPoolExecutor(
+        max_workers=min(workers, len(jobs)),
+        mp_context=multiprocessing.get_context("spawn"),
+        initializer=_worker_init,
+        initargs=(world, engine_kwargs),
+    )
+    try:
+        for future in as_completed([executor.submit(_worker_run, job) for job in jobs]):
+            yield future.result()
+    finally:
+        executor.shutdown(wait=True, cancel_futures=True)
 
 
 # --------------------------------------------------------------------------- dataset dir
@@ -328,8 +337,11 @@ class _Manifest:
 
     def __init__(self, out: Path, args: dict[str, Any]) -> None:
         self.path = out / MANIFEST_NAME
-        if self.path.exists():
-            self.data = read_manifest(out)
+        # A manifest without finished episodes protects nothing (say, a run that failed to
+        # reach its world); new arguments simply start over.
+        existing = read_manifest(out) if self.path.exists() else None
+        if existing and existing["episodes"]:
+            self.data = existing
             old = self.data.get("args", {})
             diffs = [
                 f"{k}: dataset has {old.get(k)!r}, this run asks for {args[k]!r}"

@@ -1,5 +1,7 @@
 """The recorder against the real MujocoWorld: layout, resume, crash safety, workers."""
 
+import fcntl
+import functools
 import json
 import os
 import signal
@@ -12,6 +14,7 @@ import pytest
 
 from bridge.conventions import is_rigid
 from bridge.dataset import TrajectoryDataset
+from bridge.engines.mujoco_world import MujocoWorld
 from bridge.recorder import DatasetMismatchError, record
 from bridge.trajectory_format import (
     ACTION_COL_KIND,
@@ -209,3 +212,35 @@ def test_sigkill_mid_run_loses_only_episodes_in_flight_and_resume_completes(tmp_
     assert sorted(p.name for p in (out / "episodes").iterdir()) == [
         f"ep_{i:06d}" for i in range(KILL_EPISODES)
     ]
+
+
+def test_grpc_world_records_the_resolution_the_server_reports(tmp_path):
+    pytest.importorskip("bridge.client")
+    server_module = pytest.importorskip("bridge.server")
+    served = (12, 20)
+    factory = functools.partial(MujocoWorld, scene="rooms", height=served[0], width=served[1])
+    with server_module.serve(factory) as server:
+        summary = _record(tmp_path / "remote", world=f"grpc://{server.address}", resolution=(64, 64))
+    manifest = read_manifest(tmp_path / "remote")
+    assert summary.resolution == served and manifest["resolution"] == list(served)
+    assert manifest["args"]["resolution"] == [64, 64]
+    _record(tmp_path / "local", resolution=served)
+    for field in FIELDS:  # same seeds, same frames; poses cross the wire as quaternions
+        remote, local = (load_field(tmp_path / d, "ep_000001", field) for d in ("remote", "local"))
+        np.testing.assert_allclose(remote, local, rtol=0, atol=1e-12 if field in ("pose", "K") else 0)
+
+
+def test_a_run_that_finished_nothing_can_be_retried_with_other_arguments(tmp_path):
+    with pytest.raises(ValueError, match="unknown world"):
+        _record(tmp_path / "ds", world="mujcoo")
+    assert _record(tmp_path / "ds", episodes=1).episodes_recorded == 1
+    assert read_manifest(tmp_path / "ds")["args"]["world"] == "mujoco"
+
+
+def test_a_second_recorder_on_the_same_directory_fails_fast(tmp_path):
+    out = tmp_path / "ds"
+    out.mkdir()
+    with open(out / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        with pytest.raises(RuntimeError, match="another recorder"):
+            _record(out)
