@@ -18,12 +18,17 @@ _RAMP = np.array(
 _SKY_COLOUR = np.array([0, 0, 0], dtype=np.uint8)
 
 
-def colorize_depth(depth: NDArray[np.float32]) -> NDArray[np.uint8]:
-    """(H, W) metres → (H, W, 3) uint8; near is bright, +inf (no hit) is black."""
+def colorize_depth(
+    depth: NDArray[np.float32], near: float = DEPTH_VIS_NEAR_M, far: float = DEPTH_VIS_FAR_M
+) -> NDArray[np.uint8]:
+    """(H, W) metres → (H, W, 3) uint8; near is bright, +inf (no hit) is black.
+
+    A fixed [near, far] range (not per-frame normalisation) keeps colours stable in videos.
+    """
     d = np.asarray(depth, dtype=np.float64)
     finite = np.isfinite(d)
-    clipped = np.clip(np.where(finite, d, DEPTH_VIS_FAR_M), DEPTH_VIS_NEAR_M, DEPTH_VIS_FAR_M)
-    t = 1.0 - np.log(clipped / DEPTH_VIS_NEAR_M) / np.log(DEPTH_VIS_FAR_M / DEPTH_VIS_NEAR_M)
+    clipped = np.clip(np.where(finite, d, far), near, far)
+    t = 1.0 - np.log(clipped / near) / np.log(far / near)
     pos = t * (len(_RAMP) - 1)
     lo = np.floor(pos).astype(int).clip(0, len(_RAMP) - 2)
     frac = (pos - lo)[..., None]

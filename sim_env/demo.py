@@ -25,6 +25,8 @@ OBSTACLE_DISTANCE_M = 0.6
 TURN_STEPS_RANGE = (3, 9)
 VIDEO_SCALE = 4
 VIDEO_FPS = 10
+# Depth colour range per scene family: rooms span metres, the tabletop tens of centimetres.
+DEPTH_RANGE_M = {"rooms": (0.3, 12.0), "tabletop": (0.2, 1.5)}
 KEY_FORWARD, KEY_YAW_LEFT, KEY_YAW_RIGHT = 1, 5, 6
 
 
@@ -78,7 +80,11 @@ def run_demo(
         for _ in tqdm(range(steps), desc="demo", unit="step"):
             obs = world.step({"agent_0": explorer.act(obs)})["agent_0"]
             collisions += int(obs.collided)
-            frames.append(upscale(side_by_side([obs.rgb, colorize_depth(obs.depth)]), VIDEO_SCALE))
+            frames.append(
+                upscale(
+                    side_by_side([obs.rgb, colorize_depth(obs.depth, *DEPTH_RANGE_M[scene])]), VIDEO_SCALE
+                )
+            )
         elapsed = time.perf_counter() - start
     finally:
         world.close()
