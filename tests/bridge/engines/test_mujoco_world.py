@@ -329,6 +329,37 @@ def test_hand_push_moves_an_object(tabletop):
     assert np.linalg.norm(data.xpos[target][:2] - start[:2]) > 0.03
 
 
+def test_hand_grasps_and_lifts_an_object(tabletop):
+    """Lower the open right hand onto the nearest object, close it, lift: the object comes along.
+
+    The point `grasp_along` metres out along the fingers (mid-finger) is driven to just above
+    the object's centre; friction between closed fingers and the object does the rest.
+    """
+    grasp_along, above_centre, hover, lift = 0.11, 0.02, 0.15, 0.20
+    obs = tabletop.reset(seed=0)["agent_0"]
+    model, data = tabletop.model, tabletop.data
+    objects = [b for b in range(model.nbody) if model.body(b).name.startswith("object")]
+    wrist = tabletop.wrist_poses("agent_0")[RIGHT]
+    target = min(objects, key=lambda b: np.linalg.norm(data.xpos[b][:2] - wrist[:3, 3][:2]))
+    start = data.xpos[target].copy()
+
+    def drive(goal, grip, steps):
+        for _ in range(steps):
+            wrist = tabletop.wrist_poses("agent_0")[RIGHT]
+            grasp_point = wrist[:3, :3] @ [grasp_along, 0.0, 0.0] + wrist[:3, 3]
+            action = np.zeros(14)
+            delta_cam = obs.pose[:3, :3].T @ (goal - grasp_point) / HandLimits().max_translation
+            action[7:10] = np.clip(delta_cam, -1.0, 1.0)
+            action[13] = grip
+            tabletop.step({"agent_0": Action.from_hand(action)})
+
+    drive(start + np.array([0.0, 0.0, hover]), 0.0, 12)
+    drive(start + np.array([0.0, 0.0, above_centre]), 0.0, 8)
+    drive(start + np.array([0.0, 0.0, above_centre]), 1.0, 6)
+    drive(start + np.array([0.0, 0.0, lift]), 1.0, 10)
+    assert data.xpos[target][2] - start[2] > 0.1  # lifted off the table in the closed hand
+
+
 # ----------------------------------------------------------------------------- lifecycle
 def test_close_is_idempotent_and_reset_reopens():
     world = MujocoWorld(scene="rooms", height=16, width=16)
