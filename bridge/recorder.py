@@ -33,6 +33,7 @@ seed `seed + i`, so any number of workers produces identical arrays.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import fcntl
 import json
 import logging
@@ -40,6 +41,7 @@ import multiprocessing
 import multiprocessing.util
 import os
 import shutil
+import signal
 import time
 from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -73,6 +75,7 @@ log = logging.getLogger(__name__)
 LOCK_NAME = ".lock"
 TMP_PREFIX = ".tmp-"
 RGB_CODECS = ("raw", "zstd")
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
 ZSTD_LEVEL = 3  # fast; RGB of rendered scenes compresses well even at low levels
 
 # Arguments that define what a dataset contains; a resume must repeat them exactly.
@@ -276,12 +279,27 @@ def _open_world(world: WorldSpec, engine_kwargs: Mapping[str, Any]) -> tuple[Wor
     return instance, instance.handshake()
 
 
-def _worker_init(world: WorldSpec, engine_kwargs: dict[str, Any]) -> None:
+def _die_with_parent(parent_pid: int) -> None:
+    """Makes the kernel SIGKILL this worker when the recorder dies (Linux).
+
+    Otherwise a `kill -9`'d recorder leaves workers that finish their episode and rename
+    it into OUT while a resumed run may be writing there.
+    """
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    except (OSError, AttributeError):  # not Linux: orphans finish one episode, resume drops it
+        pass
+    if os.getppid() != parent_pid:  # the parent died before prctl took effect
+        os._exit(1)
+
+
+def _worker_init(world: WorldSpec, engine_kwargs: dict[str, Any], parent_pid: int) -> None:
     """Process initializer: each spawned worker owns one world for all its episodes.
 
     A failure is kept and re-raised by the worker's first job, so the parent gets the
     world's own error message instead of a bare "process pool is broken".
     """
+    _die_with_parent(parent_pid)
     try:
         instance, info = _open_world(world, engine_kwargs)
     except Exception as exc:
@@ -318,7 +336,7 @@ def _run_jobs(
         max_workers=min(workers, len(jobs)),
         mp_context=multiprocessing.get_context("spawn"),
         initializer=_worker_init,
-        initargs=(world, engine_kwargs),
+        initargs=(world, engine_kwargs, os.getpid()),
     )
     try:
         for future in as_completed([executor.submit(_worker_run, job) for job in jobs]):
