@@ -173,7 +173,9 @@ def _wall(
         b.box(f"{name}_{k}", centre, size, material)
 
 
-def _opening_span(rng: np.random.Generator, a: float, c: float, width_range: tuple[float, float]):
+def _opening_span(
+    rng: np.random.Generator, a: float, c: float, width_range: tuple[float, float]
+) -> tuple[float, float] | None:
     """A random (start, end) of an opening inside [a, c], or None if the wall is too short."""
     room = c - a - 2 * OPENING_END_MARGIN
     width = min(float(rng.uniform(*width_range)), room)
