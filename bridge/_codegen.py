@@ -50,6 +50,8 @@ def generate(out_dir: Path) -> list[Path]:
         raise RuntimeError(f"protoc failed: {' '.join(args)}")
     written = []
     for path in sorted(out_dir.rglob("*.py*")):
+        if path.name == "__init__.py":  # not protoc's output; rewriting it would stack headers
+            continue
         text = path.read_text()
         text = re.sub(r"^from genworld\.", f"from {PACKAGE_PREFIX}genworld.", text, flags=re.M)
         text = re.sub(r"^import genworld\.", f"import {PACKAGE_PREFIX}genworld.", text, flags=re.M)

@@ -26,31 +26,31 @@ _sym_db = _symbol_database.Default()
 from bridge.proto_gen.genworld.v1 import types_pb2 as genworld_dot_v1_dot_types__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1fgenworld/v1/world_service.proto\x12\x0bgenworld.v1\x1a\x17genworld/v1/types.proto\"p\n\x10HandshakeRequest\x12\x13\n\x0b\x63lient_name\x18\x01 \x01(\t\x12\x18\n\x10protocol_version\x18\x02 \x01(\t\x12\x14\n\x0c\x63\x61pabilities\x18\x03 \x03(\t\x12\x17\n\x0fmax_chunk_bytes\x18\x04 \x01(\r\"\x93\x02\n\x11HandshakeResponse\x12\x13\n\x0bserver_name\x18\x01 \x01(\t\x12\x12\n\nworld_name\x18\x02 \x01(\t\x12\x18\n\x10protocol_version\x18\x03 \x01(\t\x12\x14\n\x0c\x63\x61pabilities\x18\x04 \x03(\t\x12\x11\n\tagent_ids\x18\x05 \x03(\t\x12\x0e\n\x06height\x18\x06 \x01(\r\x12\r\n\x05width\x18\x07 \x01(\r\x12\x12\n\nsession_id\x18\x08 \x01(\t\x12\x17\n\x0fmax_chunk_bytes\x18\t \x01(\r\x12\x19\n\x11max_request_bytes\x18\n \x01(\x04\x12\x1a\n\x12max_response_bytes\x18\x0b \x01(\x04\x12\x0f\n\x07message\x18\x0c \x01(\t\"D\n\x0cResetRequest\x12\x10\n\x08has_seed\x18\x01 \x01(\x08\x12\x0c\n\x04seed\x18\x02 \x01(\x03\x12\x14\n\x0coptions_json\x18\x03 \x01(\t\"D\n\x0bStepRequest\x12\x0f\n\x07step_id\x18\x01 \x01(\x04\x12$\n\x07\x61\x63tions\x18\x02 \x03(\x0b\x32\x13.genworld.v1.Action\"C\n\x0eSetPoseRequest\x12\x10\n\x08\x61gent_id\x18\x01 \x01(\t\x12\x1f\n\x04pose\x18\x02 \x01(\x0b\x32\x11.genworld.v1.Pose\"?\n\x08\x46rameSet\x12\x0f\n\x07step_id\x18\x01 \x01(\x04\x12\"\n\x06\x66rames\x18\x02 \x03(\x0b\x32\x12.genworld.v1.Frame\"\x93\x01\n\nFrameChunk\x12\x0f\n\x07step_id\x18\x01 \x01(\x04\x12\x13\n\x0b\x66rame_index\x18\x02 \x01(\r\x12\x13\n\x0b\x63hunk_index\x18\x03 \x01(\r\x12!\n\x05\x66rame\x18\x04 \x01(\x0b\x32\x12.genworld.v1.Frame\x12\x12\n\nlast_chunk\x18\x05 \x01(\x08\x12\x13\n\x0b\x66rame_count\x18\x06 \x01(\r\"\x0e\n\x0c\x43loseRequest\"\x0f\n\rCloseResponse2\x92\x03\n\x0cWorldService\x12J\n\tHandshake\x12\x1d.genworld.v1.HandshakeRequest\x1a\x1e.genworld.v1.HandshakeResponse\x12\x39\n\x05Reset\x12\x19.genworld.v1.ResetRequest\x1a\x15.genworld.v1.FrameSet\x12\x37\n\x04Step\x12\x18.genworld.v1.StepRequest\x1a\x15.genworld.v1.FrameSet\x12\x43\n\nStepStream\x12\x18.genworld.v1.StepRequest\x1a\x17.genworld.v1.FrameChunk(\x01\x30\x01\x12=\n\x07SetPose\x12\x1b.genworld.v1.SetPoseRequest\x1a\x15.genworld.v1.FrameSet\x12>\n\x05\x43lose\x12\x19.genworld.v1.CloseRequest\x1a\x1a.genworld.v1.CloseResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1fgenworld/v1/world_service.proto\x12\x0bgenworld.v1\x1a\x17genworld/v1/types.proto\"\x93\x01\n\x10HandshakeRequest\x12\x13\n\x0b\x63lient_name\x18\x01 \x01(\t\x12\x18\n\x10protocol_version\x18\x02 \x01(\t\x12\x14\n\x0c\x63\x61pabilities\x18\x03 \x03(\t\x12\x17\n\x0fmax_chunk_bytes\x18\x04 \x01(\r\x12!\n\x05\x63odec\x18\x05 \x01(\x0e\x32\x12.genworld.v1.Codec\"\xb6\x02\n\x11HandshakeResponse\x12\x13\n\x0bserver_name\x18\x01 \x01(\t\x12\x12\n\nworld_name\x18\x02 \x01(\t\x12\x18\n\x10protocol_version\x18\x03 \x01(\t\x12\x14\n\x0c\x63\x61pabilities\x18\x04 \x03(\t\x12\x11\n\tagent_ids\x18\x05 \x03(\t\x12\x0e\n\x06height\x18\x06 \x01(\r\x12\r\n\x05width\x18\x07 \x01(\r\x12\x12\n\nsession_id\x18\x08 \x01(\t\x12\x17\n\x0fmax_chunk_bytes\x18\t \x01(\r\x12\x19\n\x11max_request_bytes\x18\n \x01(\x04\x12\x1a\n\x12max_response_bytes\x18\x0b \x01(\x04\x12\x0f\n\x07message\x18\x0c \x01(\t\x12!\n\x05\x63odec\x18\r \x01(\x0e\x32\x12.genworld.v1.Codec\"D\n\x0cResetRequest\x12\x10\n\x08has_seed\x18\x01 \x01(\x08\x12\x0c\n\x04seed\x18\x02 \x01(\x03\x12\x14\n\x0coptions_json\x18\x03 \x01(\t\"D\n\x0bStepRequest\x12\x0f\n\x07step_id\x18\x01 \x01(\x04\x12$\n\x07\x61\x63tions\x18\x02 \x03(\x0b\x32\x13.genworld.v1.Action\"C\n\x0eSetPoseRequest\x12\x10\n\x08\x61gent_id\x18\x01 \x01(\t\x12\x1f\n\x04pose\x18\x02 \x01(\x0b\x32\x11.genworld.v1.Pose\"?\n\x08\x46rameSet\x12\x0f\n\x07step_id\x18\x01 \x01(\x04\x12\"\n\x06\x66rames\x18\x02 \x03(\x0b\x32\x12.genworld.v1.Frame\"\x93\x01\n\nFrameChunk\x12\x0f\n\x07step_id\x18\x01 \x01(\x04\x12\x13\n\x0b\x66rame_index\x18\x02 \x01(\r\x12\x13\n\x0b\x63hunk_index\x18\x03 \x01(\r\x12!\n\x05\x66rame\x18\x04 \x01(\x0b\x32\x12.genworld.v1.Frame\x12\x12\n\nlast_chunk\x18\x05 \x01(\x08\x12\x13\n\x0b\x66rame_count\x18\x06 \x01(\r\"\x0e\n\x0c\x43loseRequest\"\x0f\n\rCloseResponse2\x92\x03\n\x0cWorldService\x12J\n\tHandshake\x12\x1d.genworld.v1.HandshakeRequest\x1a\x1e.genworld.v1.HandshakeResponse\x12\x39\n\x05Reset\x12\x19.genworld.v1.ResetRequest\x1a\x15.genworld.v1.FrameSet\x12\x37\n\x04Step\x12\x18.genworld.v1.StepRequest\x1a\x15.genworld.v1.FrameSet\x12\x43\n\nStepStream\x12\x18.genworld.v1.StepRequest\x1a\x17.genworld.v1.FrameChunk(\x01\x30\x01\x12=\n\x07SetPose\x12\x1b.genworld.v1.SetPoseRequest\x1a\x15.genworld.v1.FrameSet\x12>\n\x05\x43lose\x12\x19.genworld.v1.CloseRequest\x1a\x1a.genworld.v1.CloseResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'genworld.v1.world_service_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_HANDSHAKEREQUEST']._serialized_start=73
-  _globals['_HANDSHAKEREQUEST']._serialized_end=185
-  _globals['_HANDSHAKERESPONSE']._serialized_start=188
-  _globals['_HANDSHAKERESPONSE']._serialized_end=463
-  _globals['_RESETREQUEST']._serialized_start=465
-  _globals['_RESETREQUEST']._serialized_end=533
-  _globals['_STEPREQUEST']._serialized_start=535
-  _globals['_STEPREQUEST']._serialized_end=603
-  _globals['_SETPOSEREQUEST']._serialized_start=605
-  _globals['_SETPOSEREQUEST']._serialized_end=672
-  _globals['_FRAMESET']._serialized_start=674
-  _globals['_FRAMESET']._serialized_end=737
-  _globals['_FRAMECHUNK']._serialized_start=740
-  _globals['_FRAMECHUNK']._serialized_end=887
-  _globals['_CLOSEREQUEST']._serialized_start=889
-  _globals['_CLOSEREQUEST']._serialized_end=903
-  _globals['_CLOSERESPONSE']._serialized_start=905
-  _globals['_CLOSERESPONSE']._serialized_end=920
-  _globals['_WORLDSERVICE']._serialized_start=923
-  _globals['_WORLDSERVICE']._serialized_end=1325
+  _globals['_HANDSHAKEREQUEST']._serialized_start=74
+  _globals['_HANDSHAKEREQUEST']._serialized_end=221
+  _globals['_HANDSHAKERESPONSE']._serialized_start=224
+  _globals['_HANDSHAKERESPONSE']._serialized_end=534
+  _globals['_RESETREQUEST']._serialized_start=536
+  _globals['_RESETREQUEST']._serialized_end=604
+  _globals['_STEPREQUEST']._serialized_start=606
+  _globals['_STEPREQUEST']._serialized_end=674
+  _globals['_SETPOSEREQUEST']._serialized_start=676
+  _globals['_SETPOSEREQUEST']._serialized_end=743
+  _globals['_FRAMESET']._serialized_start=745
+  _globals['_FRAMESET']._serialized_end=808
+  _globals['_FRAMECHUNK']._serialized_start=811
+  _globals['_FRAMECHUNK']._serialized_end=958
+  _globals['_CLOSEREQUEST']._serialized_start=960
+  _globals['_CLOSEREQUEST']._serialized_end=974
+  _globals['_CLOSERESPONSE']._serialized_start=976
+  _globals['_CLOSERESPONSE']._serialized_end=991
+  _globals['_WORLDSERVICE']._serialized_start=994
+  _globals['_WORLDSERVICE']._serialized_end=1396
 # @@protoc_insertion_point(module_scope)

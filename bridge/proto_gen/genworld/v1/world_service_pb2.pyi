@@ -9,19 +9,21 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class HandshakeRequest(_message.Message):
-    __slots__ = ("client_name", "protocol_version", "capabilities", "max_chunk_bytes")
+    __slots__ = ("client_name", "protocol_version", "capabilities", "max_chunk_bytes", "codec")
     CLIENT_NAME_FIELD_NUMBER: _ClassVar[int]
     PROTOCOL_VERSION_FIELD_NUMBER: _ClassVar[int]
     CAPABILITIES_FIELD_NUMBER: _ClassVar[int]
     MAX_CHUNK_BYTES_FIELD_NUMBER: _ClassVar[int]
+    CODEC_FIELD_NUMBER: _ClassVar[int]
     client_name: str
     protocol_version: str
     capabilities: _containers.RepeatedScalarFieldContainer[str]
     max_chunk_bytes: int
-    def __init__(self, client_name: _Optional[str] = ..., protocol_version: _Optional[str] = ..., capabilities: _Optional[_Iterable[str]] = ..., max_chunk_bytes: _Optional[int] = ...) -> None: ...
+    codec: _types_pb2.Codec
+    def __init__(self, client_name: _Optional[str] = ..., protocol_version: _Optional[str] = ..., capabilities: _Optional[_Iterable[str]] = ..., max_chunk_bytes: _Optional[int] = ..., codec: _Optional[_Union[_types_pb2.Codec, str]] = ...) -> None: ...
 
 class HandshakeResponse(_message.Message):
-    __slots__ = ("server_name", "world_name", "protocol_version", "capabilities", "agent_ids", "height", "width", "session_id", "max_chunk_bytes", "max_request_bytes", "max_response_bytes", "message")
+    __slots__ = ("server_name", "world_name", "protocol_version", "capabilities", "agent_ids", "height", "width", "session_id", "max_chunk_bytes", "max_request_bytes", "max_response_bytes", "message", "codec")
     SERVER_NAME_FIELD_NUMBER: _ClassVar[int]
     WORLD_NAME_FIELD_NUMBER: _ClassVar[int]
     PROTOCOL_VERSION_FIELD_NUMBER: _ClassVar[int]
@@ -34,6 +36,7 @@ class HandshakeResponse(_message.Message):
     MAX_REQUEST_BYTES_FIELD_NUMBER: _ClassVar[int]
     MAX_RESPONSE_BYTES_FIELD_NUMBER: _ClassVar[int]
     MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    CODEC_FIELD_NUMBER: _ClassVar[int]
     server_name: str
     world_name: str
     protocol_version: str
@@ -46,7 +49,8 @@ class HandshakeResponse(_message.Message):
     max_request_bytes: int
     max_response_bytes: int
     message: str
-    def __init__(self, server_name: _Optional[str] = ..., world_name: _Optional[str] = ..., protocol_version: _Optional[str] = ..., capabilities: _Optional[_Iterable[str]] = ..., agent_ids: _Optional[_Iterable[str]] = ..., height: _Optional[int] = ..., width: _Optional[int] = ..., session_id: _Optional[str] = ..., max_chunk_bytes: _Optional[int] = ..., max_request_bytes: _Optional[int] = ..., max_response_bytes: _Optional[int] = ..., message: _Optional[str] = ...) -> None: ...
+    codec: _types_pb2.Codec
+    def __init__(self, server_name: _Optional[str] = ..., world_name: _Optional[str] = ..., protocol_version: _Optional[str] = ..., capabilities: _Optional[_Iterable[str]] = ..., agent_ids: _Optional[_Iterable[str]] = ..., height: _Optional[int] = ..., width: _Optional[int] = ..., session_id: _Optional[str] = ..., max_chunk_bytes: _Optional[int] = ..., max_request_bytes: _Optional[int] = ..., max_response_bytes: _Optional[int] = ..., message: _Optional[str] = ..., codec: _Optional[_Union[_types_pb2.Codec, str]] = ...) -> None: ...
 
 class ResetRequest(_message.Message):
     __slots__ = ("has_seed", "seed", "options_json")

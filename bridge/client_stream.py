@@ -1,0 +1,142 @@
+"""The client side of StepStream: one long-lived bidi call, one step at a time.
+
+gRPC Python has no per-message deadline on a stream, so a single watchdog thread cancels
+the call when a step overruns; the client then treats it like DEADLINE_EXCEEDED (reopen,
+resend the same step_id, which the server answers from its cache).
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+
+import grpc
+
+from bridge.proto_gen.genworld.v1 import world_service_pb2 as service_pb
+from bridge.reassembly import AssembledFrameSet, FrameSetAssembler
+
+
+class StreamInterruptedError(Exception):
+    """A streamed step got no complete answer; retrying on a new stream is safe.
+
+    Either it overran its deadline (the watchdog then cancelled the call) or the server
+    ended the stream early.
+    """
+
+
+class Watchdog:
+    """Runs a callback when an armed deadline passes; one thread for the client's lifetime.
+
+    Arming is cheap (no thread per step): the thread sleeps until the earliest deadline it
+    knows, and re-checks when it wakes, so re-arming rarely needs to wake it.
+    """
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._deadline: float | None = None
+        self._callback: Callable[[], None] | None = None
+        self._sleeping_until: float | None = None  # None: waiting with no deadline
+        self._closed = False
+        self._thread = threading.Thread(target=self._run, name="genworld-stream-watchdog", daemon=True)
+        self._thread.start()
+
+    def arm(self, timeout_s: float, callback: Callable[[], None]) -> None:
+        """Calls `callback` in `timeout_s` seconds unless disarmed first."""
+        with self._cond:
+            self._deadline = time.monotonic() + timeout_s
+            self._callback = callback
+            if self._sleeping_until is None or self._sleeping_until > self._deadline:
+                self._cond.notify()
+
+    def disarm(self) -> None:
+        """Cancels the pending callback."""
+        with self._cond:
+            self._deadline = None
+            self._callback = None
+
+    def close(self) -> None:
+        """Stops the thread."""
+        with self._cond:
+            self._closed = True
+            self._cond.notify()
+
+    def _run(self) -> None:
+        with self._cond:
+            while not self._closed:
+                if self._deadline is None:
+                    self._sleeping_until = None
+                    self._cond.wait()
+                    continue
+                remaining = self._deadline - time.monotonic()
+                if remaining > 0:
+                    self._sleeping_until = self._deadline
+                    self._cond.wait(remaining)
+                    continue
+                callback, self._deadline, self._callback = self._callback, None, None
+                if callback is not None:
+                    self._cond.release()
+                    try:
+                        callback()
+                    finally:
+                        self._cond.acquire()
+
+
+_END = object()
+
+
+class StepStreamCall:
+    """One open StepStream call.
+
+    Args:
+        method: the stream-stream callable (requests: StepRequest, responses: raw FrameChunk bytes).
+        metadata: call metadata (session id, token).
+        watchdog: shared deadline watchdog.
+        max_frame_bytes: largest frame the assembler accepts.
+    """
+
+    def __init__(
+        self,
+        method: grpc.StreamStreamMultiCallable,
+        metadata: Sequence[tuple[str, str]],
+        watchdog: Watchdog,
+        max_frame_bytes: int,
+    ) -> None:
+        self._requests: queue.SimpleQueue = queue.SimpleQueue()
+        self._call = method(iter(self._requests.get, _END), metadata=metadata)
+        self._responses: Iterator[bytes] = iter(self._call)  # serialised FrameChunks
+        self._watchdog = watchdog
+        self._assembler = FrameSetAssembler(max_frame_bytes)
+        self._timed_out = False
+
+    def step(self, request: service_pb.StepRequest, timeout_s: float) -> AssembledFrameSet:
+        """Sends one StepRequest and reassembles its frames.
+
+        Raises:
+            grpc.RpcError: the call failed (the stream is then unusable).
+            StreamInterruptedError: no complete answer within `timeout_s`, or none at all.
+        """
+        self._requests.put(request)
+        self._watchdog.arm(timeout_s, self._expire)
+        try:
+            for chunk in self._responses:
+                result = self._assembler.add(chunk)
+                if result is not None:
+                    return result
+        except grpc.RpcError:
+            if self._timed_out:
+                raise StreamInterruptedError(f"no answer within {timeout_s:g} s") from None
+            raise
+        finally:
+            self._watchdog.disarm()
+        raise StreamInterruptedError("the server ended StepStream without answering")
+
+    def _expire(self) -> None:
+        self._timed_out = True
+        self._call.cancel()
+
+    def close(self) -> None:
+        """Half-closes the request side and cancels the call."""
+        self._requests.put(_END)
+        self._call.cancel()

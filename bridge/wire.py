@@ -1,0 +1,477 @@
+"""Conversions between the World values (bridge.types) and the genworld.v1 messages.
+
+Everything that arrives from the network passes through a `*_from_proto` function here,
+and each of them raises InvalidArgumentError naming the offending field, so the server can
+refuse bad input before it reaches an engine and the client can refuse a bad server.
+
+Pixels travel as bytes with explicit format and codec (ARCHITECTURE.md §5). Encoding is
+`np.ascontiguousarray` + a buffer view and decoding is `np.frombuffer`: no per-pixel Python.
+Frames decoded from RAW bytes are read-only views of the received message; copy them to
+write in place. Framing (unary FrameSets, chunks, reassembly) lives in `bridge.framing`
+and is re-exported here.
+"""
+
+from __future__ import annotations
+
+import enum
+import io
+import json
+import math
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import numpy as np
+import zstandard
+from numpy.typing import NDArray
+from PIL import Image as PILImage
+
+from bridge.conventions import pose_from_quat, pose_to_quat
+from bridge.framing import MIN_CHUNK_BYTES, EncodedFrame, EncodedFrameSet, EncodedPlane, split_frameset
+from bridge.proto_gen.genworld.v1 import types_pb2 as pb
+from bridge.proto_gen.genworld.v1 import world_service_pb2 as service_pb
+from bridge.reassembly import (
+    AssembledFrame,
+    AssembledFrameSet,
+    FrameSetAssembler,
+    read_chunk,
+    read_frameset,
+)
+from bridge.types import (
+    HAND_KEYPOINTS,
+    NUM_HANDS,
+    Action,
+    InvalidArgumentError,
+    Observation,
+)
+
+__all__ = [
+    "MIN_CHUNK_BYTES",
+    "AssembledFrame",
+    "AssembledFrameSet",
+    "Codec",
+    "EncodedFrame",
+    "EncodedFrameSet",
+    "EncodedPlane",
+    "FrameSetAssembler",
+    "action_from_proto",
+    "action_to_proto",
+    "actions_from_proto",
+    "decode_frame",
+    "decode_plane",
+    "encode_frame",
+    "encode_frameset",
+    "encode_plane",
+    "frame_from_proto",
+    "frame_to_proto",
+    "frameset_from_proto",
+    "frameset_to_proto",
+    "intrinsics_from_proto",
+    "intrinsics_to_proto",
+    "options_from_json",
+    "options_to_json",
+    "parse_semver",
+    "pose_from_proto",
+    "pose_to_proto",
+    "read_chunk",
+    "read_frameset",
+    "split_frameset",
+]
+
+
+class Codec(enum.IntEnum):
+    """Frame codecs a session can use (values of the wire enum `genworld.v1.Codec`).
+
+    RAW costs nothing to encode and is the right choice on loopback and fast LANs; PNG
+    (colour) and ZSTD (both planes) trade CPU for bandwidth on slow links.
+    """
+
+    RAW = pb.CODEC_RAW
+    PNG = pb.CODEC_PNG
+    ZSTD = pb.CODEC_ZSTD
+
+
+RGB_CHANNELS = 3
+DEPTH_DTYPE = np.dtype("<f4")  # the wire is little-endian whatever the host
+# Images larger than this are refused before any decompression (guards memory).
+MAX_IMAGE_PIXELS = 8192 * 8192
+# |‖q‖ − 1| above this means the sender did not send a rotation; smaller errors are
+# float noise (e.g. a float32 quaternion) and are normalised away.
+QUAT_NORM_TOLERANCE = 1e-3
+HAND_KEYPOINT_SHAPE = (NUM_HANDS, HAND_KEYPOINTS, 3)
+HAND_KEYPOINT_DTYPE = np.dtype("<f4")
+# Fast settings: frames are produced every step, latency matters more than ratio.
+PNG_COMPRESS_LEVEL = 1
+ZSTD_LEVEL = 1
+# Intrinsics the wire cannot carry (skew) must be this close to zero to be dropped.
+K_SKEW_TOLERANCE = 1e-9
+
+_BYTES_PER_PIXEL = {pb.PIXEL_FORMAT_RGB8: RGB_CHANNELS, pb.PIXEL_FORMAT_DEPTH_F32: DEPTH_DTYPE.itemsize}
+_FORMAT_NAMES = {
+    pb.PIXEL_FORMAT_RGB8: "PIXEL_FORMAT_RGB8",
+    pb.PIXEL_FORMAT_DEPTH_F32: "PIXEL_FORMAT_DEPTH_F32",
+}
+_CODEC_NAMES = {c.value: f"CODEC_{c.name}" for c in Codec}
+_zstd_compressor = zstandard.ZstdCompressor(level=ZSTD_LEVEL)
+
+
+# --------------------------------------------------------------------------- poses, K
+def pose_to_proto(pose: NDArray[np.float64]) -> pb.Pose:
+    """Camera-to-world 4x4 pose as translation + named unit quaternion."""
+    t, q = pose_to_quat(pose)
+    return pb.Pose(x=t[0], y=t[1], z=t[2], qw=q[0], qx=q[1], qy=q[2], qz=q[3])
+
+
+def pose_from_proto(msg: pb.Pose, field: str = "pose") -> NDArray[np.float64]:
+    """The 4x4 pose of a `Pose` message.
+
+    Raises:
+        InvalidArgumentError: a component is NaN/inf, or the quaternion is not unit length.
+    """
+    values = {name: getattr(msg, name) for name in ("x", "y", "z", "qw", "qx", "qy", "qz")}
+    for name, value in values.items():
+        if not math.isfinite(value):
+            raise InvalidArgumentError(f"{field}.{name} is {value}; a pose must be finite")
+    q = (values["qw"], values["qx"], values["qy"], values["qz"])
+    norm = math.sqrt(sum(c * c for c in q))
+    if abs(norm - 1.0) > QUAT_NORM_TOLERANCE:
+        raise InvalidArgumentError(
+            f"{field} (qw, qx, qy, qz) has norm {norm:.6g}; a rigid pose needs a unit quaternion"
+        )
+    return pose_from_quat((values["x"], values["y"], values["z"]), q)
+
+
+def intrinsics_to_proto(K: NDArray[np.float64], width: int, height: int) -> pb.Intrinsics:
+    """Pinhole intrinsics; the wire has no skew, so K must have none."""
+    K = np.asarray(K, dtype=np.float64)
+    if abs(K[0, 1]) > K_SKEW_TOLERANCE:
+        raise InvalidArgumentError(f"K has skew {K[0, 1]}; the wire carries fx, fy, cx, cy only")
+    return pb.Intrinsics(fx=K[0, 0], fy=K[1, 1], cx=K[0, 2], cy=K[1, 2], width=width, height=height)
+
+
+def intrinsics_from_proto(msg: pb.Intrinsics, field: str = "intrinsics") -> NDArray[np.float64]:
+    """The 3x3 K of an `Intrinsics` message (finite, positive focal lengths)."""
+    for name in ("fx", "fy", "cx", "cy"):
+        if not math.isfinite(getattr(msg, name)):
+            raise InvalidArgumentError(f"{field}.{name} must be finite, got {getattr(msg, name)}")
+    if msg.fx <= 0 or msg.fy <= 0:
+        raise InvalidArgumentError(f"{field}.fx and .fy must be positive, got {msg.fx}, {msg.fy}")
+    return np.array([[msg.fx, 0.0, msg.cx], [0.0, msg.fy, msg.cy], [0.0, 0.0, 1.0]])
+
+
+# --------------------------------------------------------------------------- images
+def plane_codec(codec: Codec, pixel_format: int) -> Codec:
+    """The codec a plane actually uses: PNG is lossless for RGB8 only, so depth uses ZSTD."""
+    if codec == Codec.PNG and pixel_format != pb.PIXEL_FORMAT_RGB8:
+        return Codec.ZSTD
+    return codec
+
+
+def encode_plane(array: np.ndarray, pixel_format: int, codec: Codec = Codec.RAW) -> EncodedPlane:
+    """Encodes an (H, W, 3) uint8 or (H, W) float32 plane; RAW is a zero-copy view."""
+    expected_ndim = 3 if pixel_format == pb.PIXEL_FORMAT_RGB8 else 2
+    if array.ndim != expected_ndim or (expected_ndim == 3 and array.shape[2] != RGB_CHANNELS):
+        raise InvalidArgumentError(f"{_FORMAT_NAMES[pixel_format]} plane has shape {array.shape}")
+    height, width = array.shape[:2]
+    codec = plane_codec(Codec(codec), pixel_format)
+    dtype = np.uint8 if pixel_format == pb.PIXEL_FORMAT_RGB8 else DEPTH_DTYPE
+    raw = np.ascontiguousarray(array, dtype=dtype)
+    if codec == Codec.RAW:
+        data: bytes | memoryview = memoryview(raw)
+    elif codec == Codec.PNG:
+        out = io.BytesIO()
+        PILImage.fromarray(raw, mode="RGB").save(out, format="PNG", compress_level=PNG_COMPRESS_LEVEL)
+        data = out.getvalue()
+    else:
+        data = _zstd_compressor.compress(memoryview(raw).cast("B"))
+    return EncodedPlane.create(pixel_format, codec, width, height, data)
+
+
+def decode_plane(meta: pb.Image, data: bytes | bytearray | memoryview, field: str) -> np.ndarray:
+    """Decodes one plane, checking format, codec and sizes against the header.
+
+    Args:
+        meta: the `Image` header (its own `data` is ignored; pass the bytes as `data`).
+        data: the encoded plane bytes.
+        field: name used in error messages, e.g. "frames[0].rgb".
+
+    Returns:
+        (H, W, 3) uint8 for RGB8, (H, W) float32 for DEPTH_F32.
+    """
+    if meta.format not in _BYTES_PER_PIXEL:
+        raise InvalidArgumentError(f"{field}.format: unknown pixel format {meta.format}")
+    if meta.codec not in _CODEC_NAMES:
+        raise InvalidArgumentError(f"{field}.codec: unknown codec {meta.codec}")
+    height, width = meta.height, meta.width
+    if height * width > MAX_IMAGE_PIXELS:
+        raise InvalidArgumentError(f"{field}: {width}x{height} exceeds {MAX_IMAGE_PIXELS} pixels")
+    if meta.total_bytes and meta.total_bytes != len(data):
+        raise InvalidArgumentError(
+            f"{field}.total_bytes is {meta.total_bytes} but data has {len(data)} bytes"
+        )
+    expected = height * width * _BYTES_PER_PIXEL[meta.format]
+    rgb = meta.format == pb.PIXEL_FORMAT_RGB8
+    if meta.codec == pb.CODEC_PNG:
+        if not rgb:
+            raise InvalidArgumentError(f"{field}.codec: CODEC_PNG is for PIXEL_FORMAT_RGB8 only")
+        return _decode_png(data, width, height, field)
+    if meta.codec == pb.CODEC_ZSTD:
+        try:
+            data = zstandard.ZstdDecompressor().decompress(bytes(data), max_output_size=expected)
+        except zstandard.ZstdError as exc:
+            raise InvalidArgumentError(f"{field}.data is not valid zstd of {expected} bytes: {exc}") from exc
+    if len(data) != expected:
+        raise InvalidArgumentError(
+            f"{field}.data has {len(data)} bytes, expected {expected} for {width}x{height} "
+            f"{_FORMAT_NAMES[meta.format]}"
+        )
+    if rgb:
+        return np.frombuffer(data, dtype=np.uint8).reshape(height, width, RGB_CHANNELS)
+    depth = np.frombuffer(data, dtype=DEPTH_DTYPE).reshape(height, width)
+    return depth if depth.dtype == np.float32 else depth.astype(np.float32)
+
+
+def _decode_png(data: bytes | bytearray | memoryview, width: int, height: int, field: str) -> np.ndarray:
+    """RGB pixels of a PNG, refusing one whose size or mode disagrees with its header."""
+    try:
+        with PILImage.open(io.BytesIO(data)) as img:
+            if img.size != (width, height) or img.mode != "RGB":
+                raise InvalidArgumentError(
+                    f"{field}.data: PNG is {img.mode} {img.size[0]}x{img.size[1]}, "
+                    f"header says RGB {width}x{height}"
+                )
+            return np.asarray(img, dtype=np.uint8)
+    except InvalidArgumentError:
+        raise
+    except (OSError, ValueError, PILImage.DecompressionBombError) as exc:
+        raise InvalidArgumentError(f"{field}.data is not a valid PNG: {exc}") from exc
+
+
+# --------------------------------------------------------------------------- frames
+def check_observation(obs: Observation, field: str = "Observation") -> None:
+    """Shapes, dtypes and finiteness the wire format relies on.
+
+    Cheaper than `Observation.validate` (no orthonormality test): this runs for every
+    frame served, and the quaternion conversion normalises the rotation anyway.
+    """
+    rgb, depth = obs.rgb, obs.depth
+    if (
+        not isinstance(rgb, np.ndarray)
+        or rgb.dtype != np.uint8
+        or rgb.ndim != 3
+        or rgb.shape[2] != RGB_CHANNELS
+    ):
+        raise InvalidArgumentError(f"{field}.rgb must be (H, W, 3) uint8, got {getattr(rgb, 'shape', rgb)}")
+    if not isinstance(depth, np.ndarray) or depth.dtype != np.float32 or depth.shape != rgb.shape[:2]:
+        raise InvalidArgumentError(
+            f"{field}.depth must be (H, W) float32 like rgb, got {getattr(depth, 'shape', depth)}"
+        )
+    for name, value, shape in (("pose", obs.pose, (4, 4)), ("K", obs.K, (3, 3))):
+        matrix = np.asarray(value)
+        # One reduction instead of isfinite().all(): a sum is finite iff every entry is.
+        if matrix.shape != shape or not math.isfinite(float(matrix.sum())):
+            raise InvalidArgumentError(f"{field}.{name} must be a finite {shape[0]}x{shape[1]} matrix")
+    if obs.hand_keypoints is not None and np.shape(obs.hand_keypoints) != HAND_KEYPOINT_SHAPE:
+        raise InvalidArgumentError(f"{field}.hand_keypoints must have shape {HAND_KEYPOINT_SHAPE}")
+
+
+def encode_frame(agent_id: str, obs: Observation, codec: Codec = Codec.RAW) -> EncodedFrame:
+    """One agent's Observation ready for framing (RAW planes are views of its arrays)."""
+    check_observation(obs, f"Observation[{agent_id!r}]")
+    height, width = obs.rgb.shape[:2]
+    meta = pb.Frame(
+        agent_id=agent_id,
+        frame_id=obs.frame_id,
+        sim_time=obs.sim_time,
+        pose=pose_to_proto(obs.pose),
+        intrinsics=intrinsics_to_proto(obs.K, width, height),
+        collided=obs.collided,
+    )
+    if obs.hand_keypoints is not None:
+        xyz = np.ascontiguousarray(obs.hand_keypoints, dtype=HAND_KEYPOINT_DTYPE)
+        meta.hand_keypoints.xyz_f32 = xyz.tobytes()
+    return EncodedFrame(
+        meta.SerializeToString(),
+        encode_plane(obs.rgb, pb.PIXEL_FORMAT_RGB8, codec),
+        encode_plane(obs.depth, pb.PIXEL_FORMAT_DEPTH_F32, codec),
+    )
+
+
+def decode_frame(
+    meta: pb.Frame,
+    rgb_data: bytes | bytearray | memoryview,
+    depth_data: bytes | bytearray | memoryview,
+    field: str = "frame",
+) -> tuple[str, Observation]:
+    """(agent_id, Observation) of a frame whose plane bytes are passed separately.
+
+    Taking the bytes apart from the header lets chunked frames be decoded straight from
+    their reassembly buffers.
+    """
+    if not meta.HasField("pose"):
+        raise InvalidArgumentError(f"{field}.pose is missing")
+    if not meta.HasField("intrinsics"):
+        raise InvalidArgumentError(f"{field}.intrinsics is missing")
+    for name in ("rgb", "depth"):
+        if not meta.HasField(name):
+            raise InvalidArgumentError(f"{field}.{name} is missing")
+    if meta.rgb.format != pb.PIXEL_FORMAT_RGB8:
+        raise InvalidArgumentError(f"{field}.rgb.format must be PIXEL_FORMAT_RGB8, got {meta.rgb.format}")
+    if meta.depth.format != pb.PIXEL_FORMAT_DEPTH_F32:
+        raise InvalidArgumentError(
+            f"{field}.depth.format must be PIXEL_FORMAT_DEPTH_F32, got {meta.depth.format}"
+        )
+    if (meta.rgb.width, meta.rgb.height) != (meta.depth.width, meta.depth.height):
+        raise InvalidArgumentError(
+            f"{field}: rgb is {meta.rgb.width}x{meta.rgb.height} "
+            f"but depth is {meta.depth.width}x{meta.depth.height}"
+        )
+    if not math.isfinite(meta.sim_time):
+        raise InvalidArgumentError(f"{field}.sim_time must be finite, got {meta.sim_time}")
+    hands = None
+    if meta.HasField("hand_keypoints"):
+        raw = meta.hand_keypoints.xyz_f32
+        expected = int(np.prod(HAND_KEYPOINT_SHAPE)) * HAND_KEYPOINT_DTYPE.itemsize
+        if len(raw) != expected:
+            raise InvalidArgumentError(
+                f"{field}.hand_keypoints.xyz_f32 has {len(raw)} bytes, expected {expected}"
+            )
+        hands = np.frombuffer(raw, dtype=HAND_KEYPOINT_DTYPE).reshape(HAND_KEYPOINT_SHAPE).astype(np.float32)
+    obs = Observation(
+        rgb=decode_plane(meta.rgb, rgb_data, f"{field}.rgb"),
+        depth=decode_plane(meta.depth, depth_data, f"{field}.depth"),
+        pose=pose_from_proto(meta.pose, f"{field}.pose"),
+        K=intrinsics_from_proto(meta.intrinsics, f"{field}.intrinsics"),
+        frame_id=meta.frame_id,
+        sim_time=meta.sim_time,
+        hand_keypoints=hands,
+        collided=meta.collided,
+    )
+    return meta.agent_id, obs
+
+
+def frame_to_proto(agent_id: str, obs: Observation, codec: Codec = Codec.RAW) -> pb.Frame:
+    """A complete `Frame` message (convenience; servers frame with EncodedFrameSet)."""
+    return frameset_to_proto(0, {agent_id: obs}, codec).frames[0]
+
+
+def frame_from_proto(frame: pb.Frame, field: str = "frame") -> tuple[str, Observation]:
+    """(agent_id, Observation) of a complete `Frame` message."""
+    return decode_frame(frame, frame.rgb.data, frame.depth.data, field)
+
+
+def encode_frameset(
+    step_id: int, observations: Mapping[str, Observation], codec: Codec = Codec.RAW
+) -> EncodedFrameSet:
+    """A step's observations ready to serialise (views: serialise before the engine runs again)."""
+    return EncodedFrameSet(step_id, tuple(encode_frame(a, obs, codec) for a, obs in observations.items()))
+
+
+def frameset_to_proto(
+    step_id: int, observations: Mapping[str, Observation], codec: Codec = Codec.RAW
+) -> service_pb.FrameSet:
+    """A `FrameSet` message of a step's observations."""
+    return service_pb.FrameSet.FromString(encode_frameset(step_id, observations, codec).to_bytes())
+
+
+def _observations(frames: Iterable[tuple[str, Observation]], field: str) -> dict[str, Observation]:
+    out: dict[str, Observation] = {}
+    for agent_id, obs in frames:
+        if agent_id in out:
+            raise InvalidArgumentError(f"{field}: agent {agent_id!r} appears twice")
+        out[agent_id] = obs
+    return out
+
+
+def frameset_from_proto(frameset: service_pb.FrameSet | AssembledFrameSet | bytes) -> dict[str, Observation]:
+    """Observations of a FrameSet, given in any of its three forms.
+
+    Args:
+        frameset: a `FrameSet` message, its serialised bytes (read in place: the fast path),
+            or one read back by `read_frameset` / `FrameSetAssembler`.
+    """
+    if isinstance(frameset, service_pb.FrameSet):
+        decoded = (frame_from_proto(f, f"FrameSet.frames[{i}]") for i, f in enumerate(frameset.frames))
+        return _observations(decoded, "FrameSet.frames")
+    if not isinstance(frameset, AssembledFrameSet):
+        frameset = read_frameset(frameset)
+    decoded = (
+        decode_frame(f.meta, f.rgb, f.depth, f"FrameSet.frames[{i}]") for i, f in enumerate(frameset.frames)
+    )
+    return _observations(decoded, "FrameSet.frames")
+
+
+# --------------------------------------------------------------------------- actions
+def action_to_proto(agent_id: str, action: Action) -> pb.Action:
+    """An agent's Action as a wire `Action`."""
+    kind = action.kind
+    if kind == "key":
+        return pb.Action(agent_id=agent_id, key=action.key)
+    if kind == "nav":
+        return pb.Action(agent_id=agent_id, nav=pb.ContinuousNav(values=action.nav_vector.tolist()))
+    return pb.Action(agent_id=agent_id, hand=pb.HandAction(values=action.hand_vector.tolist()))
+
+
+def action_from_proto(msg: pb.Action, field: str = "action") -> tuple[str, Action]:
+    """(agent_id, Action) of a wire `Action`, validated (key range, lengths, finiteness, grips)."""
+    kind = msg.WhichOneof("kind")
+    try:
+        if kind == "key":
+            return msg.agent_id, Action.from_key(msg.key)
+        if kind == "nav":
+            return msg.agent_id, Action.from_nav(list(msg.nav.values))
+        if kind == "hand":
+            return msg.agent_id, Action.from_hand(list(msg.hand.values))
+    except InvalidArgumentError as exc:
+        raise InvalidArgumentError(f"{field}.{kind}: {exc}") from exc
+    raise InvalidArgumentError(f"{field} sets no action (expected one of key, nav, hand)")
+
+
+def actions_from_proto(
+    msgs: Iterable[pb.Action], agent_ids: Iterable[str], field: str = "StepRequest.actions"
+) -> dict[str, Action]:
+    """Per-agent actions of a StepRequest; unknown or repeated agents are refused."""
+    known = tuple(agent_ids)
+    out: dict[str, Action] = {}
+    for i, msg in enumerate(msgs):
+        agent_id, action = action_from_proto(msg, f"{field}[{i}]")
+        if agent_id not in known:
+            raise InvalidArgumentError(
+                f"{field}[{i}].agent_id: unknown agent {agent_id!r}; this world has {list(known)}"
+            )
+        if agent_id in out:
+            raise InvalidArgumentError(f"{field}[{i}].agent_id: agent {agent_id!r} already has an action")
+        out[agent_id] = action
+    return out
+
+
+# --------------------------------------------------------------------------- misc
+def options_to_json(options: Mapping[str, Any] | None) -> str:
+    """Reset options as the wire's JSON object ('' for none)."""
+    if not options:
+        return ""
+    try:
+        return json.dumps(dict(options), allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise InvalidArgumentError(f"reset options must be JSON-serialisable: {exc}") from exc
+
+
+def options_from_json(text: str, field: str = "ResetRequest.options_json") -> dict[str, Any]:
+    """Reset options from the wire's JSON ('' → {}); anything but an object is refused."""
+    if not text:
+        return {}
+    try:
+        value = json.loads(text)
+    except ValueError as exc:
+        raise InvalidArgumentError(f"{field} is not valid JSON: {exc}") from exc
+    if not isinstance(value, dict):
+        raise InvalidArgumentError(f"{field} must be a JSON object, got {type(value).__name__}")
+    return value
+
+
+def parse_semver(text: str, field: str = "protocol_version") -> tuple[int, int, int]:
+    """(major, minor, patch) of a "MAJOR.MINOR.PATCH" string."""
+    parts = text.split(".")
+    if len(parts) != 3 or not all(p.isdigit() for p in parts):
+        raise InvalidArgumentError(f"{field} must look like MAJOR.MINOR.PATCH, got {text!r}")
+    major, minor, patch = (int(p) for p in parts)
+    return major, minor, patch
