@@ -134,20 +134,25 @@ class EncodedFrameSet:
         return b"".join(parts)
 
     def chunks(self, max_chunk_bytes: int) -> list[bytes]:
-        """The serialised `FrameChunk` messages carrying this FrameSet, in order.
+        """All serialised `FrameChunk` messages carrying this FrameSet; see `iter_chunks`."""
+        return list(self.iter_chunks(max_chunk_bytes))
+
+    def iter_chunks(self, max_chunk_bytes: int) -> Iterator[bytes]:
+        """The serialised `FrameChunk` messages carrying this FrameSet, cut one at a time.
 
         Chunk 0 of each frame carries the frame's metadata and both planes' headers (so the
         receiver learns `total_bytes` up front); every chunk carries at most
-        `max_chunk_bytes` of plane data, rgb before depth.
+        `max_chunk_bytes` of plane data, rgb before depth. Cutting lazily lets a server send
+        one chunk while it cuts the next.
 
         Raises:
-            ValueError: `max_chunk_bytes` is below MIN_CHUNK_BYTES.
+            ValueError: `max_chunk_bytes` is below MIN_CHUNK_BYTES (raised at once).
         """
         if max_chunk_bytes < MIN_CHUNK_BYTES:
             raise ValueError(f"max_chunk_bytes must be >= {MIN_CHUNK_BYTES}, got {max_chunk_bytes}")
         if not self.frames:
-            return [service_pb.FrameChunk(step_id=self.step_id, last_chunk=True).SerializeToString()]
-        return list(self._iter_chunks(max_chunk_bytes))
+            return iter([service_pb.FrameChunk(step_id=self.step_id, last_chunk=True).SerializeToString()])
+        return self._iter_chunks(max_chunk_bytes)
 
     def _iter_chunks(self, max_chunk_bytes: int) -> Iterator[bytes]:
         frame_count = len(self.frames)

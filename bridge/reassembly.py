@@ -32,13 +32,22 @@ from bridge.types import InvalidArgumentError
 
 # Default upper bound on one reassembled frame's planes (guards the receiver's memory).
 DEFAULT_MAX_FRAME_BYTES = 1 << 30
+# Below this size protobuf's own parser, copying the planes out, beats locating them with
+# the Python field scanner (measured: ~2 us vs ~25 us for a 64x64 RGB-D frame).
+IN_PLACE_MIN_BYTES = 256 * 1024
 
 M = TypeVar("M", bound=Message)
 
 
 @dataclass(frozen=True)
 class AssembledFrame:
-    """One frame read back: its metadata (planes' `data` empty) and its plane bytes."""
+    """One frame read back: its metadata and its plane bytes.
+
+    Attributes:
+        meta: the frame's fields; its planes' own `data` (possibly empty) is ignored.
+        rgb: the encoded colour plane.
+        depth: the encoded depth plane.
+    """
 
     meta: pb.Frame
     rgb: Buffer
@@ -94,7 +103,10 @@ def read_frame(buf: memoryview, start: int, end: int) -> AssembledFrame:
 
 
 def read_frameset(message: Buffer) -> AssembledFrameSet:
-    """A serialised `FrameSet`, read in place (plane bytes are views into `message`)."""
+    """A serialised `FrameSet`; large ones are read in place (planes are views of `message`)."""
+    if len(message) < IN_PLACE_MIN_BYTES:
+        parsed = _parse(service_pb.FrameSet, bytes(message), "FrameSet")
+        return AssembledFrameSet(parsed.step_id, tuple(_frame_of_proto(f) for f in parsed.frames))
     buf = bytes_view(message)
     rest: list[Buffer] = []
     frames = []
@@ -109,14 +121,22 @@ def read_frameset(message: Buffer) -> AssembledFrameSet:
 
 @dataclass(frozen=True)
 class ChunkParts:
-    """A `FrameChunk` split into its small header and its (partial) frame."""
+    """A `FrameChunk` split into its header fields and its (partial) frame.
+
+    Attributes:
+        header: the chunk's step_id, frame_index, chunk_index, last_chunk, frame_count
+            (any `frame` it may also hold is ignored).
+        frame: the frame slice, or None.
+    """
 
     header: service_pb.FrameChunk
     frame: AssembledFrame | None
 
 
 def read_chunk(message: Buffer) -> ChunkParts:
-    """A serialised `FrameChunk`, read in place."""
+    """A serialised `FrameChunk`; large ones are read in place."""
+    if len(message) < IN_PLACE_MIN_BYTES:
+        return _chunk_parts_of_proto(_parse(service_pb.FrameChunk, bytes(message), "FrameChunk"))
     buf = bytes_view(message)
     rest: list[Buffer] = []
     frame = None
@@ -128,17 +148,13 @@ def read_chunk(message: Buffer) -> ChunkParts:
     return ChunkParts(_parse(service_pb.FrameChunk, b"".join(rest), "FrameChunk"), frame)
 
 
+def _frame_of_proto(frame: pb.Frame) -> AssembledFrame:
+    return AssembledFrame(frame, frame.rgb.data, frame.depth.data)
+
+
 def _chunk_parts_of_proto(chunk: service_pb.FrameChunk) -> ChunkParts:
-    header = service_pb.FrameChunk()
-    header.CopyFrom(chunk)
-    header.ClearField("frame")
-    if not chunk.HasField("frame"):
-        return ChunkParts(header, None)
-    meta = pb.Frame()
-    meta.CopyFrom(chunk.frame)
-    meta.rgb.ClearField("data")
-    meta.depth.ClearField("data")
-    return ChunkParts(header, AssembledFrame(meta, chunk.frame.rgb.data, chunk.frame.depth.data))
+    # The assembler reads only the header fields of `chunk`, so it can serve as the header.
+    return ChunkParts(chunk, _frame_of_proto(chunk.frame) if chunk.HasField("frame") else None)
 
 
 @dataclass

@@ -233,6 +233,11 @@ def run_server(
     tls = (Path(tls_cert).read_bytes(), Path(tls_key).read_bytes()) if tls_cert and tls_key else None
     height, width = resolution
     factory = partial(make_world, world, scene=scene, height=height, width=width, num_agents=num_agents)
+    try:  # fail now, with a readable error, rather than at the first client's handshake
+        factory().close()
+    except Exception as exc:
+        log.error("cannot create world %r: %s", world, exc)
+        return 1
     try:
         server = serve(factory, host, port, token=token, tls=tls, max_sessions=max_sessions)
     except OSError as exc:

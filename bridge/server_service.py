@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TypeVar
 
@@ -197,9 +198,13 @@ class WorldService:
     def step(self, raw: bytes, context: grpc.ServicerContext) -> bytes:
         """One lockstep step, idempotent per step_id."""
         session = self._session(context)
-        payload = self._step(session, _parse(service_pb.StepRequest, raw), streamed=False)
-        assert isinstance(payload, bytes)
-        return self._checked_size(payload)
+        request = _parse(service_pb.StepRequest, raw)
+        with self._stepping(session, request) as result:
+            if isinstance(result, SentStep):
+                return self._checked_size(result.as_unary())
+            blob = result.to_bytes()
+            session.last_result = SentStep(request.step_id, unary=blob)
+        return self._checked_size(blob)
 
     def set_pose(self, raw: bytes, context: grpc.ServicerContext) -> bytes:
         """Teleports one agent and renders it there."""
@@ -235,30 +240,48 @@ class WorldService:
         try:
             session = self._session(context)
             for raw in requests:
-                yield from self._step(session, _parse(service_pb.StepRequest, raw), streamed=True)
+                yield from self._stream_step(session, _parse(service_pb.StepRequest, raw))
         except grpc.RpcError:  # raised by `requests` when the client cancels or disconnects
             log.debug("StepStream ended by the client")
         except Exception as exc:
             _abort(context, exc, "StepStream")
 
-    # ----------------------------------------------------------------------- helpers
-    def _step(self, session: Session, request: service_pb.StepRequest, streamed: bool) -> bytes | list[bytes]:
-        """Validates, steps (or replays a retried step_id) and serialises, under the session lock.
+    def _stream_step(self, session: Session, request: service_pb.StepRequest) -> list[bytes]:
+        """The FrameChunks answering one streamed StepRequest.
 
-        Returns:
-            The serialised FrameSet, or its serialised FrameChunks when `streamed`.
+        All chunks are cut before the first is sent (cutting them lazily, overlapped with the
+        transfer, measured no faster): the engine may reuse its buffers once its lock is free.
+        """
+        with self._stepping(session, request) as result:
+            if isinstance(result, SentStep):
+                return result.as_chunks(session.max_chunk_bytes)
+            chunks = result.chunks(session.max_chunk_bytes)
+            session.last_result = SentStep(request.step_id, chunks=tuple(chunks))
+        return chunks
+
+    # ----------------------------------------------------------------------- helpers
+    @contextmanager
+    def _stepping(
+        self, session: Session, request: service_pb.StepRequest
+    ) -> Iterator[SentStep | EncodedFrameSet]:
+        """Validates and steps the world, holding the session lock until the caller is done.
+
+        Yields:
+            The cached answer (SentStep) when `request` retries the last step_id; otherwise
+            the new frames, which the caller serialises and caches before leaving the block.
         """
         if request.step_id == 0:
             raise InvalidArgumentError("StepRequest.step_id must be >= 1")
         actions = wire.actions_from_proto(request.actions, session.info.agent_ids)
         with session.lock:
             self._check_open(session)
+            session.touch()  # a long StepStream looks the session up once: keep it from expiring
             if not session.has_reset:
                 raise FailedPreconditionError("Step before Reset: call Reset first")
             cached = session.last_result
             if cached is not None and request.step_id == cached.step_id:
-                # A retry: the same frames again; the engine is not stepped twice.
-                return cached.as_chunks(session.max_chunk_bytes) if streamed else cached.as_unary()
+                yield cached  # a retry: the same frames again; the engine is not stepped twice
+                return
             if request.step_id <= session.last_step_id:
                 raise FailedPreconditionError(
                     f"StepRequest.step_id {request.step_id} is not newer than the last step "
@@ -269,15 +292,8 @@ class WorldService:
             session.last_result = None
             with session.world_lock:
                 observations = session.world.step(actions)
-            encoded = self._encode(session, request.step_id, observations)
-            if streamed:
-                chunks = encoded.chunks(session.max_chunk_bytes)
-                sent, payload = SentStep(request.step_id, chunks=tuple(chunks)), chunks
-            else:
-                blob = encoded.to_bytes()
-                sent, payload = SentStep(request.step_id, unary=blob), blob
-            session.last_step_id, session.last_result = request.step_id, sent
-            return payload
+            session.last_step_id = request.step_id
+            yield self._encode(session, request.step_id, observations)
 
     @staticmethod
     def _encode(session: Session, step_id: int, observations: dict) -> EncodedFrameSet:

@@ -24,6 +24,8 @@ SESSION_ID_BYTES = 16
 # The reaper looks for idle sessions this often (at most), so expiry is timely but cheap.
 MAX_REAPER_PERIOD_S = 30.0
 REAPER_PERIODS_PER_TIMEOUT = 4
+# How long closing a session waits for its in-flight call (shutdown must not hang forever).
+SESSION_CLOSE_WAIT_S = 10.0
 
 
 @dataclass(frozen=True)
@@ -230,15 +232,25 @@ class SessionRegistry:
             self._close_session(session, f"idle for more than {self._idle_timeout_s:g} s")
 
     def _close_session(self, session: Session, reason: str) -> None:
-        with session.lock:  # waits for an in-flight call of this session to finish
-            session.closed = True
+        session.closed = True  # calls still queued on the lock will see it and stop
+        # Wait for an in-flight call of this session; a world stuck in a call is left open
+        # rather than closed under its own feet (which may crash a native engine).
+        if not session.lock.acquire(timeout=SESSION_CLOSE_WAIT_S):
+            log.warning(
+                "session %s… is stuck in a world call; not closing its world (%s)",
+                session.session_id[:8],
+                reason,
+            )
+            return
+        try:
             session.last_result = None
             if session.owns_world:
-                try:
-                    with session.world_lock:
-                        session.world.close()
-                except Exception:
-                    log.exception("closing the world of session %s… failed", session.session_id[:8])
+                with session.world_lock:
+                    session.world.close()
+        except Exception:
+            log.exception("closing the world of session %s… failed", session.session_id[:8])
+        finally:
+            session.lock.release()
         log.info("session %s… of %r closed: %s", session.session_id[:8], session.client_name, reason)
 
     def _reap_forever(self) -> None:

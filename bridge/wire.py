@@ -14,6 +14,7 @@ and is re-exported here.
 from __future__ import annotations
 
 import enum
+import functools
 import io
 import json
 import math
@@ -21,7 +22,6 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 import numpy as np
-import zstandard
 from numpy.typing import NDArray
 from PIL import Image as PILImage
 
@@ -111,7 +111,14 @@ _FORMAT_NAMES = {
     pb.PIXEL_FORMAT_DEPTH_F32: "PIXEL_FORMAT_DEPTH_F32",
 }
 _CODEC_NAMES = {c.value: f"CODEC_{c.name}" for c in Codec}
-_zstd_compressor = zstandard.ZstdCompressor(level=ZSTD_LEVEL)
+
+
+@functools.cache
+def _zstd() -> Any:
+    """The zstandard module, imported on first use: RAW and PNG sessions never need it."""
+    import zstandard
+
+    return zstandard
 
 
 # --------------------------------------------------------------------------- poses, K
@@ -182,7 +189,7 @@ def encode_plane(array: np.ndarray, pixel_format: int, codec: Codec = Codec.RAW)
         PILImage.fromarray(raw, mode="RGB").save(out, format="PNG", compress_level=PNG_COMPRESS_LEVEL)
         data = out.getvalue()
     else:
-        data = _zstd_compressor.compress(memoryview(raw).cast("B"))
+        data = _zstd().ZstdCompressor(level=ZSTD_LEVEL).compress(memoryview(raw).cast("B"))
     return EncodedPlane.create(pixel_format, codec, width, height, data)
 
 
@@ -216,8 +223,8 @@ def decode_plane(meta: pb.Image, data: bytes | bytearray | memoryview, field: st
         return _decode_png(data, width, height, field)
     if meta.codec == pb.CODEC_ZSTD:
         try:
-            data = zstandard.ZstdDecompressor().decompress(bytes(data), max_output_size=expected)
-        except zstandard.ZstdError as exc:
+            data = _zstd().ZstdDecompressor().decompress(bytes(data), max_output_size=expected)
+        except _zstd().ZstdError as exc:
             raise InvalidArgumentError(f"{field}.data is not valid zstd of {expected} bytes: {exc}") from exc
     if len(data) != expected:
         raise InvalidArgumentError(

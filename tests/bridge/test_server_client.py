@@ -8,6 +8,8 @@ up as different pixels.
 import datetime
 import ipaddress
 import math
+import signal
+import socket
 import subprocess
 import sys
 import textwrap
@@ -394,6 +396,30 @@ def test_engine_exception_is_internal_and_the_server_keeps_serving(start, client
     assert not world.closed  # the caller owns a shared world
 
 
+def test_a_failing_world_factory_is_internal_and_the_server_keeps_serving(start, clients):
+    calls = []
+
+    def flaky() -> GradientWorld:
+        calls.append(1)
+        if len(calls) == 1:
+            raise RuntimeError("no GPU today")
+        return GradientWorld()
+
+    server = start(flaky)
+    with pytest.raises(WorldError, match="no GPU today"):
+        clients(server.address)
+    assert server.session_count == 0
+    clients(server.address).reset()
+
+
+def test_run_server_fails_fast_on_a_bad_configuration():
+    from bridge.server import run_server
+
+    common = dict(scene="rooms", resolution=(8, 8), num_agents=1, host="127.0.0.1", port=0, token=None)
+    assert run_server(world="nope", tls_cert=None, tls_key=None, max_sessions=1, **common) == 1
+    assert run_server(world="mujoco", tls_cert="cert.pem", tls_key=None, max_sessions=1, **common) == 2
+
+
 # ----------------------------------------------------------------------------- auth, versions
 def test_token_auth(start, clients):
     server = start(token="s3cret")
@@ -549,6 +575,26 @@ def test_sigterm_shuts_down_gracefully_closing_every_world(tmp_path):
             proc.terminate()  # SIGTERM while the client still holds its session
             assert proc.wait(timeout=10) == 0
         assert proc.stdout.read().split() == ["CLOSED", "True", "1"]
+    finally:
+        proc.kill()
+
+
+def test_genworld_serve_exits_0_on_sigterm():
+    pytest.importorskip("bridge.engines.mujoco_world", reason="MuJoCo engine not landed yet")
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    cmd = [sys.executable, "-m", "bridge.cli", "serve", "--port", str(port), "--resolution", "16x16"]
+    proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True)
+    try:
+        for line in proc.stderr:  # the readable "serving ..." line means it is up
+            if "serving mujoco" in line:
+                assert f"grpc://127.0.0.1:{port}" in line and "token not required" in line
+                break
+        with WorldClient(f"127.0.0.1:{port}", timeout_s=30.0) as client:
+            assert client.reset()[client.handshake().agent_ids[0]].rgb.shape == (16, 16, 3)
+            proc.send_signal(signal.SIGTERM)
+            assert proc.wait(timeout=10) == 0
     finally:
         proc.kill()
 

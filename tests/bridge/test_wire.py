@@ -13,6 +13,7 @@ from bridge.framing import MIN_CHUNK_BYTES, EncodedFrameSet
 from bridge.pbwire import len_header, scan_fields, varint
 from bridge.proto_gen.genworld.v1 import types_pb2 as pb
 from bridge.proto_gen.genworld.v1 import world_service_pb2 as service_pb
+from bridge.reassembly import IN_PLACE_MIN_BYTES
 from bridge.types import Action, InvalidArgumentError, Observation
 
 H, W = 480, 640
@@ -101,8 +102,9 @@ def test_frameset_round_trip_every_codec(codec):
             _assert_same(observations[agent], decoded[agent])
 
 
-def test_raw_planes_are_zero_copy_views_of_the_message():
-    blob = wire.encode_frameset(1, {"a": _observation()}).to_bytes()
+def test_large_raw_planes_are_zero_copy_views_of_the_message():
+    blob = wire.encode_frameset(1, {"a": _observation(H, W)}).to_bytes()
+    assert len(blob) >= IN_PLACE_MIN_BYTES
     obs = wire.frameset_from_proto(blob)["a"]
     assert not obs.rgb.flags.writeable and np.shares_memory(obs.rgb, np.frombuffer(blob, np.uint8))
 
@@ -334,8 +336,11 @@ def test_varint_matches_protobuf(value):
     assert varint(value) == service_pb.FrameSet(step_id=value).SerializeToString()[1:] or value == 0
 
 
-def test_malformed_messages_are_invalid_arguments():
+@pytest.mark.parametrize("padding", [0, IN_PLACE_MIN_BYTES], ids=["protobuf-parser", "in-place-scanner"])
+def test_malformed_messages_are_invalid_arguments(padding):
     for garbage in (b"\xff\xff\xff\xff", b"\x12\x7f", b"\x0f", len_header(2, 10) + b"abc"):
-        with pytest.raises(InvalidArgumentError, match="malformed protobuf"):
-            wire.read_frameset(garbage)
+        with pytest.raises(InvalidArgumentError, match=r"malformed protobuf|not a valid FrameSet"):
+            wire.read_frameset(garbage + b"\x00" * padding)
+        with pytest.raises(InvalidArgumentError, match=r"malformed protobuf|not a valid FrameChunk"):
+            wire.read_chunk(garbage + b"\x00" * padding)
     assert list(scan_fields(memoryview(b""), 0, 0)) == []
