@@ -22,7 +22,7 @@ from google.protobuf.message import DecodeError, Message
 
 from bridge import wire
 from bridge.framing import MIN_CHUNK_BYTES, EncodedFrameSet
-from bridge.grpc_status import SERVICE_NAME, SESSION_METADATA_KEY, status_for_error
+from bridge.grpc_status import SESSION_METADATA_KEY, status_for_error
 from bridge.proto_gen.genworld.v1 import world_service_pb2 as service_pb
 from bridge.server_sessions import SentStep, Session, SessionRegistry
 from bridge.types import (
@@ -111,10 +111,6 @@ class WorldService:
         }
         handlers["StepStream"] = grpc.stream_stream_rpc_method_handler(self.step_stream)
         return handlers
-
-    def generic_handler(self) -> grpc.GenericRpcHandler:
-        """The handlers under the service's full name."""
-        return grpc.method_handlers_generic_handler(SERVICE_NAME, self.handlers())
 
     # ----------------------------------------------------------------------- sessions
     def _session(self, context: grpc.ServicerContext) -> Session:

@@ -289,10 +289,20 @@ def _bench_resolution(height: int, width: int, frames: int, repeats: int) -> lis
             process.terminate()
 
 
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 def machine_description() -> str:
     """One line about the machine, for the report."""
     return (
-        f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPU cores, "
+        f"{_cpu_model()}, {os.cpu_count()} CPU cores, {platform.system()}, "
         f"Python {platform.python_version()}, grpcio {grpc.__version__}"
     )
 
