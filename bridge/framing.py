@@ -14,6 +14,7 @@ under the session lock and caches the serialised bytes for idempotent retries.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -37,6 +38,16 @@ from bridge.reassembly import AssembledFrameSet
 MIN_CHUNK_BYTES = 1024
 
 
+# A world's planes keep their format and size from step to step: serialise each header once.
+IMAGE_HEADER_CACHE_SIZE = 64
+
+
+@functools.lru_cache(maxsize=IMAGE_HEADER_CACHE_SIZE)
+def _image_header(pixel_format: int, codec: int, width: int, height: int, total_bytes: int) -> bytes:
+    meta = pb.Image(format=pixel_format, codec=codec, width=width, height=height, total_bytes=total_bytes)
+    return meta.SerializeToString()
+
+
 @dataclass(frozen=True)
 class EncodedPlane:
     """One image plane ready for the wire.
@@ -53,8 +64,7 @@ class EncodedPlane:
     def create(pixel_format: int, codec: int, width: int, height: int, data: Buffer) -> EncodedPlane:
         """Plane of `data` (any C-contiguous buffer) with its header."""
         view = bytes_view(data)
-        meta = pb.Image(format=pixel_format, codec=codec, width=width, height=height, total_bytes=view.nbytes)
-        return EncodedPlane(meta.SerializeToString(), view)
+        return EncodedPlane(_image_header(pixel_format, codec, width, height, view.nbytes), view)
 
     @staticmethod
     def from_meta(meta: pb.Image, data: Buffer) -> EncodedPlane:

@@ -42,8 +42,7 @@ FRAMESET_FRAMES = _number(service_pb.FrameSet, "frames")
 CHUNK_FRAME = _number(service_pb.FrameChunk, "frame")
 
 
-def varint(value: int) -> bytes:
-    """Base-128 varint of a non-negative integer."""
+def _encode_varint(value: int) -> bytes:
     out = bytearray()
     while True:
         byte = value & VARINT_PAYLOAD_MASK
@@ -54,6 +53,15 @@ def varint(value: int) -> bytes:
         out.append(byte | VARINT_CONTINUE)
 
 
+# Tags and small lengths recur in every message: encode them once.
+_ONE_BYTE_VARINTS = tuple(_encode_varint(v) for v in range(VARINT_CONTINUE))
+
+
+def varint(value: int) -> bytes:
+    """Base-128 varint of a non-negative integer."""
+    return _ONE_BYTE_VARINTS[value] if value < VARINT_CONTINUE else _encode_varint(value)
+
+
 def len_header(field_number: int, length: int) -> bytes:
     """Tag and length prefix of a length-delimited field."""
     return varint(field_number << TAG_SHIFT | WIRETYPE_LEN) + varint(length)
@@ -61,7 +69,7 @@ def len_header(field_number: int, length: int) -> bytes:
 
 def submessage(field_number: int, parts: list[Buffer]) -> list[Buffer]:
     """`parts` (the serialised fields of a message) wrapped as embedded field `field_number`."""
-    return [len_header(field_number, sum(len(p) for p in parts)), *parts]
+    return [len_header(field_number, sum(map(len, parts))), *parts]
 
 
 def bytes_view(data: Buffer) -> memoryview:

@@ -113,8 +113,8 @@ class ConstantWorld:
         """Nothing to release."""
 
     def _frame(self) -> Observation:
-        frame = self._frames[self._count % CONSTANT_FRAMES]
-        return dataclasses.replace(frame, frame_id=self._count, sim_time=float(self._count))
+        f = self._frames[self._count % CONSTANT_FRAMES]
+        return Observation(f.rgb, f.depth, f.pose, f.K, frame_id=self._count, sim_time=float(self._count))
 
 
 def _echo_payloads(height: int, width: int) -> tuple[bytes, list[bytes]]:
