@@ -56,7 +56,8 @@ class OffscreenRenderer:
         self._model: mujoco.MjModel | None = None
         try:
             self._gl = gl_context.GLContext(width, height)
-            self._gl.make_current()
+            with self._gl.as_current():  # fail here, with the hint, if the backend is unusable
+                pass
         except Exception as exc:  # backend libraries missing or no display: say what to do
             raise RuntimeError(_NO_CONTEXT_HINT.format(backend=gl_backend())) from exc
         self._option = mujoco.MjvOption()
@@ -73,7 +74,6 @@ class OffscreenRenderer:
             return
         if self._width > model.vis.global_.offwidth or self._height > model.vis.global_.offheight:
             raise ValueError(f"{self._width}x{self._height} exceeds the model's offscreen buffer")
-        self._gl.make_current()
         self._free_context()
         try:
             self._context = mujoco.MjrContext(model, mujoco.mjtFontScale.mjFONTSCALE_100.value)
@@ -97,14 +97,17 @@ class OffscreenRenderer:
         """(rgb (H, W, 3) uint8, depth (H, W) float32 planar metres, +inf = no hit) of one camera."""
         if self._gl is None:
             raise RuntimeError("render called after close")
-        self._bind(model)
-        self._gl.make_current()
-        self._camera.fixedcamid = camera_id
-        mujoco.mjv_updateScene(
-            model, data, self._option, None, self._camera, mujoco.mjtCatBit.mjCAT_ALL.value, self._scene
-        )
-        mujoco.mjr_render(self._rect, self._scene, self._context)
-        mujoco.mjr_readPixels(self._rgb, self._zbuffer, self._rect, self._context)
+        # The context is current only while GL work runs, then released: a World may be
+        # driven from any thread (a gRPC server runs each call on a pool thread), one call
+        # at a time, and a context left current on another thread crashes OSMesa and EGL.
+        with self._gl.as_current():
+            self._bind(model)
+            self._camera.fixedcamid = camera_id
+            mujoco.mjv_updateScene(
+                model, data, self._option, None, self._camera, mujoco.mjtCatBit.mjCAT_ALL.value, self._scene
+            )
+            mujoco.mjr_render(self._rect, self._scene, self._context)
+            mujoco.mjr_readPixels(self._rgb, self._zbuffer, self._rect, self._context)
         rgb = np.ascontiguousarray(self._rgb[::-1])  # OpenGL rows run bottom-up
         depth = (self._depth_d / (self._zbuffer[::-1].astype(np.float64) + self._depth_c)).astype(np.float32)
         sky = depth * self._ray_lengths(float(model.cam_fovy[camera_id])) >= SKY_DISTANCE_FRACTION * self._far

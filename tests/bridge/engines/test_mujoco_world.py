@@ -390,3 +390,33 @@ def test_look_at_helper_agrees_with_level_camera():
     pose = level_camera((1.0, 2.0, 1.5), yaw=0.7)
     target = pose[:3, 3] + [math.cos(0.7), math.sin(0.7), 0.0]
     np.testing.assert_allclose(pose, look_at(pose[:3, 3], target), atol=1e-12)
+
+
+_CHANGING_THREADS_SCRIPT = """
+from concurrent.futures import ThreadPoolExecutor
+from bridge.engines.mujoco_world import MujocoWorld
+from bridge.types import Action
+pools = [ThreadPoolExecutor(1) for _ in range(4)]
+for episode in range(3):
+    world = pools[episode % 4].submit(MujocoWorld, scene="rooms").result()
+    pools[(episode + 1) % 4].submit(world.reset, seed=episode).result()
+    for i in range(40):
+        pools[i % 4].submit(world.step, {"agent_0": Action.from_key(1 + i % 6)}).result()
+    pools[(episode + 2) % 4].submit(world.close).result()
+print("ok")
+"""
+
+
+def test_a_world_can_be_driven_from_changing_threads():
+    """A gRPC server calls one world from different pool threads, one call at a time.
+
+    A GL context left current on the previous thread made OSMesa segfault here (3 of 3
+    runs before the fix), so this runs in a subprocess: a crash fails the test, not the suite.
+    """
+    result = subprocess.run(
+        [sys.executable, "-c", _CHANGING_THREADS_SCRIPT], capture_output=True, text=True, timeout=240
+    )
+    assert result.returncode == 0 and result.stdout.strip() == "ok", (
+        result.returncode,
+        result.stderr[-2000:],
+    )
