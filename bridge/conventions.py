@@ -12,6 +12,7 @@ and both are checked against `tests/data/conventions_vectors.json`.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -24,50 +25,71 @@ _UE_FLIP = np.diag([1.0, -1.0, 1.0])
 
 
 # --------------------------------------------------------------------------- rotations
+# Below this a quaternion component counts as zero (canonical sign) or a norm as degenerate.
+_QUAT_EPS = 1e-12
+Quat = tuple[float, float, float, float]
+Rows3 = tuple[tuple[float, float, float], tuple[float, float, float], tuple[float, float, float]]
+
+
+# The rotation conventions are implemented once, on plain floats: the wire converts a pose
+# every frame, and small numpy operations cost microseconds each. The ndarray functions
+# below are thin wrappers of these.
+def _unit_quat(w: float, x: float, y: float, z: float) -> Quat:
+    """(w, x, y, z) normalised, in canonical sign (see `normalize_quat`)."""
+    n = math.hypot(w, x, y, z)
+    if not math.isfinite(n) or n < _QUAT_EPS:
+        raise ValueError(f"quaternion must be finite and non-zero, got {[w, x, y, z]}")
+    q = (w / n, x / n, y / n, z / n)
+    leading = next((c for c in q if abs(c) > _QUAT_EPS), q[0])
+    return (-q[0], -q[1], -q[2], -q[3]) if leading < 0 else q
+
+
+def _quat_rows(w: float, x: float, y: float, z: float) -> Rows3:
+    """Rows of the rotation matrix of a (w, x, y, z) quaternion (normalised first)."""
+    w, x, y, z = _unit_quat(w, x, y, z)
+    return (
+        (1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y)),
+        (2 * (x * y + w * z), 1 - 2 * (x * x + z * z), 2 * (y * z - w * x)),
+        (2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y)),
+    )
+
+
+def _rows_quat(R: Sequence[Sequence[float]]) -> Quat:
+    """(w, x, y, z) of the rotation whose first three rows/columns are `R` (Shepperd)."""
+    (r00, r01, r02), (r10, r11, r12), (r20, r21, r22) = (row[:3] for row in R[:3])
+    trace = r00 + r11 + r22
+    if trace > 0:
+        s = 2.0 * math.sqrt(1.0 + trace)
+        return _unit_quat(0.25 * s, (r21 - r12) / s, (r02 - r20) / s, (r10 - r01) / s)
+    if r00 > r11 and r00 > r22:
+        s = 2.0 * math.sqrt(1.0 + r00 - r11 - r22)
+        return _unit_quat((r21 - r12) / s, 0.25 * s, (r01 + r10) / s, (r02 + r20) / s)
+    if r11 > r22:
+        s = 2.0 * math.sqrt(1.0 + r11 - r00 - r22)
+        return _unit_quat((r02 - r20) / s, (r01 + r10) / s, 0.25 * s, (r12 + r21) / s)
+    s = 2.0 * math.sqrt(1.0 + r22 - r00 - r11)
+    return _unit_quat((r10 - r01) / s, (r02 + r20) / s, (r12 + r21) / s, 0.25 * s)
+
+
 def normalize_quat(q: ArrayLike) -> F64:
     """Unit quaternion (w, x, y, z) in canonical sign: first non-zero component positive.
 
     q and -q are the same rotation; fixing the sign (w > 0 in all but 180° turns) gives
     each rotation one representation on the wire and in the test vectors.
     """
-    q = np.asarray(q, dtype=np.float64)
-    n = np.linalg.norm(q)
-    if not np.isfinite(n) or n < 1e-12:
-        raise ValueError(f"quaternion must be finite and non-zero, got {q.tolist()}")
-    q = q / n
-    leading = q[np.argmax(np.abs(q) > 1e-12)]
-    return -q if leading < 0 else q
+    w, x, y, z = np.asarray(q, dtype=np.float64).tolist()
+    return np.array(_unit_quat(w, x, y, z))
 
 
 def quat_to_matrix(q: ArrayLike) -> F64:
     """Rotation matrix of a (w, x, y, z) quaternion (normalised first)."""
-    w, x, y, z = normalize_quat(q)
-    return np.array(
-        [
-            [1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y)],
-            [2 * (x * y + w * z), 1 - 2 * (x * x + z * z), 2 * (y * z - w * x)],
-            [2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y)],
-        ]
-    )
+    w, x, y, z = np.asarray(q, dtype=np.float64).tolist()
+    return np.array(_quat_rows(w, x, y, z))
 
 
 def matrix_to_quat(R: ArrayLike) -> F64:
     """(w, x, y, z) quaternion of a rotation matrix, w >= 0 (Shepperd's stable branch choice)."""
-    R = np.asarray(R, dtype=np.float64)
-    trace = R[0, 0] + R[1, 1] + R[2, 2]
-    if trace > 0:
-        s = 2.0 * math.sqrt(1.0 + trace)
-        q = [0.25 * s, (R[2, 1] - R[1, 2]) / s, (R[0, 2] - R[2, 0]) / s, (R[1, 0] - R[0, 1]) / s]
-    elif R[0, 0] > R[1, 1] and R[0, 0] > R[2, 2]:
-        s = 2.0 * math.sqrt(1.0 + R[0, 0] - R[1, 1] - R[2, 2])
-        q = [(R[2, 1] - R[1, 2]) / s, 0.25 * s, (R[0, 1] + R[1, 0]) / s, (R[0, 2] + R[2, 0]) / s]
-    elif R[1, 1] > R[2, 2]:
-        s = 2.0 * math.sqrt(1.0 + R[1, 1] - R[0, 0] - R[2, 2])
-        q = [(R[0, 2] - R[2, 0]) / s, (R[0, 1] + R[1, 0]) / s, 0.25 * s, (R[1, 2] + R[2, 1]) / s]
-    else:
-        s = 2.0 * math.sqrt(1.0 + R[2, 2] - R[0, 0] - R[1, 1])
-        q = [(R[1, 0] - R[0, 1]) / s, (R[0, 2] + R[2, 0]) / s, (R[1, 2] + R[2, 1]) / s, 0.25 * s]
-    return normalize_quat(q)
+    return np.array(_rows_quat(np.asarray(R, dtype=np.float64).tolist()))
 
 
 def quat_multiply(a: ArrayLike, b: ArrayLike) -> F64:
@@ -146,13 +168,28 @@ def se3_inverse(T: ArrayLike) -> F64:
 
 def pose_from_quat(translation: ArrayLike, quat_wxyz: ArrayLike) -> F64:
     """Camera-to-world pose from a position and a (w, x, y, z) orientation."""
-    return se3(quat_to_matrix(quat_wxyz), translation)
+    tx, ty, tz = np.asarray(translation, dtype=np.float64).tolist()
+    w, x, y, z = np.asarray(quat_wxyz, dtype=np.float64).tolist()
+    return pose_from_quat_floats((tx, ty, tz), (w, x, y, z))
 
 
 def pose_to_quat(T: ArrayLike) -> tuple[F64, F64]:
     """(translation, (w, x, y, z) quaternion) of a rigid transform."""
-    T = np.asarray(T, dtype=np.float64)
-    return T[:3, 3].copy(), matrix_to_quat(T[:3, :3])
+    t, q = pose_to_quat_floats(T)
+    return np.array(t), np.array(q)
+
+
+def pose_from_quat_floats(translation: Sequence[float], quat_wxyz: Sequence[float]) -> F64:
+    """`pose_from_quat` of plain floats (the wire's per-frame path: no small numpy ops)."""
+    tx, ty, tz = translation
+    (r00, r01, r02), (r10, r11, r12), (r20, r21, r22) = _quat_rows(*quat_wxyz)
+    return np.array([[r00, r01, r02, tx], [r10, r11, r12, ty], [r20, r21, r22, tz], [0.0, 0.0, 0.0, 1.0]])
+
+
+def pose_to_quat_floats(T: ArrayLike) -> tuple[tuple[float, float, float], Quat]:
+    """`pose_to_quat` as plain floats: ((x, y, z), (w, x, y, z))."""
+    rows = np.asarray(T, dtype=np.float64).tolist()
+    return (rows[0][3], rows[1][3], rows[2][3]), _rows_quat(rows)
 
 
 def is_rigid(T: ArrayLike, atol: float = 1e-6) -> bool:

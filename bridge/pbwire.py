@@ -8,6 +8,7 @@ the way out and not at all on the way in. Metadata is still (de)serialised by pr
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator
 from typing import NamedTuple
 
@@ -62,8 +63,13 @@ def varint(value: int) -> bytes:
     return _ONE_BYTE_VARINTS[value] if value < VARINT_CONTINUE else _encode_varint(value)
 
 
+# A world's frames keep their sizes from step to step, so the same few headers recur.
+LEN_HEADER_CACHE_SIZE = 256
+
+
+@functools.lru_cache(maxsize=LEN_HEADER_CACHE_SIZE)
 def len_header(field_number: int, length: int) -> bytes:
-    """Tag and length prefix of a length-delimited field."""
+    """Tag and length prefix of a length-delimited field (cached: sizes recur every step)."""
     return varint(field_number << TAG_SHIFT | WIRETYPE_LEN) + varint(length)
 
 

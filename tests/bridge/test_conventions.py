@@ -161,3 +161,16 @@ def test_vectors_cover_every_function_with_analytic_cases():
         "ue_camera_to_pose",
         "ue_location_to_world",
     } <= analytic
+
+
+@given(quats, vec3)
+def test_float_pose_path_matches_ndarray_functions(q, t):
+    """The wire's plain-float pose conversions agree with the ndarray ones and the matrix path."""
+    T = cv.se3(cv.quat_to_matrix(q), t)
+    t_floats, q_floats = cv.pose_to_quat_floats(T)
+    t_array, q_array = cv.pose_to_quat(T)
+    assert np.allclose(t_floats, t_array, atol=0) and np.allclose(q_floats, q_array, atol=0)
+    assert np.allclose(q_floats, cv.matrix_to_quat(T[:3, :3]), atol=0)
+    back = cv.pose_from_quat_floats(t_floats, q_floats)
+    assert np.allclose(back, cv.pose_from_quat(t_array, q_array), atol=0)
+    assert np.allclose(back, T, atol=1e-9)
