@@ -35,7 +35,6 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import fcntl
-import json
 import logging
 import multiprocessing
 import multiprocessing.util
@@ -50,33 +49,27 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import zstandard
-from numpy.lib.format import open_memmap
 from tqdm import tqdm
 
+from bridge.episode_writer import TMP_PREFIX, EpisodeWriter, atomic_write_json, field_specs, fsync_path
 from bridge.policies import POLICY_NAMES, make_policy
 from bridge.trajectory_format import (
-    ACTION_DIM,
     EPISODES_DIR,
     FORMAT_NAME,
     FORMAT_VERSION,
     MANIFEST_NAME,
     META_NAME,
-    ZSTD_SUFFIX,
-    encode_action,
     episode_name,
     read_manifest,
 )
-from bridge.types import HAND_KEYPOINTS, NUM_HANDS, Action, Observation, World, WorldInfo
+from bridge.types import World, WorldInfo
 from bridge.worlds import make_world
 
 log = logging.getLogger(__name__)
 
 LOCK_NAME = ".lock"
-TMP_PREFIX = ".tmp-"
 RGB_CODECS = ("raw", "zstd")
 PR_SET_PDEATHSIG = 1  # linux/prctl.h
-ZSTD_LEVEL = 3  # fast; RGB of rendered scenes compresses well even at low levels
 
 # Arguments that define what a dataset contains; a resume must repeat them exactly.
 # `episodes` and `workers` may change between runs (extend a dataset, use more cores).
@@ -120,94 +113,6 @@ class _EpisodeJob:
     episodes_dir: str
 
 
-# --------------------------------------------------------------------------- writing
-def _fsync_path(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _atomic_write_json(path: Path, payload: Mapping[str, Any]) -> None:
-    tmp = path.with_name(f"{TMP_PREFIX}{path.name}-{os.getpid()}")
-    with open(tmp, "w") as f:
-        json.dump(payload, f, indent=2, sort_keys=True)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-    _fsync_path(path.parent)
-
-
-def _field_specs(obs: Observation, num_agents: int, frames: int) -> dict[str, tuple[tuple[int, ...], Any]]:
-    """(shape, dtype) of every field, derived from the reset observation."""
-    lead = (frames, num_agents)
-    specs: dict[str, tuple[tuple[int, ...], Any]] = {
-        "rgb": ((*lead, *obs.rgb.shape), np.uint8),
-        "depth": ((*lead, *obs.depth.shape), np.float32),
-        "pose": ((*lead, 4, 4), np.float64),
-        "K": ((*lead, 3, 3), np.float64),
-        "frame_id": (lead, np.int64),
-        "sim_time": (lead, np.float64),
-        "collided": (lead, np.bool_),
-        "actions": ((*lead, ACTION_DIM), np.float32),
-    }
-    if obs.hand_keypoints is not None:
-        specs["hand_keypoints"] = ((*lead, NUM_HANDS, HAND_KEYPOINTS, 3), np.float32)
-    return specs
-
-
-class _EpisodeWriter:
-    """Streams frames straight into memory-mapped .npy files, so RAM stays flat at any size."""
-
-    def __init__(self, directory: Path, specs: Mapping[str, tuple[tuple[int, ...], Any]]) -> None:
-        self.directory = directory
-        self.arrays = {
-            name: open_memmap(directory / f"{name}.npy", mode="w+", dtype=dtype, shape=shape)
-            for name, (shape, dtype) in specs.items()
-        }
-        if "hand_keypoints" in self.arrays:
-            self.arrays["hand_keypoints"][:] = np.nan  # frames without hands stay NaN
-
-    def write(
-        self,
-        t: int,
-        agent_ids: tuple[str, ...],
-        obs: Mapping[str, Observation],
-        actions: Mapping[str, Action] | None,
-    ) -> None:
-        for a, agent in enumerate(agent_ids):
-            o = obs[agent]
-            o.validate()
-            arr = self.arrays
-            arr["rgb"][t, a] = o.rgb
-            arr["depth"][t, a] = o.depth
-            arr["pose"][t, a] = o.pose
-            arr["K"][t, a] = o.K
-            arr["frame_id"][t, a] = o.frame_id
-            arr["sim_time"][t, a] = o.sim_time
-            arr["collided"][t, a] = o.collided
-            arr["actions"][t, a] = encode_action(None if actions is None else actions.get(agent))
-            if "hand_keypoints" in arr and o.hand_keypoints is not None:
-                arr["hand_keypoints"][t, a] = o.hand_keypoints
-
-    def finish(self, rgb_codec: str) -> None:
-        """Flushes everything to disk (and compresses RGB if asked) before the rename."""
-        for array in self.arrays.values():
-            array.flush()
-        names, self.arrays = list(self.arrays), {}  # drops the maps; the files stay
-        for name in names:
-            _fsync_path(self.directory / f"{name}.npy")
-        if rgb_codec == "zstd":
-            raw = self.directory / "rgb.npy"
-            packed = raw.with_name(raw.name + ZSTD_SUFFIX)
-            with open(raw, "rb") as src, open(packed, "wb") as dst:
-                zstandard.ZstdCompressor(level=ZSTD_LEVEL).copy_stream(src, dst)
-                dst.flush()
-                os.fsync(dst.fileno())
-            raw.unlink()
-
-
 def _info_dict(info: WorldInfo) -> dict[str, Any]:
     """The handshake as JSON, for the manifest and meta.json."""
     d = asdict(info)
@@ -235,7 +140,7 @@ def _record_episode(world: World, info: WorldInfo, job: _EpisodeJob) -> _Episode
         )
     policy = make_policy(job.policy, job.scene, agent_ids, np.random.default_rng(job.seed))
     frames = job.steps + 1
-    writer = _EpisodeWriter(tmp, _field_specs(first, len(agent_ids), frames))
+    writer = EpisodeWriter(tmp, field_specs(first, len(agent_ids), frames))
     writer.write(0, agent_ids, obs, None)
     reset_s = time.perf_counter() - start
     for t in range(1, frames):
@@ -263,10 +168,10 @@ def _record_episode(world: World, info: WorldInfo, job: _EpisodeJob) -> _Episode
         "rgb_codec": job.rgb_codec,
         "timing": {"reset_s": reset_s, "steps_s": steps_s, "frames_per_s": frames / max(steps_s, 1e-9)},
     }
-    _atomic_write_json(tmp / META_NAME, meta)  # written last: its presence marks a complete episode
+    atomic_write_json(tmp / META_NAME, meta)  # written last: its presence marks a complete episode
     final = episodes_dir / name
     os.rename(tmp, final)
-    _fsync_path(episodes_dir)
+    fsync_path(episodes_dir)
     return {k: meta[k] for k in ENTRY_KEYS}, meta["world_info"]
 
 
@@ -397,7 +302,7 @@ class _Manifest:
             self.data["episodes"].append(entry)
             self.data["episodes"].sort(key=lambda e: e["index"])
         self.data["updated"] = time.time()
-        _atomic_write_json(self.path, self.data)
+        atomic_write_json(self.path, self.data)
 
     def _pin_world(self, info: Mapping[str, Any]) -> None:
         """The first episode fixes resolution and agents; later ones must agree."""
