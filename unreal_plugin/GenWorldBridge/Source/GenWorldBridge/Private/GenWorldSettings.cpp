@@ -1,0 +1,7 @@
+#include "GenWorldSettings.h"
+
+UGenWorldSettings::UGenWorldSettings()
+{
+	CategoryName = TEXT("Plugins");
+	SectionName = TEXT("GenWorld Bridge");
+}
