@@ -88,7 +88,7 @@ Invoke-Checked cmake --build "$Work\build-json" --target install
 # ------------------------------------------------------------------ the GenWorld core
 Invoke-Checked cmake -S "$Repo\unreal_plugin\core" -B "$Work\build-core" @Common `
     "-DCMAKE_CXX_FLAGS=/Zc:__cplusplus /utf-8 /EHsc /GR- /DGOOGLE_PROTOBUF_NO_RTTI=1 /DGRPC_ALLOW_EXCEPTIONS=0" `
-    "-DgRPC_DIR=$Prefix\lib\cmake\grpc" "-DProtobuf_DIR=$Prefix\cmake" `
+    "-DgRPC_DIR=$Prefix\lib\cmake\grpc" "-DProtobuf_DIR=$Prefix\lib\cmake\protobuf" `
     "-DGRPC_CPP_PLUGIN=$Prefix\bin\grpc_cpp_plugin.exe"
 Invoke-Checked cmake --build "$Work\build-core" --target genworld_core genworld_proto --parallel
 
