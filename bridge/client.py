@@ -325,12 +325,20 @@ class WorldClient:
         return self._auth
 
     # ----------------------------------------------------------------------- calls
-    def _retrying(self, what: str, attempt: Callable[[], T], retryable: Callable[[Exception], bool]) -> T:
-        """Runs `attempt`, retrying with exponential backoff while `retryable(error)`."""
+    # Attempts and retry tests are bound methods and module functions taking their inputs as
+    # arguments, rather than closures made afresh on every call: a step builds no functions.
+    def _retrying(
+        self,
+        what: str,
+        attempt: Callable[..., T],
+        retryable: Callable[[Exception], bool],
+        *args: Any,
+    ) -> T:
+        """Runs `attempt(*args)`, retrying with exponential backoff while `retryable(error)`."""
         delay = self._backoff_s
         for attempt_index in range(self._max_retries + 1):
             try:
-                return attempt()
+                return attempt(*args)
             except Exception as exc:
                 if not retryable(exc):
                     raise
@@ -354,49 +362,42 @@ class WorldClient:
         self, rpc: grpc.UnaryUnaryMultiCallable, request: Any, what: str, with_session: bool = True
     ) -> Any:
         """One unary call with deadline and retries; failures become WorldErrors."""
+        attempt, retryable = self._unary_attempt, _retryable_rpc_error
+        return self._retrying(what, attempt, retryable, rpc, request, what, with_session)
 
-        def attempt() -> Any:
-            try:
-                return rpc(request, timeout=self._timeout_s, metadata=self._metadata(with_session))
-            except grpc.RpcError as exc:
-                if exc.code() in RETRYABLE:
-                    raise
-                raise error_for_rpc(exc, what) from None
-
-        def retryable(exc: Exception) -> bool:
-            return isinstance(exc, grpc.RpcError) and exc.code() in RETRYABLE
-
-        return self._retrying(what, attempt, retryable)
+    def _unary_attempt(
+        self, rpc: grpc.UnaryUnaryMultiCallable, request: Any, what: str, with_session: bool
+    ) -> Any:
+        try:
+            return rpc(request, timeout=self._timeout_s, metadata=self._metadata(with_session))
+        except grpc.RpcError as exc:
+            if exc.code() in RETRYABLE:
+                raise
+            raise error_for_rpc(exc, what) from None
 
     def _stream_step(self, request: service_pb.StepRequest) -> AssembledFrameSet:
         """One step over the long-lived StepStream, reopening it after transient failures."""
+        return self._retrying("StepStream", self._stream_attempt, _retryable_stream_error, request)
+
+    def _stream_attempt(self, request: service_pb.StepRequest) -> AssembledFrameSet:
         assert self._watchdog is not None
-
-        def attempt() -> AssembledFrameSet:
-            if self._stream_call is None:
-                self._stream_call = StepStreamCall(
-                    self._rpc_stream, self._metadata(True), self._watchdog, MAX_STREAM_FRAME_BYTES
-                )
-            try:
-                return self._stream_call.step(request, self._timeout_s)
-            except grpc.RpcError as exc:
-                self._drop_stream()
-                if exc.code() in RETRYABLE:
-                    raise
-                raise error_for_rpc(exc, "StepStream") from None
-            except InvalidArgumentError as exc:  # chunks out of order or sizes wrong: the server's fault
-                self._drop_stream()
-                raise WorldError(f"StepStream: the server sent an invalid chunk sequence: {exc}") from None
-            except BaseException:
-                self._drop_stream()
-                raise
-
-        def retryable(exc: Exception) -> bool:
-            return isinstance(exc, StreamInterruptedError) or (
-                isinstance(exc, grpc.RpcError) and exc.code() in RETRYABLE
+        if self._stream_call is None:
+            self._stream_call = StepStreamCall(
+                self._rpc_stream, self._metadata(True), self._watchdog, MAX_STREAM_FRAME_BYTES
             )
-
-        return self._retrying("StepStream", attempt, retryable)
+        try:
+            return self._stream_call.step(request, self._timeout_s)
+        except grpc.RpcError as exc:
+            self._drop_stream()
+            if exc.code() in RETRYABLE:
+                raise
+            raise error_for_rpc(exc, "StepStream") from None
+        except InvalidArgumentError as exc:  # chunks out of order or sizes wrong: the server's fault
+            self._drop_stream()
+            raise WorldError(f"StepStream: the server sent an invalid chunk sequence: {exc}") from None
+        except BaseException:
+            self._drop_stream()
+            raise
 
     def _drop_stream(self) -> None:
         if self._stream_call is not None:
@@ -418,3 +419,13 @@ class WorldClient:
         if self._watchdog is not None:
             self._watchdog.close()
         self._channel.close()
+
+
+def _retryable_rpc_error(exc: Exception) -> bool:
+    """A transient gRPC failure (the call may be repeated: steps reuse their step_id)."""
+    return isinstance(exc, grpc.RpcError) and exc.code() in RETRYABLE
+
+
+def _retryable_stream_error(exc: Exception) -> bool:
+    """A transient StepStream failure, including a step the watchdog cut short."""
+    return isinstance(exc, StreamInterruptedError) or _retryable_rpc_error(exc)

@@ -30,11 +30,17 @@ log = logging.getLogger(__name__)
 MIB = 1 << 20
 DEFAULT_MAX_REQUEST_BYTES = 4 * MIB
 DEFAULT_MAX_RESPONSE_BYTES = 64 * MIB
-DEFAULT_MAX_CHUNK_BYTES = 1 * MIB
-DEFAULT_SESSION_IDLE_TIMEOUT_S = 600.0
-DEFAULT_MAX_SESSIONS = 16
+# gRPC's default receive limit, which clients we do not control (C++, Unreal) keep.
+GRPC_DEFAULT_MAX_MESSAGE_BYTES = 4 * MIB
 # Room above max_chunk_bytes for a chunk's metadata (pose, K, headers) on the wire.
 CHUNK_METADATA_ALLOWANCE = 64 * 1024
+# The largest chunk whose message still fits gRPC's default limit. A 640x480 RGB-D frame
+# (0.9 + 1.2 MB) then travels as one chunk that the client reads in place, like a unary
+# FrameSet; with 1 MiB chunks its depth plane was split, and joined again (a second copy,
+# ~55 us per step, and one more message hand-off through gRPC's threads).
+DEFAULT_MAX_CHUNK_BYTES = GRPC_DEFAULT_MAX_MESSAGE_BYTES - CHUNK_METADATA_ALLOWANCE
+DEFAULT_SESSION_IDLE_TIMEOUT_S = 600.0
+DEFAULT_MAX_SESSIONS = 16
 # Each StepStream holds a worker thread for its lifetime; leave room for unary calls.
 WORKERS_PER_SESSION = 2
 SPARE_WORKERS = 4

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TypeVar
 
@@ -28,6 +27,7 @@ from bridge.server_sessions import SentStep, Session, SessionRegistry
 from bridge.types import (
     CAPABILITY_STEP_STREAM,
     PROTOCOL_VERSION,
+    Action,
     FailedPreconditionError,
     InvalidArgumentError,
     ResourceExhaustedError,
@@ -195,10 +195,12 @@ class WorldService:
         """One lockstep step, idempotent per step_id."""
         session = self._session(context)
         request = _parse(service_pb.StepRequest, raw)
-        with self._stepping(session, request) as result:
-            if isinstance(result, SentStep):
-                return self._checked_size(result.as_unary())
-            blob = result.to_bytes()
+        actions = self._step_actions(session, request)
+        with session.lock:
+            cached = self._replay_or_advance(session, request)
+            if cached is not None:
+                return self._checked_size(cached.as_unary())
+            blob = self._step_world(session, request.step_id, actions).to_bytes()
             session.last_result = SentStep(request.step_id, unary=blob)
         return self._checked_size(blob)
 
@@ -248,48 +250,58 @@ class WorldService:
         All chunks are cut before the first is sent (cutting them lazily, overlapped with the
         transfer, measured no faster): the engine may reuse its buffers once its lock is free.
         """
-        with self._stepping(session, request) as result:
-            if isinstance(result, SentStep):
-                return result.as_chunks(session.max_chunk_bytes)
-            chunks = result.chunks(session.max_chunk_bytes)
+        actions = self._step_actions(session, request)
+        with session.lock:
+            cached = self._replay_or_advance(session, request)
+            if cached is not None:
+                return cached.as_chunks(session.max_chunk_bytes)
+            chunks = self._step_world(session, request.step_id, actions).chunks(session.max_chunk_bytes)
             session.last_result = SentStep(request.step_id, chunks=tuple(chunks))
         return chunks
 
     # ----------------------------------------------------------------------- helpers
-    @contextmanager
-    def _stepping(
-        self, session: Session, request: service_pb.StepRequest
-    ) -> Iterator[SentStep | EncodedFrameSet]:
-        """Validates and steps the world, holding the session lock until the caller is done.
-
-        Yields:
-            The cached answer (SentStep) when `request` retries the last step_id; otherwise
-            the new frames, which the caller serialises and caches before leaving the block.
-        """
+    # Stepping is spelled out in plain calls under `with session.lock` rather than as one
+    # context manager: a generator-based @contextmanager cost ~5 us per step.
+    @staticmethod
+    def _step_actions(session: Session, request: service_pb.StepRequest) -> dict[str, Action]:
+        """The request's validated actions (checked before the engine or any lock is touched)."""
         if request.step_id == 0:
             raise InvalidArgumentError("StepRequest.step_id must be >= 1")
-        actions = wire.actions_from_proto(request.actions, session.info.agent_ids)
-        with session.lock:
-            self._check_open(session)
-            session.touch()  # a long StepStream looks the session up once: keep it from expiring
-            if not session.has_reset:
-                raise FailedPreconditionError("Step before Reset: call Reset first")
-            cached = session.last_result
-            if cached is not None and request.step_id == cached.step_id:
-                yield cached  # a retry: the same frames again; the engine is not stepped twice
-                return
-            if request.step_id <= session.last_step_id:
-                raise FailedPreconditionError(
-                    f"StepRequest.step_id {request.step_id} is not newer than the last step "
-                    f"{session.last_step_id}; step ids must increase (a retry must reuse the last one)"
-                )
-            # A newer step_id means the client has the previous answer: drop it before
-            # building the next one, so its memory is reused instead of a fresh allocation.
-            session.last_result = None
-            with session.world_lock:
-                observations = session.world.step(actions)
-            session.last_step_id = request.step_id
-            yield self._encode(session, request.step_id, observations)
+        return wire.actions_from_proto(request.actions, session.info.agent_ids)
+
+    def _replay_or_advance(self, session: Session, request: service_pb.StepRequest) -> SentStep | None:
+        """The cached answer when `request` retries the last step_id, else None (step the world).
+
+        Must be called holding `session.lock`, which the caller keeps until it has serialised
+        and cached the new frames.
+
+        Raises:
+            SessionLostError: the session was closed meanwhile.
+            FailedPreconditionError: no Reset yet, or a step_id older than the last one.
+        """
+        self._check_open(session)
+        session.touch()  # a long StepStream looks the session up once: keep it from expiring
+        if not session.has_reset:
+            raise FailedPreconditionError("Step before Reset: call Reset first")
+        cached = session.last_result
+        if cached is not None and request.step_id == cached.step_id:
+            return cached  # a retry: the same frames again; the engine is not stepped twice
+        if request.step_id <= session.last_step_id:
+            raise FailedPreconditionError(
+                f"StepRequest.step_id {request.step_id} is not newer than the last step "
+                f"{session.last_step_id}; step ids must increase (a retry must reuse the last one)"
+            )
+        # A newer step_id means the client has the previous answer: drop it before
+        # building the next one, so its memory is reused instead of a fresh allocation.
+        session.last_result = None
+        return None
+
+    def _step_world(self, session: Session, step_id: int, actions: dict[str, Action]) -> EncodedFrameSet:
+        """Steps the world (under `session.lock`) and frames its answer to `step_id`."""
+        with session.world_lock:
+            observations = session.world.step(actions)
+        session.last_step_id = step_id
+        return self._encode(session, step_id, observations)
 
     @staticmethod
     def _encode(session: Session, step_id: int, observations: dict) -> EncodedFrameSet:

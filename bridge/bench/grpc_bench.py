@@ -355,10 +355,19 @@ def run_bridge_bench(
     """
     results = [r for h, w in resolutions for r in _bench_resolution(h, w, frames, repeats)]
     print(f"machine: {machine_description()}")
-    print(f"{frames} frames x {repeats} repeats per case, medians; RGB-D, 1 agent, RAW codec, loopback\n")
+    print(
+        f"{frames} frames x {repeats} repeats per case, medians; RGB-D, 1 agent, RAW codec, loopback, "
+        f"StepStream chunks of at most {DEFAULT_MAX_CHUNK_BYTES} bytes (the server default)\n"
+    )
     print(markdown_table(results))
     rows = [dataclasses.asdict(r) for r in results]
     if json_path is not None:
-        payload = {"machine": machine_description(), "frames": frames, "repeats": repeats, "results": rows}
+        payload = {
+            "machine": machine_description(),
+            "frames": frames,
+            "repeats": repeats,
+            "max_chunk_bytes": DEFAULT_MAX_CHUNK_BYTES,
+            "results": rows,
+        }
         Path(json_path).write_text(json.dumps(payload, indent=2))
     return rows

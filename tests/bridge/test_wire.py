@@ -136,6 +136,16 @@ def test_chunking_640x480_round_trip(chunk_bytes):
             _assert_same(observations[agent], decoded[agent])
 
 
+def test_default_chunk_carries_a_640x480_frame_whole_and_it_is_read_in_place():
+    from bridge.server import DEFAULT_MAX_CHUNK_BYTES, GRPC_DEFAULT_MAX_MESSAGE_BYTES
+
+    (chunk,) = wire.encode_frameset(2, {"a": _observation(H, W, seed=4)}).chunks(DEFAULT_MAX_CHUNK_BYTES)
+    assert len(chunk) <= GRPC_DEFAULT_MAX_MESSAGE_BYTES  # any gRPC client accepts it by default
+    frame = wire.FrameSetAssembler().add(chunk).frames[0]
+    for plane in (frame.rgb, frame.depth):  # views of the received message, not joined copies
+        assert isinstance(plane, memoryview) and plane.obj is chunk
+
+
 def test_split_frameset_reassembles_to_the_same_message():
     frameset = wire.frameset_to_proto(5, {"a": _observation(H, W)})
     assembler = wire.FrameSetAssembler()
