@@ -18,6 +18,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from bridge.conventions import se3_inverse
+from bridge.types import Observation
 
 # Points closer than this to the destination camera plane are dropped (behind or at the eye).
 MIN_PROJECTION_DEPTH = 1e-6
@@ -128,3 +129,25 @@ def photometric_error(a: ArrayLike, b: ArrayLike, mask: ArrayLike) -> float:
         return float("nan")
     diff = np.abs(np.asarray(a, dtype=np.float64)[m] - np.asarray(b, dtype=np.float64)[m])
     return float(diff.mean())
+
+
+def reprojection_consistency(
+    source: Observation, target: Observation, target_pose: ArrayLike | None = None
+) -> tuple[float, float]:
+    """How well `source`, warped into `target`'s camera, reproduces `target`'s colours.
+
+    This is the ground-truth geometry check every World's frames must pass: with the
+    reported depth, K and poses, frame t warped into frame t+1 must match it over the
+    covisible pixels. Passing `target_pose` (e.g. a deliberately perturbed pose) checks
+    that the test would notice wrong geometry.
+
+    Returns:
+        (mean absolute photometric error over covisible pixels in [0, 255] units, NaN
+        when nothing is covisible; the covisible fraction of the target image).
+    """
+    pose = target.pose if target_pose is None else np.asarray(target_pose, dtype=np.float64)
+    rgb, depth, valid = warp_to_view(
+        source.rgb, source.depth, source.K, source.pose, target.K, pose, target.height, target.width
+    )
+    mask = covisible_mask(depth, valid, target.depth)
+    return photometric_error(rgb, target.rgb, mask), float(mask.mean())

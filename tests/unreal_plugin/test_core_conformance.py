@@ -20,7 +20,7 @@ from bridge.grpc_status import AUTH_METADATA_KEY, SERVICE_NAME, SESSION_METADATA
 from bridge.proto_gen.genworld.v1 import types_pb2 as pb
 from bridge.proto_gen.genworld.v1 import world_service_pb2 as service_pb
 from bridge.reassembly import FrameSetAssembler
-from bridge.reprojection import covisible_mask, photometric_error, warp_to_view
+from bridge.reprojection import reprojection_consistency
 from bridge.types import (
     PROTOCOL_VERSION,
     Action,
@@ -297,14 +297,9 @@ def _photometric_errors(client) -> list[tuple[float, float, float]]:
         for nav in MOTIONS.values():
             first = client.reset(seed=seed)[AGENT]
             second = client.step({AGENT: Action.from_nav(nav)})[AGENT]
-            errors = []
-            for pose in (second.pose, second.pose @ PERTURBATION):
-                rgb, depth, valid = warp_to_view(
-                    first.rgb, first.depth, first.K, first.pose, second.K, pose, HEIGHT, WIDTH
-                )
-                mask = covisible_mask(depth, valid, second.depth)
-                errors.append((photometric_error(rgb, second.rgb, mask), mask.mean()))
-            out.append((errors[0][0], errors[1][0], errors[0][1]))
+            correct, covisible = reprojection_consistency(first, second)
+            wrong, _ = reprojection_consistency(first, second, second.pose @ PERTURBATION)
+            out.append((correct, wrong, covisible))
     return out
 
 

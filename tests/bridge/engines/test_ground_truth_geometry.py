@@ -24,7 +24,7 @@ from bridge.conventions import project, rot_y, se3, se3_inverse
 from bridge.engines.mujoco_world import MujocoWorld
 from bridge.engines.scenes.mjcf import VISIBLE_GEOM_GROUPS
 from bridge.engines.scenes.rooms import level_camera
-from bridge.reprojection import covisible_mask, photometric_error, warp_to_view
+from bridge.reprojection import reprojection_consistency
 from bridge.types import Action
 
 # Depth vs ray casting, relative error away from silhouettes. Measured at 96x72 (both
@@ -204,14 +204,9 @@ def _photometric_errors(family: str) -> list[tuple[float, float, float]]:
         for nav in MOTIONS.values():
             first = world.reset(seed=seed)["agent_0"]
             second = world.step({"agent_0": Action.from_nav(nav)})["agent_0"]
-            errors = []
-            for pose in (second.pose, second.pose @ PERTURBATION):
-                rgb, depth, valid = warp_to_view(
-                    first.rgb, first.depth, first.K, first.pose, second.K, pose, GEOMETRY_SIZE, GEOMETRY_SIZE
-                )
-                mask = covisible_mask(depth, valid, second.depth)
-                errors.append((photometric_error(rgb, second.rgb, mask), mask.mean()))
-            out.append((errors[0][0], errors[1][0], errors[0][1]))
+            correct, covisible = reprojection_consistency(first, second)
+            wrong, _ = reprojection_consistency(first, second, second.pose @ PERTURBATION)
+            out.append((correct, wrong, covisible))
     world.close()
     return out
 
