@@ -1,0 +1,1 @@
+"""Tests of the generative world runtime (sim_env)."""
