@@ -205,7 +205,6 @@ class FlowSampler:
             self.sigmas = self.sigmas.to(device)
         return self.sigmas
 
-    @torch.no_grad()
     def sample(
         self,
         noise: torch.Tensor,
@@ -231,6 +230,9 @@ class FlowSampler:
 
         Returns:
             (B, T, ...) the clean sample (history frames equal ``context`` exactly).
+
+        Gradient mode is the caller's: wrap in ``torch.inference_mode()`` for rollouts, or keep
+        autograd on to train through the last step(s) as Self-Forcing does.
         """
         if noise.ndim < 2:
             raise ValueError(f"noise must be (B, T, ...), got shape {tuple(noise.shape)}")

@@ -111,3 +111,19 @@ def test_deterministic_given_generator() -> None:
 
     assert torch.equal(run(7), run(7))
     assert not torch.equal(run(7), run(8))
+
+
+def test_no_data_dependent_host_work_runs_on_meta_device() -> None:
+    """Meta tensors carry no data: any .item(), data-dependent branch or shape would raise here."""
+    calls = []
+
+    def model_fn(x: torch.Tensor, sigma: torch.Tensor, cond: object) -> torch.Tensor:
+        calls.append(sigma.device)
+        return x * sigma.mean()
+
+    sampler = FlowSampler(model_fn, FlowSchedule.worldfm_two_step(), device="meta")
+    noise = torch.empty(SHAPE, device="meta")
+    noisy = torch.empty(SHAPE[:2], dtype=torch.bool, device="meta")
+    out = sampler.sample(noise, None, lambda x, s, c: calls.append(s.device), context=noise, noisy=noisy)
+    assert out.shape == SHAPE and out.device.type == "meta"
+    assert len(calls) == 3 and all(d.type == "meta" for d in calls)

@@ -124,3 +124,13 @@ def test_load_public_style_checkpoint_decoder_only() -> None:
     assert missing == [] and unexpected == []
     torch.testing.assert_close(dst.decoder[7].conv.weight, ckpt["decoder.7.conv.weight"][16:])
     torch.testing.assert_close(dst.decoder[22].weight, ckpt["decoder.22.weight"])
+
+
+def test_decode_step_has_no_data_dependent_host_work() -> None:
+    """On the meta device any host sync or data-dependent shape would raise."""
+    with torch.device("meta"):
+        m = TAEHV(replace(TAEHV_TINY_TEST, with_encoder=False))
+        state = m.init_decoder_state(B, H_LAT, W_LAT, device="meta")
+        frames, new_state = m.decode_step(torch.empty(B, C_LAT, H_LAT, W_LAT), state)
+    assert frames.shape == (B, 4, 3, 8 * H_LAT, 8 * W_LAT)
+    assert [s.shape for s in new_state] == [s.shape for s in state]
