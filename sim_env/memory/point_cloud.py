@@ -1,0 +1,223 @@
+"""Batched, voxelized, bounded global point cloud: the world model's explicit geometric memory.
+
+InSpatio-World §3.2.2, Spatia §3 and WorldFM §2.4 condition generation on a global point
+cloud lifted from reference and generated RGB-D and rendered into the target camera.
+Spatia voxelizes it (one aggregated point per cube of side d) to bound storage; here the
+bound is hard: each of the B worlds owns `capacity` preallocated slots, and every tensor
+keeps its shape and storage for the whole rollout, so insert and render can sit inside a
+CUDA-graph-captured step (no `.item()`, no `.cpu()`, no data-dependent shapes).
+
+Insertion (all static shapes): lift the frame to world points, give each a voxel key
+(its integer voxel coordinates bit-packed into an int64 - exact, no hash collisions),
+sort the stored slots and the new points together by key, reduce every run of equal keys
+to one voxel with `scatter_add`, then keep the `capacity` voxels of highest priority
+with `topk`.
+
+- Merge rule: running average. A voxel's position and colour are the count-weighted means
+  of every point merged into it, with the count capped at MAX_MERGE_WEIGHT so the colour
+  keeps adapting when generated content revisits a voxel (an exponential moving average
+  once the cap is reached).
+- Eviction: least recently seen first. A voxel's `last_seen` is the insert step that last
+  touched it; among voxels seen at the same step the ones farthest from the inserting
+  camera go first (they cover the fewest pixels of nearby views).
+"""
+
+from __future__ import annotations
+
+import torch
+
+from sim_env.memory.splat import splat
+
+VOXEL_BITS = 21  # per axis; 3 x 21 bits fit an int64 below the sign bit
+VOXEL_OFFSET = 1 << (VOXEL_BITS - 1)  # voxel coordinates in [-2^20, 2^20 - 1) are representable
+EMPTY_VOXEL = torch.iinfo(torch.int64).max  # sorts after every real key
+MAX_MERGE_WEIGHT = 64.0
+DEFAULT_VOXEL_SIZE = 0.02  # metres
+# Eviction priority = (last_seen + 1) << DIST_BITS | (closeness to the camera in DIST_UNIT steps).
+DIST_BITS = 24
+DIST_UNIT = 0.01  # metres; distances saturate at 2^24 cm (168 km)
+
+
+class PointCloudMemory:
+    """B independent bounded voxel point clouds on one device.
+
+    Args:
+        num_worlds: B.
+        capacity: voxels kept per world (fixed storage).
+        voxel_size: voxel edge in metres; points in one voxel merge into one.
+        device: where the tensors live.
+        dtype: floating dtype of positions and colours.
+
+    Attributes (all preallocated, shapes fixed):
+        xyz: (B, capacity, 3) voxel positions (mean of merged points), world frame.
+        rgb: (B, capacity, 3) mean colours, in the units inserted (e.g. 0..255).
+        weight: (B, capacity) merged point count, capped at MAX_MERGE_WEIGHT.
+        key: (B, capacity) int64 voxel key, EMPTY_VOXEL for empty slots.
+        valid: (B, capacity) bool.
+        last_seen: (B, capacity) int64 insert step that last touched the voxel.
+        step: (B,) int64 inserts done per world.
+    """
+
+    def __init__(
+        self,
+        num_worlds: int,
+        capacity: int,
+        voxel_size: float = DEFAULT_VOXEL_SIZE,
+        device: torch.device | str | None = None,
+        dtype: torch.dtype = torch.float32,
+    ) -> None:
+        if num_worlds < 1 or capacity < 1 or not voxel_size > 0.0:
+            raise ValueError("num_worlds and capacity must be positive and voxel_size > 0")
+        self.num_worlds, self.capacity, self.voxel_size = int(num_worlds), int(capacity), float(voxel_size)
+        shape = (self.num_worlds, self.capacity)
+        kw = {"device": device}
+        self.xyz = torch.zeros(*shape, 3, dtype=dtype, **kw)
+        self.rgb = torch.zeros(*shape, 3, dtype=dtype, **kw)
+        self.weight = torch.zeros(shape, dtype=dtype, **kw)
+        self.key = torch.full(shape, EMPTY_VOXEL, dtype=torch.int64, **kw)
+        self.valid = torch.zeros(shape, dtype=torch.bool, **kw)
+        self.last_seen = torch.zeros(shape, dtype=torch.int64, **kw)
+        self.step = torch.zeros(self.num_worlds, dtype=torch.int64, **kw)
+
+    @property
+    def device(self) -> torch.device:
+        """The device every tensor lives on."""
+        return self.xyz.device
+
+    def count(self) -> torch.Tensor:
+        """(B,) occupied voxels per world (a tensor: reading it is the caller's sync)."""
+        return self.valid.sum(dim=1)
+
+    def reset(self, world_mask: torch.Tensor | None = None) -> None:
+        """Empties the worlds where `world_mask` (B,) is True (all when None), in place."""
+        m = (
+            torch.ones(self.num_worlds, dtype=torch.bool, device=self.device)
+            if world_mask is None
+            else world_mask
+        )
+        self.valid.masked_fill_(m[:, None], False)
+        self.key.masked_fill_(m[:, None], EMPTY_VOXEL)
+        self.weight.masked_fill_(m[:, None], 0.0)
+        self.last_seen.masked_fill_(m[:, None], 0)
+        self.step.masked_fill_(m, 0)
+
+    def voxel_keys(self, xyz: torch.Tensor, ok: torch.Tensor) -> torch.Tensor:
+        """Exact int64 voxel keys of points; EMPTY_VOXEL where not `ok` or out of range."""
+        ijk = torch.floor(xyz / self.voxel_size)
+        inside = ((ijk >= -VOXEL_OFFSET) & (ijk < VOXEL_OFFSET - 1)).all(-1) & ok
+        ijk = torch.where(inside[..., None], ijk + VOXEL_OFFSET, 0.0).long()
+        key = (ijk[..., 0] << (2 * VOXEL_BITS)) | (ijk[..., 1] << VOXEL_BITS) | ijk[..., 2]
+        return torch.where(inside, key, EMPTY_VOXEL)
+
+    def insert(
+        self,
+        rgb: torch.Tensor,
+        depth: torch.Tensor,
+        K: torch.Tensor,
+        pose_c2w: torch.Tensor,
+        world_mask: torch.Tensor | None = None,
+        pixel_mask: torch.Tensor | None = None,
+    ) -> None:
+        """Lifts one RGB-D frame per world into its cloud, merging by voxel and evicting if full.
+
+        Args:
+            rgb: (B, H, W, 3) colours (any numeric dtype; stored as self.rgb's dtype).
+            depth: (B, H, W) planar depth in metres; non-finite or <= 0 pixels are skipped.
+            K: (B, 3, 3) intrinsics.
+            pose_c2w: (B, 4, 4) camera-to-world poses.
+            world_mask: (B,) bool, worlds to update (others keep every slot as it was); None = all.
+            pixel_mask: (B, H, W) bool, pixels allowed in (e.g. static scene only); None = all.
+        """
+        B, H, W = depth.shape
+        dtype, device = self.xyz.dtype, self.device
+        z = depth.to(dtype)
+        K, pose = K.to(dtype), pose_c2w.to(dtype)
+        rows, cols = torch.meshgrid(
+            torch.arange(H, device=device, dtype=dtype),
+            torch.arange(W, device=device, dtype=dtype),
+            indexing="ij",
+        )
+        ok = torch.isfinite(z) & (z > 0.0)
+        if pixel_mask is not None:
+            ok &= pixel_mask
+        if world_mask is not None:
+            ok &= world_mask[:, None, None]
+        zs = torch.where(ok, z, 0.0)
+        x = (cols - K[:, 0, 2, None, None]) / K[:, 0, 0, None, None] * zs
+        y = (rows - K[:, 1, 2, None, None]) / K[:, 1, 1, None, None] * zs
+        cam = torch.stack([x, y, zs], dim=-1).reshape(B, H * W, 3)
+        new_xyz = cam @ pose[:, :3, :3].transpose(1, 2) + pose[:, None, :3, 3]
+        ok = ok.reshape(B, H * W)
+        new_key = self.voxel_keys(new_xyz, ok)
+        new_ok = new_key != EMPTY_VOXEL
+
+        step = self.step + (1 if world_mask is None else world_mask.long())
+        self.step.copy_(step)
+        all_key = torch.cat([self.key, new_key], dim=1)
+        all_w = torch.cat([self.weight, new_ok.to(dtype)], dim=1)
+        all_xyz = torch.cat([self.xyz, new_xyz], dim=1)
+        all_rgb = torch.cat([self.rgb, rgb.reshape(B, H * W, -1).to(dtype)], dim=1)
+        all_seen = torch.cat([self.last_seen, torch.where(new_ok, step[:, None], 0)], dim=1)
+        self._reduce_and_keep(all_key, all_w, all_xyz, all_rgb, all_seen, pose[:, :3, 3], world_mask)
+
+    def _reduce_and_keep(
+        self,
+        key: torch.Tensor,
+        w: torch.Tensor,
+        xyz: torch.Tensor,
+        rgb: torch.Tensor,
+        seen: torch.Tensor,
+        camera_centre: torch.Tensor,
+        world_mask: torch.Tensor | None,
+    ) -> None:
+        """Merges equal keys (segment sums after a sort), then keeps the top-priority voxels."""
+        B, M = key.shape
+        key, order = torch.sort(key, dim=1, stable=True)
+        w, seen = torch.gather(w, 1, order), torch.gather(seen, 1, order)
+        xyz = torch.gather(xyz, 1, order[..., None].expand(B, M, 3))
+        rgb = torch.gather(rgb, 1, order[..., None].expand(B, M, 3))
+        first = torch.ones_like(key, dtype=torch.bool)
+        first[:, 1:] = key[:, 1:] != key[:, :-1]
+        segment = torch.cumsum(first.long(), dim=1) - 1  # run id in [0, M)
+
+        seg_key = torch.full_like(key, EMPTY_VOXEL).scatter_reduce(1, segment, key, "amin")
+        seg_w = torch.zeros_like(w).scatter_add(1, segment, w)
+        idx3 = segment[..., None].expand(B, M, 3)
+        seg_xyz = torch.zeros_like(xyz).scatter_add(1, idx3, xyz * w[..., None])
+        seg_rgb = torch.zeros_like(rgb).scatter_add(1, idx3, rgb * w[..., None])
+        seg_seen = torch.zeros_like(seen).scatter_reduce(1, segment, seen, "amax")
+        denom = seg_w.clamp_min(torch.finfo(w.dtype).tiny)[..., None]
+        seg_xyz, seg_rgb = seg_xyz / denom, seg_rgb / denom
+        seg_ok = (seg_key != EMPTY_VOXEL) & (seg_w > 0)
+
+        dist = torch.linalg.vector_norm(seg_xyz - camera_centre[:, None], dim=-1)
+        closeness = ((1 << DIST_BITS) - 1) - (dist / DIST_UNIT).clamp(0, (1 << DIST_BITS) - 1).long()
+        priority = torch.where(seg_ok, ((seg_seen + 1) << DIST_BITS) | closeness, -1)
+        keep = torch.topk(priority, self.capacity, dim=1, sorted=False).indices
+        kept_ok = torch.gather(seg_ok, 1, keep)
+        keep3 = keep[..., None].expand(B, self.capacity, 3)
+        # Worlds outside world_mask keep their slots as they were (same order, same values).
+        upd = torch.ones_like(kept_ok[:, :1]) if world_mask is None else world_mask[:, None]
+        kept_ok = torch.where(upd, kept_ok, self.valid)
+
+        def write(dst: torch.Tensor, src: torch.Tensor, empty: float | int) -> None:
+            m = kept_ok if dst.dim() == 2 else kept_ok[..., None]
+            u = upd if dst.dim() == 2 else upd[..., None]
+            dst.copy_(torch.where(u, torch.where(m, src, empty), dst))
+
+        write(self.key, torch.gather(seg_key, 1, keep), EMPTY_VOXEL)
+        write(self.weight, torch.gather(seg_w, 1, keep).clamp_max(MAX_MERGE_WEIGHT), 0.0)
+        write(self.xyz, torch.gather(seg_xyz, 1, keep3), 0.0)
+        write(self.rgb, torch.gather(seg_rgb, 1, keep3), 0.0)
+        write(self.last_seen, torch.gather(seg_seen, 1, keep), 0)
+        self.valid.copy_(kept_ok)
+
+    def render(
+        self, K: torch.Tensor, pose_c2w: torch.Tensor, height: int, width: int, backend: str = "auto"
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Splats each world's cloud into its camera: (rgb (B,H,W,3), depth (B,H,W), mask (B,H,W)).
+
+        See `splat.splat`; colours are in the inserted units, zero where the mask is False.
+        """
+        dtype = self.xyz.dtype
+        return splat(self.xyz, self.rgb, self.valid, K.to(dtype), pose_c2w.to(dtype), height, width, backend)

@@ -1,0 +1,128 @@
+"""PointCloudMemory: fixed storage, voxel merging, eviction, masks and batch invariance."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from bridge.conventions import intrinsics_from_fov, look_at
+from sim_env.memory import PointCloudMemory
+from sim_env.memory.point_cloud import EMPTY_VOXEL
+
+H, W = 12, 16
+K = torch.as_tensor(intrinsics_from_fov(W, H, 70.0))
+
+
+def _frames(seed: int, batch: int, steps: int):
+    """Per step: random RGB-D frames with holes and poses wandering around a room, (B, ...)."""
+    g = torch.Generator().manual_seed(seed)
+    out = []
+    for step in range(steps):
+        depth = 1.0 + 4.0 * torch.rand(batch, H, W, generator=g, dtype=torch.float64)
+        depth[torch.rand(batch, H, W, generator=g) < 0.1] = float("inf")
+        rgb = torch.randint(0, 256, (batch, H, W, 3), generator=g, dtype=torch.uint8)
+        poses = []
+        for b in range(batch):
+            angle = 0.4 * step + b
+            eye = [0.3 * np.cos(angle), 0.3 * np.sin(angle), 1.0 + 0.05 * b]
+            poses.append(look_at(eye, [3.0 * np.cos(angle + 0.5), 3.0 * np.sin(angle + 0.5), 1.0]))
+        out.append((rgb, depth, K.expand(batch, 3, 3), torch.as_tensor(np.stack(poses))))
+    return out
+
+
+def _state(m: PointCloudMemory) -> list[torch.Tensor]:
+    return [m.xyz, m.rgb, m.weight, m.key, m.valid, m.last_seen, m.step]
+
+
+def test_capacity_bounded_and_storage_fixed():
+    capacity = 300  # < one frame (192 px) x 2: eviction starts on the second insert
+    m = PointCloudMemory(2, capacity, voxel_size=0.05, dtype=torch.float64)
+    before = [(t.shape, t.dtype, t.data_ptr()) for t in _state(m)]
+    for rgb, depth, Ks, poses in _frames(0, 2, 25):
+        m.insert(rgb, depth, Ks, poses)
+        assert (m.count() <= capacity).all()
+    assert [(t.shape, t.dtype, t.data_ptr()) for t in _state(m)] == before
+    assert (m.count() == capacity).all()
+    assert (m.key[m.valid] != EMPTY_VOXEL).all() and (m.key[~m.valid] == EMPTY_VOXEL).all()
+    assert m.step.tolist() == [25, 25]
+    # Keys are unique among valid slots: merging really deduplicated voxels.
+    for b in range(2):
+        keys = m.key[b][m.valid[b]]
+        assert keys.unique().numel() == keys.numel()
+    # Least-recently-seen eviction: every voxel of the newest frame survives, marked as seen now.
+    fresh = PointCloudMemory(2, capacity, voxel_size=0.05, dtype=torch.float64)
+    fresh.insert(*_frames(0, 2, 25)[-1])
+    for b in range(2):
+        newest = fresh.key[b][fresh.valid[b]]
+        assert torch.isin(newest, m.key[b]).all()
+        assert (m.last_seen[b][torch.isin(m.key[b], newest)] == 25).all()
+        assert (m.last_seen[b][m.valid[b]] >= 24).all()  # 300 slots hold < 2 frames
+
+
+def test_voxel_merge_running_average():
+    m = PointCloudMemory(1, 16, voxel_size=1.0, dtype=torch.float64)
+    pose = torch.eye(4, dtype=torch.float64)[None]
+    Ks = torch.tensor([[[1.0, 0.0, 0.5], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]]], dtype=torch.float64)
+    # Two pixels (u=0, u=1) at depth 2.5 land at x = -1.25 and +1.25: two voxels.
+    depth = torch.full((1, 1, 2), 2.5, dtype=torch.float64)
+    m.insert(torch.tensor([[[[0, 0, 0], [90, 90, 90]]]]), depth, Ks, pose)
+    assert int(m.count()) == 2
+    # Same pixels again with new colours: same voxels, colours averaged, weights 2.
+    m.insert(torch.tensor([[[[100, 100, 100], [30, 30, 30]]]]), depth, Ks, pose)
+    assert int(m.count()) == 2
+    order = torch.argsort(m.xyz[0, :, 0].masked_fill(~m.valid[0], float("inf")))[:2]
+    torch.testing.assert_close(m.rgb[0, order, 0], torch.tensor([50.0, 60.0], dtype=torch.float64))
+    torch.testing.assert_close(m.weight[0, order], torch.tensor([2.0, 2.0], dtype=torch.float64))
+    torch.testing.assert_close(m.xyz[0, order, 0], torch.tensor([-1.25, 1.25], dtype=torch.float64))
+    assert m.last_seen[0, order].tolist() == [2, 2]
+
+
+def test_eviction_least_recently_seen_then_farthest():
+    m = PointCloudMemory(1, 2, voxel_size=0.1, dtype=torch.float64)
+    pose = torch.eye(4, dtype=torch.float64)[None]
+    Ks = torch.tensor([[[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]]], dtype=torch.float64)
+    one = torch.zeros(1, 1, 1, 3)
+    m.insert(one, torch.tensor([[[1.05]]]), Ks, pose)  # step 1: voxel at z = 1
+    m.insert(one, torch.tensor([[[2.05]]]), Ks, pose)  # step 2: voxel at z = 2
+    m.insert(one, torch.tensor([[[3.05]]]), Ks, pose)  # step 3: evicts z = 1 (oldest)
+    assert sorted(m.xyz[0, :, 2].tolist()) == pytest.approx([2.05, 3.05])
+    # Two new voxels in one step: both newer than z = 2 and z = 3; capacity 2 keeps them.
+    m.insert(torch.zeros(1, 1, 2, 3), torch.tensor([[[4.05, 5.05]]]), Ks, pose)
+    assert sorted(m.xyz[0, :, 2].tolist()) == pytest.approx([4.05, 5.05])
+    # Capacity 1, one step with two voxels: the one nearer the camera is kept.
+    m1 = PointCloudMemory(1, 1, voxel_size=0.1, dtype=torch.float64)
+    m1.insert(torch.zeros(1, 1, 2, 3), torch.tensor([[[6.05, 1.05]]]), Ks, pose)
+    assert m1.xyz[0, 0, 2].item() == pytest.approx(1.05)
+
+
+def test_world_mask_and_reset():
+    frames = _frames(1, 2, 3)
+    m = PointCloudMemory(2, 400, voxel_size=0.05)
+    m.insert(*frames[0])
+    snapshot = [t.clone() for t in _state(m)]
+    m.insert(*frames[1], world_mask=torch.tensor([True, False]))
+    for before, after in zip(snapshot, _state(m), strict=True):
+        assert torch.equal(before[1], after[1])  # world 1 untouched, slot for slot
+    assert m.step.tolist() == [2, 1]
+    m.reset(torch.tensor([False, True]))
+    assert int(m.count()[1]) == 0 and int(m.count()[0]) > 0 and m.step.tolist() == [2, 0]
+    assert torch.isinf(m.render(*frames[0][2:], H, W)[1][1]).all()
+
+
+def test_batch_invariance_insert_render():
+    steps = 6
+    batch = _frames(2, 4, steps)
+    together = PointCloudMemory(4, 250, voxel_size=0.05)
+    alone = PointCloudMemory(1, 250, voxel_size=0.05)
+    for rgb, depth, Ks, poses in batch:
+        together.insert(rgb, depth, Ks, poses)
+        alone.insert(rgb[2:3], depth[2:3], Ks[2:3], poses[2:3])
+    rgb, depth, Ks, poses = batch[-1]
+    # Render into a camera between two recent ones, so old and new points both show.
+    out_b = together.render(Ks, poses, H, W)
+    out_1 = alone.render(Ks[2:3], poses[2:3], H, W)
+    # Per-world ops only (sort, scatter, topk along dim 1): identical, not just close.
+    for a, b in zip(out_b, out_1, strict=True):
+        assert torch.equal(a[2:3], b)
+    assert torch.equal(together.xyz[2:3], alone.xyz) and torch.equal(together.valid[2:3], alone.valid)
