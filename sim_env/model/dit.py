@@ -1,0 +1,296 @@
+"""Causal DiT with the Wan2.1 block structure and parameter names.
+
+One block, with per-frame adaLN modulation m = ``modulation`` + e_f (e_f the projected timestep
+embedding of frame f, chunked into shift/scale/gate for attention and FFN)::
+
+    x ← x + gate_sa · SelfAttn(norm1(x) · (1 + scale_sa) + shift_sa)     RMSNorm q/k, 3D RoPE
+    x ← x + CrossAttn(norm3(x), context)                                  LayerNorm with affine
+    x ← x + gate_ff · FFN(norm2(x) · (1 + scale_ff) + shift_ff)          GELU(tanh)
+
+Parameter names follow Wan2.1 ``wan/modules/model.py`` (``patch_embedding``, ``text_embedding.{0,2}``,
+``time_embedding.{0,2}``, ``time_projection.1``, ``blocks.N.{self_attn,cross_attn,norm3,ffn,
+modulation}``, ``head.{head,modulation}``), so Wan2.1 / Self-Forcing / InSpatio-World checkpoints
+load by name. Additions: ``camera_embedding`` (Plücker rays, zero-initialised output) and, for
+configs without a text encoder, ``context_tokens`` (a small learned cross-attention context).
+
+Each frame has its own timestep (diffusion forcing / Self-Forcing): history frames sit at t = 0
+while the current chunk is noisy. The output is the flow-matching velocity v = ε − x0 of the
+noisy target channels (see ``sim_env/sampler.py`` for the sign convention).
+
+Attention is chunk-causal: a frame attends to every frame of its own chunk and of earlier
+chunks. Without a cache this is an explicit block mask over the whole clip (training); with an
+:class:`~sim_env.model.st_cache.STCache` the input is exactly one chunk, its keys/values are
+written into the chunk slots and the queries attend to the fixed-shape cache.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from sim_env.model.config import DiTConfig
+from sim_env.model.plucker import PluckerEmbedding
+from sim_env.model.rope import apply_rope, grid_positions, rope_cos_sin
+from sim_env.model.st_cache import STCache
+
+# Number of adaLN vectors per block (shift, scale, gate for attention and for the FFN) and head.
+BLOCK_MODULATIONS = 6
+HEAD_MODULATIONS = 2
+# Base of the sinusoidal timestep embedding (as in Wan2.1 / DiT).
+TIME_EMBED_BASE = 10000.0
+# Std of the learned context tokens and of the text/time embeddings at init (Wan2.1 init).
+EMBED_INIT_STD = 0.02
+
+
+def timestep_embedding(t: torch.Tensor, freq_dim: int) -> torch.Tensor:
+    """Sinusoidal embedding [cos | sin] of timesteps on the 1000 scale, shape (*t.shape, freq_dim)."""
+    half = freq_dim // 2
+    freqs = TIME_EMBED_BASE ** (-torch.arange(half, device=t.device, dtype=torch.float32) / half)
+    angles = t.to(torch.float32)[..., None] * freqs
+    return torch.cat([angles.cos(), angles.sin()], dim=-1)
+
+
+class Attention(nn.Module):
+    """Multi-head attention with RMSNorm on queries and keys (over the full width, as Wan2.1)."""
+
+    def __init__(self, dim: int, num_heads: int, eps: float) -> None:
+        super().__init__()
+        self.num_heads = num_heads
+        self.q = nn.Linear(dim, dim)
+        self.k = nn.Linear(dim, dim)
+        self.v = nn.Linear(dim, dim)
+        self.o = nn.Linear(dim, dim)
+        self.norm_q = nn.RMSNorm(dim, eps=eps)
+        self.norm_k = nn.RMSNorm(dim, eps=eps)
+
+    def _heads(self, x: torch.Tensor) -> torch.Tensor:
+        return x.unflatten(-1, (self.num_heads, -1))
+
+    @staticmethod
+    def _attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+        """SDPA on (B, L, heads, head_dim) tensors, returning (B, Lq, dim)."""
+        out = F.scaled_dot_product_attention(
+            q.transpose(1, 2), k.transpose(1, 2), v.to(q.dtype).transpose(1, 2), attn_mask=bias
+        )
+        return out.transpose(1, 2).flatten(2)
+
+
+class SelfAttention(Attention):
+    """Self-attention over the clip (masked) or over the ST-cache (chunk queries)."""
+
+    def forward(
+        self,
+        x: torch.Tensor,
+        rope: tuple[torch.Tensor, torch.Tensor] | None,
+        bias: torch.Tensor | None,
+        cache: STCache | None = None,
+        layer: int = 0,
+    ) -> torch.Tensor:
+        """Attend; with a cache, store this chunk's un-rotated K/V first, then attend to all slots."""
+        q = self._heads(self.norm_q(self.q(x)))
+        k = self._heads(self.norm_k(self.k(x)))
+        v = self._heads(self.v(x))
+        if cache is None:
+            assert rope is not None
+            q, k = apply_rope(q, *rope), apply_rope(k, *rope)
+        else:
+            cache.write_chunk(layer, k, v)
+            q = apply_rope(q, *cache.chunk_rope())
+            k = apply_rope(cache.keys[layer], cache.cos, cache.sin)
+            v = cache.values[layer]
+        return self.o(self._attend(q, k, v, bias))
+
+
+class CrossAttention(Attention):
+    """Cross-attention from the video tokens to the (text or learned) context tokens."""
+
+    def forward(self, x: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
+        """Attend from ``x`` (B, L, dim) to ``context`` (B, Lc, dim)."""
+        q = self._heads(self.norm_q(self.q(x)))
+        k = self._heads(self.norm_k(self.k(context)))
+        v = self._heads(self.v(context))
+        return self.o(self._attend(q, k, v, None))
+
+
+class DiTBlock(nn.Module):
+    """Wan2.1 attention block with per-frame adaLN modulation."""
+
+    def __init__(self, config: DiTConfig) -> None:
+        super().__init__()
+        dim, eps = config.dim, config.eps
+        self.norm1 = nn.LayerNorm(dim, eps=eps, elementwise_affine=False)
+        self.self_attn = SelfAttention(dim, config.num_heads, eps)
+        self.norm3 = nn.LayerNorm(dim, eps=eps, elementwise_affine=True)
+        self.cross_attn = CrossAttention(dim, config.num_heads, eps)
+        self.norm2 = nn.LayerNorm(dim, eps=eps, elementwise_affine=False)
+        self.ffn = nn.Sequential(
+            nn.Linear(dim, config.ffn_dim), nn.GELU(approximate="tanh"), nn.Linear(config.ffn_dim, dim)
+        )
+        self.modulation = nn.Parameter(torch.randn(1, BLOCK_MODULATIONS, dim) / math.sqrt(dim))
+
+    def forward(
+        self,
+        x: torch.Tensor,
+        e: torch.Tensor,
+        context: torch.Tensor,
+        rope: tuple[torch.Tensor, torch.Tensor] | None,
+        bias: torch.Tensor | None,
+        cache: STCache | None,
+        layer: int,
+    ) -> torch.Tensor:
+        """Update tokens ``x`` (B, F, T, dim) given per-frame modulation ``e`` (B, F, 6, dim)."""
+        shift_sa, scale_sa, gate_sa, shift_ff, scale_ff, gate_ff = (self.modulation + e).chunk(
+            BLOCK_MODULATIONS, dim=2
+        )  # each (B, F, 1, dim): one vector per frame, broadcast over its tokens
+        frames = x.shape[1]
+        y = self.self_attn(
+            (self.norm1(x) * (1 + scale_sa) + shift_sa).flatten(1, 2), rope, bias, cache, layer
+        )
+        x = x + gate_sa * y.unflatten(1, (frames, -1))
+        x = x + self.cross_attn(self.norm3(x).flatten(1, 2), context).unflatten(1, (frames, -1))
+        x = x + gate_ff * self.ffn(self.norm2(x) * (1 + scale_ff) + shift_ff)
+        return x
+
+
+class Head(nn.Module):
+    """Output projection with its own (shift, scale) modulation from the timestep embedding."""
+
+    def __init__(self, config: DiTConfig) -> None:
+        super().__init__()
+        dim = config.dim
+        self.norm = nn.LayerNorm(dim, eps=config.eps, elementwise_affine=False)
+        self.head = nn.Linear(dim, math.prod(config.patch_size) * config.out_channels)
+        self.modulation = nn.Parameter(torch.randn(1, HEAD_MODULATIONS, dim) / math.sqrt(dim))
+
+    def forward(self, x: torch.Tensor, e: torch.Tensor) -> torch.Tensor:
+        """Project tokens (B, F, T, dim) with per-frame embedding ``e`` (B, F, dim)."""
+        shift, scale = (self.modulation + e[:, :, None, :]).chunk(HEAD_MODULATIONS, dim=2)
+        return self.head(self.norm(x) * (1 + scale) + shift)
+
+
+class CausalDiT(nn.Module):
+    """Chunk-causal video DiT predicting the flow-matching velocity of the target channels."""
+
+    def __init__(self, config: DiTConfig) -> None:
+        super().__init__()
+        self.config = config
+        dim = config.dim
+        self.patch_embedding = nn.Conv3d(
+            config.in_channels, dim, kernel_size=config.patch_size, stride=config.patch_size
+        )
+        self.text_embedding = nn.Sequential(
+            nn.Linear(config.text_dim, dim), nn.GELU(approximate="tanh"), nn.Linear(dim, dim)
+        )
+        self.time_embedding = nn.Sequential(nn.Linear(config.freq_dim, dim), nn.SiLU(), nn.Linear(dim, dim))
+        self.time_projection = nn.Sequential(nn.SiLU(), nn.Linear(dim, BLOCK_MODULATIONS * dim))
+        self.blocks = nn.ModuleList(DiTBlock(config) for _ in range(config.num_layers))
+        self.head = Head(config)
+        if config.camera_embedding:
+            self.camera_embedding = PluckerEmbedding(dim)
+        if config.learned_context:
+            self.context_tokens = nn.Parameter(
+                torch.randn(config.context_len, config.text_dim) * EMBED_INIT_STD
+            )
+        self.init_weights()
+
+    def init_weights(self) -> None:
+        """Wan2.1-style init: Xavier linears with zero bias, small-normal embeddings."""
+        for module in self.modules():
+            if isinstance(module, nn.Linear):
+                nn.init.xavier_uniform_(module.weight)
+                nn.init.zeros_(module.bias)
+        nn.init.xavier_uniform_(self.patch_embedding.weight.flatten(1))
+        for seq in (self.text_embedding, self.time_embedding):
+            for index in (0, 2):
+                nn.init.normal_(seq[index].weight, std=EMBED_INIT_STD)
+        if self.config.camera_embedding:
+            nn.init.zeros_(self.camera_embedding[2].weight)  # camera starts as a no-op
+
+    # ------------------------------------------------------------------ pieces
+    def embed(self, x: torch.Tensor, cond: torch.Tensor | None, plucker: torch.Tensor | None) -> torch.Tensor:
+        """Patchify [noisy | condition] to tokens (B, F, T, dim) and add the camera embedding."""
+        cfg = self.config
+        if cfg.conditioned:
+            if cond is None:  # history frames: conditioning is zero-padded
+                cond = x.new_zeros(x.shape[0], cfg.condition_channels, *x.shape[2:])
+            x = torch.cat([x, cond.to(x.dtype)], dim=1)
+        tokens = self.patch_embedding(x).flatten(3).transpose(1, 2).transpose(2, 3)  # (B, F, h·w, dim)
+        if plucker is not None and cfg.camera_embedding:
+            tokens = tokens + self.camera_embedding(plucker.to(tokens.dtype)).flatten(2, 3)
+        return tokens
+
+    def unpatchify(self, out: torch.Tensor) -> torch.Tensor:
+        """Tokens (B, F, T, pt·ph·pw·C) → video (B, C, F, H, W) (Wan2.1's (p, q, r, c) order)."""
+        cfg = self.config
+        (pt, ph, pw), (h, w) = cfg.patch_size, cfg.grid
+        b, f = out.shape[:2]
+        u = out.reshape(b, f, h, w, pt, ph, pw, cfg.out_channels)
+        return torch.einsum("bfhwpqrc->bcfphqwr", u).reshape(b, cfg.out_channels, f * pt, h * ph, w * pw)
+
+    def context(self, batch: int, context: torch.Tensor | None) -> torch.Tensor:
+        """Cross-attention context after ``text_embedding``: given tokens or the learned ones."""
+        if context is None:
+            if not self.config.learned_context:
+                raise ValueError(f"config {self.config.name!r} needs a text context")
+            context = self.context_tokens.expand(batch, -1, -1)
+        return self.text_embedding(context)
+
+    def clip_rope_and_mask(self, frames: int, device: torch.device, dtype: torch.dtype) -> tuple:
+        """RoPE tables and the chunk-causal additive mask for an uncached clip of ``frames``."""
+        cfg = self.config
+        t = cfg.tokens_per_frame
+        positions = grid_positions(torch.arange(frames, device=device), *cfg.grid)
+        rope = rope_cos_sin(positions, cfg.head_dim, cfg.rope_theta, dtype)
+        chunk_of_token = torch.arange(frames * t, device=device) // (t * cfg.chunk_frames)
+        allowed = chunk_of_token[None, :] <= chunk_of_token[:, None]
+        mask = torch.zeros(allowed.shape, device=device, dtype=dtype).masked_fill_(~allowed, float("-inf"))
+        return rope, mask
+
+    # ------------------------------------------------------------------ forward
+    def forward(
+        self,
+        x: torch.Tensor,
+        t: torch.Tensor,
+        cond: torch.Tensor | None = None,
+        plucker: torch.Tensor | None = None,
+        cache: STCache | None = None,
+        context: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """Predict the flow-matching velocity.
+
+        Args:
+            x: (B, C, F, H, W) noisy target frames.
+            t: (B, F) per-frame timesteps on the 1000 scale (1000·σ); 0 for clean history.
+            cond: (B, condition_channels, F, H, W) reprojected condition | validity mask | hand
+                skeleton; None means zeros (history frames).
+            plucker: (B, F, h, w, 6) Plücker rays at the token grid (``plucker.plucker_rays``).
+            cache: ST-cache; then F must equal ``chunk_frames``, this chunk's K/V are written into
+                the chunk slots and attention covers the whole cache.
+            context: (B, Lc, text_dim) text tokens; None uses the learned context.
+
+        Returns:
+            (B, C, F, H, W) velocity ε − x0, dtype of ``x``.
+        """
+        cfg = self.config
+        b, _, frames = x.shape[:3]
+        tokens = self.embed(x, cond, plucker)
+        e_head = self.time_embedding(timestep_embedding(t, cfg.freq_dim).to(tokens.dtype))  # (B, F, dim)
+        e = self.time_projection(e_head).unflatten(-1, (BLOCK_MODULATIONS, cfg.dim))  # (B, F, 6, dim)
+        ctx = self.context(b, context).to(tokens.dtype)
+        if cache is None:
+            rope, bias = self.clip_rope_and_mask(frames, x.device, tokens.dtype)
+        else:
+            if frames != cfg.chunk_frames:
+                raise ValueError(f"cached forward takes one chunk of {cfg.chunk_frames} frames, got {frames}")
+            rope, bias = None, cache.attention_bias(tokens.dtype)
+        for layer, block in enumerate(self.blocks):
+            tokens = block(tokens, e, ctx, rope, bias, cache, layer)
+        return self.unpatchify(self.head(tokens, e_head)).to(x.dtype)
+
+
+def count_parameters(model: nn.Module) -> int:
+    """Number of parameters (works on the meta device)."""
+    return sum(p.numel() for p in model.parameters())

@@ -1,0 +1,244 @@
+"""Fixed-shape spatio-temporal KV cache (InSpatio-World §3.2.1, WorldScape §2.4).
+
+Per layer, keys and values live in one preallocated tensor of frame slots::
+
+    [ anchor (A) | memory pool (M) | local window (W) | current chunk (C) ]   × tokens_per_frame
+
+* anchor: the reference / sink frames, written once at reset and kept for the whole rollout;
+* memory pool: frames that left the window and were admitted by a pluggable policy
+  (view-guided selection, MDL dedup and pruning live in ``sim_env/memory/pool_policy.py``);
+* local window: the most recent generated frames, for motion continuity;
+* current chunk: the frames being denoised; every forward pass overwrites it.
+
+Every slot has a FIXED RoPE time position — its slot index — so positions are bounded by the
+number of slots however long the rollout runs (position-index fixing), and nothing ever changes
+shape. Keys are stored BEFORE the rotary embedding; the model rotates the whole cache with the
+fixed per-slot tables at attention time, so a frame that moves from the window into the pool
+simply takes that slot's position. Empty slots are masked out with an additive −inf bias
+(``valid``), not by slicing, so shapes are static. All updates are in-place tensor ops with no
+``.item()`` or other host synchronisation: a step can be captured in a CUDA graph.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+import torch
+
+from sim_env.model.config import DiTConfig
+from sim_env.model.rope import grid_positions, rope_cos_sin
+
+# Index a policy returns for a world whose leaving frame should not enter the pool.
+DROP = -1
+
+
+class AdmitPolicy(Protocol):
+    """Decides whether a frame leaving the local window enters the memory pool, and where."""
+
+    def __call__(
+        self, slot_k: torch.Tensor, slot_v: torch.Tensor, pose: torch.Tensor, cache: STCache
+    ) -> torch.Tensor | None:
+        """Choose memory slots for a leaving frame.
+
+        Args:
+            slot_k: (layers, B, tokens_per_frame, heads, head_dim) un-rotated keys of the frame.
+            slot_v: values, same shape.
+            pose: (B, 4, 4) camera-to-world pose of the frame.
+            cache: the cache (read ``frame_keys``, ``poses``, ``valid`` of the memory region).
+
+        Returns:
+            None to drop the frame in every world, or a (B,) int64 tensor of memory-slot indices
+            in [0, memory_frames), ``DROP`` (−1) for worlds that drop it. Must not sync the host.
+        """
+        ...
+
+
+def drop_policy(
+    slot_k: torch.Tensor, slot_v: torch.Tensor, pose: torch.Tensor, cache: STCache
+) -> torch.Tensor | None:
+    """Default policy: frames leaving the window are forgotten (anchor + window only)."""
+    return None
+
+
+@dataclass(frozen=True)
+class Region:
+    """A contiguous range of frame slots."""
+
+    start: int
+    frames: int
+
+    @property
+    def stop(self) -> int:
+        """One past the last frame slot."""
+        return self.start + self.frames
+
+
+class STCache:
+    """Preallocated per-layer K/V slots with fixed RoPE positions and a validity mask.
+
+    Attributes:
+        keys: (layers, B, slots·tokens, heads, head_dim) un-rotated keys.
+        values: same shape.
+        valid: (B, slots) whether a frame slot holds data (the chunk slots always count as valid).
+        active: (B, slots) attention switch a memory policy may use for view-guided selection.
+        poses: (B, slots, 4, 4) camera-to-world pose of each frame slot.
+        positions: (slots·tokens, 3) fixed (t, h, w) RoPE positions; t is the frame-slot index.
+        cos, sin: rotation tables for ``positions``.
+    """
+
+    def __init__(
+        self,
+        config: DiTConfig,
+        batch_size: int,
+        device: torch.device | str = "cpu",
+        dtype: torch.dtype = torch.float32,
+    ) -> None:
+        self.config = config
+        self.batch_size = batch_size
+        self.tokens_per_frame = config.tokens_per_frame
+        self.anchor = Region(0, config.anchor_frames)
+        self.memory = Region(self.anchor.stop, config.memory_frames)
+        self.window = Region(self.memory.stop, config.window_frames)
+        self.chunk = Region(self.window.stop, config.chunk_frames)
+        self.num_slots = self.chunk.stop
+        shape = (
+            config.num_layers,
+            batch_size,
+            self.num_slots * self.tokens_per_frame,
+            config.num_heads,
+            config.head_dim,
+        )
+        self.keys = torch.zeros(shape, device=device, dtype=dtype)
+        self.values = torch.zeros(shape, device=device, dtype=dtype)
+        self.valid = torch.zeros(batch_size, self.num_slots, dtype=torch.bool, device=device)
+        self.valid[:, self.chunk.start : self.chunk.stop] = True
+        self.active = torch.ones(batch_size, self.num_slots, dtype=torch.bool, device=device)
+        self.poses = torch.eye(4, device=device, dtype=torch.float32).repeat(batch_size, self.num_slots, 1, 1)
+        slot_time = torch.arange(self.num_slots, device=device)
+        self.positions = grid_positions(slot_time, *config.grid)
+        self.cos, self.sin = rope_cos_sin(self.positions, config.head_dim, config.rope_theta, dtype)
+        self._batch_index = torch.arange(batch_size, device=device)
+
+    # ------------------------------------------------------------------ views
+    def _tokens(self, region: Region) -> slice:
+        return slice(region.start * self.tokens_per_frame, region.stop * self.tokens_per_frame)
+
+    def frame_keys(self) -> torch.Tensor:
+        """Keys viewed per frame slot: (layers, B, slots, tokens, heads, head_dim)."""
+        return self.keys.unflatten(2, (self.num_slots, self.tokens_per_frame))
+
+    def frame_values(self) -> torch.Tensor:
+        """Values viewed per frame slot: (layers, B, slots, tokens, heads, head_dim)."""
+        return self.values.unflatten(2, (self.num_slots, self.tokens_per_frame))
+
+    def chunk_rope(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Rotation tables of the current-chunk tokens (the queries' positions)."""
+        tok = self._tokens(self.chunk)
+        return self.cos[tok], self.sin[tok]
+
+    def attention_bias(self, dtype: torch.dtype) -> torch.Tensor:
+        """Additive (B, 1, 1, slots·tokens) bias: 0 where a slot is valid and active, −inf elsewhere."""
+        attend = (self.valid & self.active).repeat_interleave(self.tokens_per_frame, dim=1)
+        bias = torch.zeros(attend.shape, dtype=dtype, device=attend.device)
+        return bias.masked_fill_(~attend, float("-inf"))[:, None, None, :]
+
+    # ------------------------------------------------------------------ writes
+    def write_chunk(self, layer: int, k: torch.Tensor, v: torch.Tensor) -> None:
+        """Store the current chunk's un-rotated keys/values of one layer, (B, C·tokens, heads, head_dim)."""
+        tok = self._tokens(self.chunk)
+        self.keys[layer, :, tok].copy_(k)
+        self.values[layer, :, tok].copy_(v)
+
+    def commit_anchor(self, pose: torch.Tensor, worlds: torch.Tensor | None = None) -> None:
+        """Copy the first ``anchor_frames`` chunk frames into the anchor slots.
+
+        Call after a t = 0 forward pass over the reference frames.
+
+        Args:
+            pose: (B, anchor_frames, 4, 4) camera-to-world poses of the reference frames.
+            worlds: optional (B,) bool; only these worlds take the new anchor.
+        """
+        a = self.anchor.frames
+        src = slice(self.chunk.start, self.chunk.start + a)
+        dst = slice(self.anchor.start, self.anchor.stop)
+        self._copy_frames(src, dst, worlds)
+        take = self._world_mask(worlds)
+        self.poses[:, dst] = torch.where(
+            take[:, None, None, None], pose.to(self.poses.dtype), self.poses[:, dst]
+        )
+        self.valid[:, dst] |= take[:, None]
+
+    def advance(self, chunk_pose: torch.Tensor, admit: AdmitPolicy = drop_policy) -> None:
+        """Roll the window after the clean pass: the chunk enters the window.
+
+        The ``chunk_frames`` oldest frames of (window | chunk) leave; each is offered to the
+        memory pool through ``admit`` and is otherwise forgotten.
+
+        Args:
+            chunk_pose: (B, chunk_frames, 4, 4) poses of the frames just generated.
+            admit: memory-pool admission policy.
+        """
+        c, w = self.chunk.frames, self.window.frames
+        self.poses[:, self.chunk.start : self.chunk.stop] = chunk_pose.to(self.poses.dtype)
+        start = self.window.start
+        if self.memory.frames:
+            fk, fv = self.frame_keys(), self.frame_values()
+            for f in range(start, start + c):
+                index = admit(fk[:, :, f], fv[:, :, f], self.poses[:, f], self)
+                if index is not None:
+                    index = torch.where(self.valid[:, f], index, torch.full_like(index, DROP))
+                    self.write_memory(index, fk[:, :, f], fv[:, :, f], self.poses[:, f])
+        if w:
+            self._copy_frames(slice(start + c, start + c + w), slice(start, start + w), None)
+            self.poses[:, start : start + w] = self.poses[:, start + c : start + c + w].clone()
+            self.valid[:, start : start + w] = self.valid[:, start + c : start + c + w].clone()
+
+    def write_memory(self, index: torch.Tensor, k: torch.Tensor, v: torch.Tensor, pose: torch.Tensor) -> None:
+        """Write one frame per world into memory slot ``index`` (B,); ``DROP`` leaves a world as is.
+
+        Args:
+            index: (B,) int64 memory-slot index or ``DROP``.
+            k: (layers, B, tokens, heads, head_dim) un-rotated keys.
+            v: values, same shape.
+            pose: (B, 4, 4) pose of the frame.
+        """
+        keep = index >= 0
+        slot = self.memory.start + index.clamp(min=0, max=max(self.memory.frames - 1, 0))
+        b = self._batch_index
+        fk, fv = self.frame_keys(), self.frame_values()
+        keep_kv = keep[None, :, None, None, None]
+        # Materialise the sources first: k/v may be views of the cache itself.
+        new_k = torch.where(keep_kv, k, fk[:, b, slot])
+        new_v = torch.where(keep_kv, v, fv[:, b, slot])
+        fk[:, b, slot] = new_k
+        fv[:, b, slot] = new_v
+        self.poses[b, slot] = torch.where(keep[:, None, None], pose.to(self.poses.dtype), self.poses[b, slot])
+        self.valid[b, slot] = self.valid[b, slot] | keep
+
+    def reset(self, worlds: torch.Tensor | None = None) -> None:
+        """Forget anchor, memory and window (of ``worlds``, a (B,) bool mask, or all worlds)."""
+        forget = self._world_mask(worlds)[:, None].clone()
+        history = slice(0, self.chunk.start)
+        self.valid[:, history] &= ~forget
+        self.active[:, history] |= forget
+
+    # ------------------------------------------------------------------ helpers
+    def _world_mask(self, worlds: torch.Tensor | None) -> torch.Tensor:
+        if worlds is None:
+            return torch.ones(self.batch_size, dtype=torch.bool, device=self.valid.device)
+        return worlds.to(torch.bool)
+
+    def _copy_frames(self, src: slice, dst: slice, worlds: torch.Tensor | None) -> None:
+        """Copy frame slots ``src`` → ``dst`` (same length) in every layer, optionally per world."""
+        for frames in (self.frame_keys(), self.frame_values()):
+            data = frames[:, :, src].clone()  # src and dst may overlap
+            if worlds is not None:
+                data = torch.where(
+                    worlds.to(torch.bool)[None, :, None, None, None, None], data, frames[:, :, dst]
+                )
+            frames[:, :, dst] = data
+
+    def memory_bytes(self) -> int:
+        """Bytes held by the K/V tensors (constant for the cache's lifetime)."""
+        return self.keys.numel() * self.keys.element_size() * 2
