@@ -28,6 +28,7 @@ def test_safetensors_round_trip_with_config(tmp_path):
     save_checkpoint(src, path)
     state, config = load_checkpoint(path)
     assert config == SMALL and isinstance(config, DiTConfig)
+    assert set(state) == set(src.state_dict())
     dst = _model(1)
     report = load_compatible(dst, path)
     assert report.ok and not report.unexpected and not report.expanded
