@@ -86,6 +86,14 @@ def _kernels() -> tuple[Any, Any]:
     return module.get_function("project_ztest"), module.get_function("resolve_gather")
 
 
+def _cupy_stream(cupy: Any, stream: torch.cuda.Stream, device_index: int) -> Any:
+    """Torch's stream as a cupy stream (the newer protocol-based API when both sides have it)."""
+    from_external = getattr(cupy.cuda.Stream, "from_external", None)
+    if from_external is not None and hasattr(stream, "__cuda_stream__"):
+        return from_external(stream)
+    return cupy.cuda.ExternalStream(stream.cuda_stream, device_index)
+
+
 def _blocks(n: int) -> tuple[int]:
     return ((n + THREADS_PER_BLOCK - 1) // THREADS_PER_BLOCK,)
 
@@ -128,7 +136,7 @@ def splat_cupy(
     mask_out = torch.empty((B, P), device=device, dtype=torch.uint8)
 
     project_ztest, resolve_gather = _kernels()
-    with cupy.cuda.ExternalStream(torch.cuda.current_stream(device).cuda_stream, device.index or 0):
+    with _cupy_stream(cupy, torch.cuda.current_stream(device), device.index or 0):
         if B * N > 0:
             project_ztest(
                 _blocks(B * N), (THREADS_PER_BLOCK,),
