@@ -1,0 +1,164 @@
+"""Conditioning of the causal DiT for the chunk being generated, and the frame codec.
+
+The DiT's input (``sim_env/model/config.py``) is ``[noisy (C) | condition (C) | mask (1) | hand (H)]``.
+For the pixel-space RGB-D configs (``tiny64``: C = 4, H = 1) this module builds the last three
+parts from what the world knows before generating a frame:
+
+- condition: the point-cloud memory splatted into the target camera, RGB mapped to [-1, 1] and
+  depth through the config's log-depth encoding — the same codec as the generated frames, so
+  the model can copy covisible content through (InSpatio-World §3.2.2, Spatia §3);
+  pixels the memory does not cover are ZERO (not "black"/"far"): the validity mask says which
+  pixels carry information, and zero is also the value history frames see everywhere;
+- mask: 1 where some memory point landed, else 0;
+- hand: the 2×21 MANO skeletons rasterised as anti-aliased bones in the target camera
+  (WorldScape §2.1), zero when a stream has no hands.
+
+History frames (the clean cache pass, the reference anchor) get ``cond=None``, which the model
+zero-pads. All functions take (N, ...) tensors with static shapes and never sync the host.
+
+`PoolAdmission` adapts `sim_env.memory.pool_policy.MemoryPoolPolicy` to the ST-cache's
+`AdmitPolicy` signature, so the cache's memory pool is filled by view-guided MDL admission
+with FPS pruning.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from bridge.hands import HAND_BONES
+from sim_env.memory.pool_policy import MemoryPoolPolicy
+from sim_env.model.config import DiTConfig, decode_depth, encode_depth
+from sim_env.model.plucker import plucker_rays
+from sim_env.model.st_cache import DROP, STCache
+
+RGB_CHANNELS = 3
+RGBD_CHANNELS = 4  # pixel-space configs generate RGB + encoded depth
+PIXEL_MAX = 255.0
+# Half-width of a rasterised bone in model pixels; the map falls linearly to 0 at this distance.
+BONE_RADIUS_PX = 1.0
+# Keypoints closer to the camera plane than this (metres) are not drawn (behind / at the eye).
+MIN_KEYPOINT_DEPTH_M = 1e-3
+_BONES = torch.tensor(HAND_BONES, dtype=torch.int64)  # (20, 2) parent, child
+
+
+def require_pixel_space(config: DiTConfig) -> None:
+    """Raise unless ``config`` generates RGB-D pixels with the one-channel hand map built here."""
+    if not config.conditioned or config.out_channels != RGBD_CHANNELS or config.hand_channels != 1:
+        raise NotImplementedError(
+            f"config {config.name!r} is not a conditioned pixel-space RGB-D config (latent configs need "
+            "the Wan-VAE encoder for the condition and a TAEHV decode, not built yet)"
+        )
+
+
+def encode_frame(rgb: torch.Tensor, depth: torch.Tensor) -> torch.Tensor:
+    """RGB (N, H, W, 3) in 0..255 and planar depth (N, H, W) metres → model frame (N, 4, H, W)."""
+    colour = rgb.to(torch.float32).permute(0, 3, 1, 2) / (PIXEL_MAX / 2) - 1.0
+    return torch.cat([colour, encode_depth(depth.to(torch.float32))[:, None]], dim=1)
+
+
+def decode_frame(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Model frame (N, 4, H, W) → (rgb uint8 (N, H, W, 3), depth float32 metres (N, H, W))."""
+    colour = ((x[:, :RGB_CHANNELS].clamp(-1.0, 1.0) + 1.0) * (PIXEL_MAX / 2)).round()
+    return colour.to(torch.uint8).permute(0, 2, 3, 1).contiguous(), decode_depth(x[:, RGB_CHANNELS]).float()
+
+
+def scale_intrinsics(K: torch.Tensor, image_size: tuple[int, int], size: tuple[int, int]) -> torch.Tensor:
+    """Intrinsics (N, 3, 3) of an ``image_size`` image resampled to ``size`` (pixel centres at integers)."""
+    sy, sx = size[0] / image_size[0], size[1] / image_size[1]
+    scale = torch.tensor([[sx, 0.0, 0.0], [0.0, sy, 0.0], [0.0, 0.0, 1.0]], dtype=K.dtype, device=K.device)
+    shift = torch.tensor([0.5 * sx - 0.5, 0.5 * sy - 0.5, 0.0], dtype=K.dtype, device=K.device)
+    out = scale @ K
+    out[..., :2, 2] = out[..., :2, 2] + shift[:2]
+    return out
+
+
+def hand_skeleton_map(
+    keypoints_cam: torch.Tensor, active: torch.Tensor, K: torch.Tensor, height: int, width: int
+) -> torch.Tensor:
+    """Rasterise both hands' bones into an (N, height, width) map in [0, 1].
+
+    Each pixel gets max over bones of ``1 − dist/BONE_RADIUS_PX`` (clamped at 0), dist being the
+    pixel-centre distance to the projected bone segment; a fixed-size (N, bones, pixels)
+    distance table instead of a line-drawing loop keeps shapes static.
+
+    Args:
+        keypoints_cam: (N, 2, 21, 3) keypoints in the camera frame (OpenCV).
+        active: (N,) bool, streams that have hands (others get an all-zero map).
+        K: (N, 3, 3) intrinsics of the (height, width) image.
+        height: map rows.
+        width: map columns.
+    """
+    dtype = torch.float32
+    kp, K = keypoints_cam.to(dtype), K.to(dtype)
+    z = kp[..., 2]
+    zs = z.clamp_min(MIN_KEYPOINT_DEPTH_M)
+    u = K[:, None, None, 0, 0] * kp[..., 0] / zs + K[:, None, None, 0, 2]
+    v = K[:, None, None, 1, 1] * kp[..., 1] / zs + K[:, None, None, 1, 2]
+    uv = torch.stack([u, v], dim=-1)  # (N, 2, 21, 2)
+    bones = _BONES.to(kp.device)
+    a, b = uv[:, :, bones[:, 0]], uv[:, :, bones[:, 1]]  # (N, 2, 20, 2)
+    drawn = (z[:, :, bones[:, 0]] > MIN_KEYPOINT_DEPTH_M) & (z[:, :, bones[:, 1]] > MIN_KEYPOINT_DEPTH_M)
+    a, b, drawn = a.flatten(1, 2), b.flatten(1, 2), drawn.flatten(1, 2) & active[:, None]  # 40 bones
+    rows, cols = torch.meshgrid(
+        torch.arange(height, dtype=dtype, device=kp.device),
+        torch.arange(width, dtype=dtype, device=kp.device),
+        indexing="ij",
+    )
+    pix = torch.stack([cols, rows], dim=-1).reshape(1, 1, height * width, 2)
+    ab = (b - a)[:, :, None]
+    ap = pix - a[:, :, None]
+    t = ((ap * ab).sum(-1) / (ab * ab).sum(-1).clamp_min(1e-12)).clamp(0.0, 1.0)
+    dist = torch.linalg.vector_norm(ap - t[..., None] * ab, dim=-1)  # (N, 40, pixels)
+    value = (1.0 - dist / BONE_RADIUS_PX).clamp_min(0.0) * drawn[..., None]
+    return value.amax(dim=1).reshape(-1, height, width)
+
+
+def build_condition(
+    render_rgb: torch.Tensor,
+    render_depth: torch.Tensor,
+    render_mask: torch.Tensor,
+    hand_map: torch.Tensor,
+    config: DiTConfig,
+) -> torch.Tensor:
+    """Condition channels (N, condition_channels, chunk_frames, H, W) of the frame being generated.
+
+    Args:
+        render_rgb: (N, H, W, 3) memory splat colours in 0..255.
+        render_depth: (N, H, W) memory splat depth in metres (+inf where empty).
+        render_mask: (N, H, W) bool validity of the splat.
+        hand_map: (N, H, W) rasterised hand skeleton in [0, 1].
+        config: the model config (layout and frame size).
+    """
+    require_pixel_space(config)
+    mask = render_mask.to(torch.float32)[:, None]
+    frame = torch.where(render_mask[:, None], encode_frame(render_rgb, render_depth), 0.0)
+    cond = torch.cat([frame, mask, hand_map.to(torch.float32)[:, None]], dim=1)  # (N, cc, H, W)
+    assert cond.shape[1] == config.condition_channels
+    return cond[:, :, None].expand(-1, -1, config.chunk_frames, -1, -1)
+
+
+def plucker_input(K: torch.Tensor, pose: torch.Tensor, config: DiTConfig) -> torch.Tensor:
+    """Plücker rays (N, chunk_frames, h, w, 6) of the target cameras for ``CausalDiT(plucker=...)``."""
+    rays = plucker_rays(
+        K.to(torch.float32), pose.to(torch.float32), config.grid, (config.image_height, config.image_width)
+    )
+    return rays[:, None].expand(-1, config.chunk_frames, -1, -1, -1)
+
+
+class PoolAdmission:
+    """ST-cache `AdmitPolicy` backed by `MemoryPoolPolicy.admit` (poses only, no K/V reads).
+
+    Args:
+        policy: the memory-pool policy; its budget must equal the cache's ``memory_frames``.
+    """
+
+    def __init__(self, policy: MemoryPoolPolicy) -> None:
+        self.policy = policy
+
+    def __call__(
+        self, slot_k: torch.Tensor, slot_v: torch.Tensor, pose: torch.Tensor, cache: STCache
+    ) -> torch.Tensor:
+        """(B,) memory-slot index for the frame leaving the window, ``DROP`` where not admitted."""
+        region = slice(cache.memory.start, cache.memory.stop)
+        slot, admitted = self.policy.admit(cache.poses[:, region], cache.valid[:, region], pose)
+        return torch.where(admitted, slot, torch.full_like(slot, DROP))
