@@ -1,0 +1,379 @@
+"""The batched generative runtime: the world model stepped as tensors on one device.
+
+`sim_env.generative_world.GenerativeWorld` adds the `bridge.World` protocol on top. Two layers:
+
+- a tensor API for vector envs, `reset_batch` / `step_batch` / `teleport_batch`, over N streams
+  (stream ``i = b * agents_per_world + a``: agent a of world b). Everything stays on the device:
+  no `.item()`, `.cpu()` or data-dependent shapes in `step_batch`, state lives in preallocated
+  buffers updated in place, so the step can later be captured in a CUDA graph;
+- the `World` protocol (handshake / reset / step / set_pose / close) that converts to numpy.
+  Agent ids are ``agent_{a}`` when there is one world (B = 1, as `MujocoWorld` names its
+  cameras) and ``world_{b}/agent_{a}`` otherwise.
+
+One step (ARCHITECTURE.md §6): decide collisions from the PREVIOUS generated depth (minimum of
+the centre third of the view below ``collision_depth_m`` blocks the forward component, with
+`torch.where`); integrate poses and hand states (`sim_env.kinematics`); splat the world's
+point-cloud memory into every stream's new camera (agents of one world share its memory);
+build the conditioning (`sim_env.conditioning`); denoise with `FlowSampler` (t = 1000·σ, each
+stream's own ST-cache and noise generator, so a stream's frames do not depend on the others in
+the batch); run the clean cache pass; decode RGB-D; insert it into the memory and advance the
+cache with `MemoryPoolPolicy` admission.
+
+Supported: conditioned pixel-space RGB-D configs with one frame per chunk (``tiny64``). Latent
+configs (``wan2.1-1.3b``) additionally need the Wan-VAE encoder and multi-frame chunks.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+
+import torch
+
+from bridge.actions import FORWARD, NavLimits
+from bridge.conventions import intrinsics_from_fov
+from bridge.hands import DEFAULT_HAND_LIMITS, HandLimits
+from bridge.types import (
+    NAV_DIM,
+    FailedPreconditionError,
+    InvalidArgumentError,
+)
+from sim_env.checkpoints import load_checkpoint, load_compatible
+from sim_env.conditioning import (
+    PoolAdmission,
+    build_condition,
+    decode_frame,
+    encode_frame,
+    hand_skeleton_map,
+    plucker_input,
+    require_pixel_space,
+    scale_intrinsics,
+)
+from sim_env.kinematics import HandKinematics, apply_hand_actions, integrate_nav
+from sim_env.memory.point_cloud import PointCloudMemory
+from sim_env.memory.pool_policy import MemoryPoolPolicy
+from sim_env.memory.splat import splat
+from sim_env.model.config import DiTConfig, get_config
+from sim_env.model.dit import CausalDiT
+from sim_env.model.st_cache import STCache
+from sim_env.sampler import NUM_TRAIN_TIMESTEPS, FlowSampler, FlowSchedule
+
+log = logging.getLogger(__name__)
+
+WORLD_NAME = "genworld.generative"
+DEFAULT_COLLISION_DEPTH_M = 0.3  # MujocoWorld's walking agents keep about this far from walls
+DEFAULT_MEMORY_CAPACITY = 16384  # voxels per world (4 full 64×64 frames)
+DEFAULT_VOXEL_SIZE_M = 0.05  # ~ the footprint of a 64×64, 70° pixel at 3 m
+DEFAULT_SCHEDULE_SHIFT = 5.0  # Wan2.1 / Self-Forcing shift for few-step sampling
+STREAM_SEED_STRIDE = 1 << 16  # stream i of an episode seeded s draws noise from s·stride + i
+
+
+class GenerativeRuntime:
+    """Batched generative world model: B worlds × A agents = N streams on one device.
+
+    Args:
+        checkpoint: safetensors / torch checkpoint path; None = random weights (logged warning).
+        config: model config name (a config stored in the checkpoint takes precedence).
+        device: torch device of the model and all state.
+        num_worlds: B, worlds with independent point-cloud memories.
+        agents_per_world: A, cameras sharing one world's memory.
+        denoising_steps: flow-matching steps per frame (the clean cache pass comes on top).
+        seed: seeds the random weights and, when `reset` gets none, the noise streams.
+        collision_depth_m: forward motion is blocked when the previous frame's depth ahead is below.
+        nav_limits: per-step scale of navigation (same as the engines).
+        fov_deg: vertical field of view of the cameras when no reference K is given.
+        hand_limits: per-step scale of hand actions.
+        memory_capacity: voxels per world in the point-cloud memory.
+        voxel_size: voxel edge of the memory in metres.
+        schedule_shift: Wan/SD3 shift of the sampling schedule.
+        dt: simulated seconds per step (``sim_time = frame_id · dt``, as MujocoWorld).
+    """
+
+    def __init__(
+        self,
+        checkpoint: str | None = None,
+        config: str = "tiny64",
+        device: str = "cpu",
+        num_worlds: int = 1,
+        agents_per_world: int = 1,
+        denoising_steps: int = 4,
+        seed: int = 0,
+        collision_depth_m: float = DEFAULT_COLLISION_DEPTH_M,
+        nav_limits: NavLimits = NavLimits(),  # noqa: B008 - frozen dataclass, safe default
+        fov_deg: float = 70.0,
+        hand_limits: HandLimits = DEFAULT_HAND_LIMITS,
+        memory_capacity: int = DEFAULT_MEMORY_CAPACITY,
+        voxel_size: float = DEFAULT_VOXEL_SIZE_M,
+        schedule_shift: float = DEFAULT_SCHEDULE_SHIFT,
+        dt: float = 0.1,
+    ) -> None:
+        if num_worlds < 1 or agents_per_world < 1:
+            raise InvalidArgumentError("num_worlds and agents_per_world must be positive")
+        self.device = torch.device(device)
+        self.checkpoint, self.seed = checkpoint, int(seed)
+        self.model = self._load_model(checkpoint, get_config(config), self.seed).to(self.device).eval()
+        cfg: DiTConfig = self.model.config
+        require_pixel_space(cfg)
+        if cfg.chunk_frames != 1:
+            raise NotImplementedError("GenerativeWorld generates one frame per step (chunk_frames == 1)")
+        self.config = cfg
+        self.num_worlds, self.agents_per_world = int(num_worlds), int(agents_per_world)
+        self.num_streams = n = self.num_worlds * self.agents_per_world
+        self.height, self.width = cfg.height, cfg.width
+        self.collision_depth_m, self.nav_limits, self.hand_limits = (
+            float(collision_depth_m),
+            nav_limits,
+            hand_limits,
+        )
+        self.fov_deg, self.dt = float(fov_deg), float(dt)
+        dev, h, w = self.device, self.height, self.width
+
+        self.sampler = FlowSampler(
+            self._velocity, FlowSchedule.uniform(denoising_steps, shift=schedule_shift), device=dev
+        )
+        self.cache = STCache(cfg, n, device=dev)
+        self.admission = PoolAdmission(MemoryPoolPolicy(cfg.memory_frames)) if cfg.memory_frames else None
+        self.memory = PointCloudMemory(self.num_worlds, memory_capacity, voxel_size, device=dev)
+        self.hands = HandKinematics(dev)
+        self.generators = [torch.Generator(dev) for _ in range(n)]
+        # Per-stream state: preallocated, updated in place (stable data_ptrs for CUDA graphs).
+        self.pose = torch.eye(4, dtype=torch.float64, device=dev).repeat(n, 1, 1)
+        K = intrinsics_from_fov(cfg.image_width, cfg.image_height, self.fov_deg)
+        self.K = torch.as_tensor(K, device=dev).repeat(n, 1, 1)
+        self.rgb = torch.zeros(n, h, w, 3, dtype=torch.uint8, device=dev)
+        self.depth = torch.full((n, h, w), float("inf"), device=dev)
+        self.collided = torch.zeros(n, dtype=torch.bool, device=dev)
+        self.frame_id = torch.zeros(n, dtype=torch.int64, device=dev)
+        self.wrist = self.hands.default_wrists.repeat(n, 1, 1, 1)
+        self.grip = torch.zeros(n, 2, dtype=torch.float64, device=dev)
+        self.hands_active = torch.zeros(n, dtype=torch.bool, device=dev)
+        self._forward = torch.zeros(NAV_DIM, dtype=torch.bool, device=dev)
+        self._forward[FORWARD] = True
+        self._plucker: torch.Tensor | None = None  # camera rays of the frame being generated
+        self._is_reset = False
+        self._closed = False
+
+    # ------------------------------------------------------------------ construction
+    @staticmethod
+    def _load_model(checkpoint: str | None, config: DiTConfig, seed: int) -> CausalDiT:
+        """Random weights (seeded, without touching the global RNG) or a checkpoint's."""
+        if checkpoint is None:
+            log.warning("generative world: no checkpoint given - using RANDOM weights (seed %d)", seed)
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(seed)
+                return CausalDiT(config)
+        state, stored = load_checkpoint(checkpoint)
+        model = CausalDiT(stored or config)
+        report = load_compatible(model, state)
+        if not report.ok:
+            log.warning(
+                "checkpoint %s: %d missing, %d mismatched keys left at init",
+                checkpoint,
+                len(report.missing),
+                len(report.mismatched),
+            )
+        return model
+
+    # ------------------------------------------------------------------ tensor API
+    @torch.no_grad()
+    def reset_batch(
+        self,
+        rgb: torch.Tensor,
+        depth: torch.Tensor,
+        K: torch.Tensor,
+        pose: torch.Tensor,
+        seed: int | None = None,
+        stream_seeds: Sequence[int] | None = None,
+    ) -> dict[str, torch.Tensor]:
+        """Start every stream from a reference RGB-D frame and pose.
+
+        The reference frames seed the point-cloud memory (all agents of a world insert into
+        it) and, encoded as clean frames, the ST-cache anchor.
+
+        Args:
+            rgb: (N, H, W, 3) uint8 reference colours.
+            depth: (N, H, W) planar depth in metres (+inf = no hit).
+            K: (N, 3, 3) intrinsics of the H×W images.
+            pose: (N, 4, 4) camera-to-world poses.
+            seed: episode seed; stream i draws its noise from ``seed·STREAM_SEED_STRIDE + i``.
+            stream_seeds: explicit per-stream noise seeds (overrides ``seed``).
+
+        Returns:
+            The observation tensors, as `step_batch`.
+        """
+        n, dev = self.num_streams, self.device
+        if tuple(rgb.shape) != (n, self.height, self.width, 3) or tuple(depth.shape) != (
+            n,
+            self.height,
+            self.width,
+        ):
+            raise InvalidArgumentError(
+                f"reference frames must be ({n}, {self.height}, {self.width}[, 3]), got "
+                f"rgb {tuple(rgb.shape)}, depth {tuple(depth.shape)}"
+            )
+        base = self.seed if seed is None else int(seed)
+        seeds = (
+            list(stream_seeds)
+            if stream_seeds is not None
+            else [base * STREAM_SEED_STRIDE + i for i in range(n)]
+        )
+        for generator, s in zip(self.generators, seeds, strict=True):
+            generator.manual_seed(int(s))
+        self.pose.copy_(pose.to(dev, torch.float64))
+        self.K.copy_(K.to(dev, torch.float64))
+        self.rgb.copy_(rgb.to(dev))
+        self.depth.copy_(depth.to(dev, torch.float32))
+        self.collided.zero_()
+        self.frame_id.zero_()
+        self.wrist.copy_(self.hands.default_wrists.expand_as(self.wrist))
+        self.grip.zero_()
+        self.hands_active.zero_()
+        self.memory.reset()
+        self.cache.reset()
+        self._insert_memory(None)
+        frame = encode_frame(self.rgb, self.depth)[:, :, None]  # (N, C, 1, H, W): clean, t = 0
+        t0 = torch.zeros(n, self.config.chunk_frames, device=dev)
+        self.model(
+            frame, t0, cond=None, plucker=plucker_input(self.K, self.pose, self.config), cache=self.cache
+        )
+        self.cache.commit_anchor(self.pose.float()[:, None])
+        self._is_reset = True
+        return self._outputs()
+
+    @torch.no_grad()
+    def step_batch(
+        self, nav: torch.Tensor, hand: torch.Tensor | None = None, hand_mask: torch.Tensor | None = None
+    ) -> dict[str, torch.Tensor]:
+        """Advance every stream by one frame (device-side, no host synchronisation).
+
+        Args:
+            nav: (N, 6) continuous navigation in [-1, 1] (keys: `kinematics.keys_to_nav`).
+            hand: (N, 14) hand actions, or None to leave every hand as it is.
+            hand_mask: (N,) bool, streams whose hand action applies (default: all when ``hand``).
+
+        Returns:
+            Device tensors, the world's live buffers (valid until the next call; clone to keep):
+            rgb uint8 (N, H, W, 3), depth float32 (N, H, W), pose float64 (N, 4, 4), K float64
+            (N, 3, 3), collided bool (N,), frame_id int64 (N,).
+        """
+        self._require_reset()
+        nav = nav.to(self.device, torch.float64)
+        h, w = self.height, self.width
+        ahead = self.depth[:, h // 3 : h - h // 3, w // 3 : w - w // 3].amin(dim=(1, 2))
+        blocked = (ahead < self.collision_depth_m) & (nav[:, FORWARD] > 0)
+        nav = torch.where(blocked[:, None] & self._forward, 0.0, nav)
+        if hand is not None:
+            mask = torch.ones_like(self.collided) if hand_mask is None else hand_mask.to(self.device)
+            wrist, grip = apply_hand_actions(self.wrist, self.grip, hand.to(self.device), self.hand_limits)
+            self.wrist.copy_(torch.where(mask[:, None, None, None], wrist, self.wrist))
+            self.grip.copy_(torch.where(mask[:, None], grip, self.grip))
+            self.hands_active |= mask
+        self._generate(integrate_nav(self.pose, nav, self.nav_limits), None)
+        self.collided.copy_(blocked)
+        self.frame_id += 1
+        return self._outputs()
+
+    @torch.no_grad()
+    def teleport_batch(self, pose: torch.Tensor, mask: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Move the streams in ``mask`` (N,) to ``pose`` (N, 4, 4) and generate their frames there.
+
+        Other streams keep their frame, cache, memory and noise state (their work is computed
+        and discarded; teleports are rare). No time passes: frame_id is unchanged.
+        """
+        self._require_reset()
+        mask = mask.to(self.device, torch.bool)
+        target = torch.where(mask[:, None, None], pose.to(self.device, torch.float64), self.pose)
+        cache_state = [t.clone() for t in self._cache_tensors()]
+        rng_state = [g.get_state() for g in self.generators]
+        self._generate(target, mask)
+        for live, saved in zip(self._cache_tensors(), cache_state, strict=True):
+            keep = mask.reshape((1, -1) if live is self.cache.keys or live is self.cache.values else (-1,))
+            live.copy_(
+                torch.where(keep.reshape(*keep.shape, *([1] * (live.dim() - keep.dim()))), live, saved)
+            )
+        for i, (g, s) in enumerate(zip(self.generators, rng_state, strict=True)):
+            if not bool(mask[i]):
+                g.set_state(s)
+        self.collided.masked_fill_(mask, False)
+        return self._outputs()
+
+    # ------------------------------------------------------------------ internals
+    def _cache_tensors(self) -> list[torch.Tensor]:
+        c = self.cache
+        return [c.keys, c.values, c.valid, c.active, c.poses]
+
+    def _velocity(self, x: torch.Tensor, sigma: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
+        """Sampler adapter: x (N, F, C, H, W), σ (N, F) → velocity, via the cached DiT at t = 1000·σ."""
+        v = self.model(x.transpose(1, 2), NUM_TRAIN_TIMESTEPS * sigma, cond, self._plucker, self.cache)
+        return v.transpose(1, 2)
+
+    def _cache_pass(self, x: torch.Tensor, sigma: torch.Tensor, cond: torch.Tensor) -> None:
+        """Clean pass at t = 0 with zero conditioning (history frames), writing the chunk K/V."""
+        self.model(x.transpose(1, 2), NUM_TRAIN_TIMESTEPS * sigma, None, self._plucker, self.cache)
+
+    def _generate(self, pose: torch.Tensor, mask: torch.Tensor | None) -> None:
+        """Generate the frame of every stream at ``pose``; commit state where ``mask`` (None = all)."""
+        cfg, a = self.config, self.agents_per_world
+        pose32 = pose.float()
+        mem = self.memory
+        r_rgb, r_depth, r_mask = splat(
+            mem.xyz.repeat_interleave(a, 0),
+            mem.rgb.repeat_interleave(a, 0),
+            mem.valid.repeat_interleave(a, 0),
+            self.K.float(),
+            pose32,
+            self.height,
+            self.width,
+        )
+        keypoints = self.hands.keypoints(self.wrist, self.grip)
+        K_model = scale_intrinsics(self.K, (cfg.image_height, cfg.image_width), (self.height, self.width))
+        hand_map = hand_skeleton_map(keypoints, self.hands_active, K_model, self.height, self.width)
+        cond = build_condition(r_rgb, r_depth, r_mask, hand_map, cfg)
+        self._plucker = plucker_input(self.K, pose, cfg)
+        shape = (cfg.chunk_frames, cfg.out_channels, self.height, self.width)
+        noise = torch.stack([torch.randn(shape, generator=g, device=self.device) for g in self.generators])
+        x = self.sampler.sample(noise, cond, self._cache_pass)
+        rgb, depth = decode_frame(x[:, -1])
+        keep = None if mask is None else mask
+        self.pose.copy_(pose if keep is None else torch.where(keep[:, None, None], pose, self.pose))
+        self.rgb.copy_(rgb if keep is None else torch.where(keep[:, None, None, None], rgb, self.rgb))
+        self.depth.copy_(depth if keep is None else torch.where(keep[:, None, None], depth, self.depth))
+        self._insert_memory(keep)
+        self.cache.advance(pose32[:, None].expand(-1, cfg.chunk_frames, -1, -1), self.admission or _drop)
+
+    def _insert_memory(self, mask: torch.Tensor | None) -> None:
+        """Insert every stream's current RGB-D into its world's memory, one agent slot at a time."""
+        b, a = self.num_worlds, self.agents_per_world
+
+        def per_agent(t: torch.Tensor, i: int) -> torch.Tensor:
+            return t.unflatten(0, (b, a))[:, i]
+
+        for i in range(a):
+            self.memory.insert(
+                per_agent(self.rgb, i),
+                per_agent(self.depth, i),
+                per_agent(self.K, i),
+                per_agent(self.pose, i),
+                world_mask=None if mask is None else per_agent(mask, i),
+            )
+
+    def _outputs(self) -> dict[str, torch.Tensor]:
+        return {
+            "rgb": self.rgb,
+            "depth": self.depth,
+            "pose": self.pose,
+            "K": self.K,
+            "collided": self.collided,
+            "frame_id": self.frame_id,
+        }
+
+    def _require_reset(self) -> None:
+        if self._closed:
+            raise FailedPreconditionError("the GenerativeWorld is closed")
+        if not self._is_reset:
+            raise FailedPreconditionError("call reset before step / set_pose")
+
+
+def _drop(slot_k: torch.Tensor, slot_v: torch.Tensor, pose: torch.Tensor, cache: STCache) -> None:
+    """Admission for configs without a memory pool: frames leaving the window are forgotten."""
+    return None
