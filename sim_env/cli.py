@@ -7,10 +7,40 @@ bridge's commands are registered from `bridge.cli`, and this module adds what ne
 
 from __future__ import annotations
 
+import argparse
 import sys
 from collections.abc import Sequence
 
 from bridge import cli as bridge_cli
+
+BENCH_WORLD_DEFAULT_FRAMES = 50
+BENCH_WORLD_DEFAULT_REPEATS = 5
+
+
+def _subparsers_of(parser: argparse.ArgumentParser) -> argparse._SubParsersAction:
+    """The subcommand action of ``parser`` (bridge builds `bench`'s; sim_env adds targets to it)."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            return action
+    raise AssertionError(f"{parser.prog} has no subcommands")
+
+
+def _add_bench_world(subparsers: argparse._SubParsersAction) -> None:
+    """Register `genworld bench world` under bridge's `bench` command."""
+    world = _subparsers_of(subparsers.choices["bench"]).add_parser(
+        "world", help="generated env-steps/s of the batched generative runtime"
+    )
+    world.add_argument("--config", default="tiny64", help="tiny64 (wan2.1-1.3b needs the latent path)")
+    world.add_argument("--num-worlds", default="1,16,256", help="comma-separated batch sizes")
+    world.add_argument("--steps", type=int, default=4, help="denoising steps per frame")
+    world.add_argument(
+        "--frames", type=int, default=BENCH_WORLD_DEFAULT_FRAMES, help="timed steps per repeat"
+    )
+    world.add_argument("--repeats", type=int, default=BENCH_WORLD_DEFAULT_REPEATS)
+    world.add_argument("--height", type=int, default=None, help="frame height (must match the config)")
+    world.add_argument("--width", type=int, default=None, help="frame width (must match the config)")
+    world.add_argument("--device", default=None, help="torch device (default: cuda if available)")
+    world.add_argument("--json", default=None, help="also write results here")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -22,6 +52,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     demo.add_argument("--scene", default="rooms", choices=["rooms", "tabletop"])
     demo.add_argument("--seed", type=int, default=0)
     demo.add_argument("--resolution", type=bridge_cli.parse_resolution, default=(64, 64), help="HxW")
+    _add_bench_world(subparsers)
     args = parser.parse_args(argv)
     bridge_cli.configure_logging(args.verbose)
     if args.command == "demo":
@@ -29,6 +60,20 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         run_demo(out=args.out, steps=args.steps, scene=args.scene, seed=args.seed, resolution=args.resolution)
         return 0
+    if args.command == "bench" and args.bench_target == "world":
+        from sim_env.bench_world import run_world_bench
+
+        return run_world_bench(
+            config=args.config,
+            num_worlds=[int(v) for v in args.num_worlds.split(",") if v],
+            denoising_steps=args.steps,
+            frames=args.frames,
+            repeats=args.repeats,
+            json_path=args.json,
+            height=args.height,
+            width=args.width,
+            device=args.device,
+        )
     return bridge_cli.dispatch(args)
 
 

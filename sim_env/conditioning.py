@@ -23,6 +23,8 @@ with FPS pruning.
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import torch
 
 from bridge.hands import HAND_BONES
@@ -65,15 +67,43 @@ def decode_frame(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 def scale_intrinsics(K: torch.Tensor, image_size: tuple[int, int], size: tuple[int, int]) -> torch.Tensor:
     """Intrinsics (N, 3, 3) of an ``image_size`` image resampled to ``size`` (pixel centres at integers)."""
     sy, sx = size[0] / image_size[0], size[1] / image_size[1]
-    scale = torch.tensor([[sx, 0.0, 0.0], [0.0, sy, 0.0], [0.0, 0.0, 1.0]], dtype=K.dtype, device=K.device)
-    shift = torch.tensor([0.5 * sx - 0.5, 0.5 * sy - 0.5, 0.0], dtype=K.dtype, device=K.device)
-    out = scale @ K
-    out[..., :2, 2] = out[..., :2, 2] + shift[:2]
-    return out
+    # diag(sx, sy, 1) @ K plus the pixel-centre shift, written with Python scalars so that no
+    # small constant tensor is copied host→device on every call.
+    row_u, row_v = K[..., 0, :] * sx, K[..., 1, :] * sy
+    row_u = row_u + torch.nn.functional.pad(torch.full_like(row_u[..., :1], 0.5 * sx - 0.5), (2, 0))
+    row_v = row_v + torch.nn.functional.pad(torch.full_like(row_v[..., :1], 0.5 * sy - 0.5), (2, 0))
+    return torch.stack([row_u, row_v, K[..., 2, :]], dim=-2)
+
+
+class SkeletonTables(NamedTuple):
+    """Constant device tables of `hand_skeleton_map`, built once per runtime (not per step)."""
+
+    bones: torch.Tensor  # (20, 2) int64 parent, child keypoint indices
+    pixels: torch.Tensor  # (1, 1, height·width, 2) float32 pixel centres (u, v)
+
+
+def skeleton_tables(height: int, width: int, device: torch.device | str | None = None) -> SkeletonTables:
+    """The bone table and pixel grid of an (height, width) map, on ``device``.
+
+    Building these inside the step would copy ``HAND_BONES`` host→device on every frame, which
+    synchronises with pageable memory and cannot be captured in a CUDA graph.
+    """
+    rows, cols = torch.meshgrid(
+        torch.arange(height, dtype=torch.float32, device=device),
+        torch.arange(width, dtype=torch.float32, device=device),
+        indexing="ij",
+    )
+    pixels = torch.stack([cols, rows], dim=-1).reshape(1, 1, height * width, 2)
+    return SkeletonTables(_BONES.to(device), pixels)
 
 
 def hand_skeleton_map(
-    keypoints_cam: torch.Tensor, active: torch.Tensor, K: torch.Tensor, height: int, width: int
+    keypoints_cam: torch.Tensor,
+    active: torch.Tensor,
+    K: torch.Tensor,
+    height: int,
+    width: int,
+    tables: SkeletonTables | None = None,
 ) -> torch.Tensor:
     """Rasterise both hands' bones into an (N, height, width) map in [0, 1].
 
@@ -87,7 +117,10 @@ def hand_skeleton_map(
         K: (N, 3, 3) intrinsics of the (height, width) image.
         height: map rows.
         width: map columns.
+        tables: precomputed `skeleton_tables(height, width, device)`; None builds them (slow path).
     """
+    if tables is None:
+        tables = skeleton_tables(height, width, keypoints_cam.device)
     dtype = torch.float32
     kp, K = keypoints_cam.to(dtype), K.to(dtype)
     z = kp[..., 2]
@@ -95,16 +128,11 @@ def hand_skeleton_map(
     u = K[:, None, None, 0, 0] * kp[..., 0] / zs + K[:, None, None, 0, 2]
     v = K[:, None, None, 1, 1] * kp[..., 1] / zs + K[:, None, None, 1, 2]
     uv = torch.stack([u, v], dim=-1)  # (N, 2, 21, 2)
-    bones = _BONES.to(kp.device)
+    bones = tables.bones
     a, b = uv[:, :, bones[:, 0]], uv[:, :, bones[:, 1]]  # (N, 2, 20, 2)
     drawn = (z[:, :, bones[:, 0]] > MIN_KEYPOINT_DEPTH_M) & (z[:, :, bones[:, 1]] > MIN_KEYPOINT_DEPTH_M)
     a, b, drawn = a.flatten(1, 2), b.flatten(1, 2), drawn.flatten(1, 2) & active[:, None]  # 40 bones
-    rows, cols = torch.meshgrid(
-        torch.arange(height, dtype=dtype, device=kp.device),
-        torch.arange(width, dtype=dtype, device=kp.device),
-        indexing="ij",
-    )
-    pix = torch.stack([cols, rows], dim=-1).reshape(1, 1, height * width, 2)
+    pix = tables.pixels
     ab = (b - a)[:, :, None]
     ap = pix - a[:, :, None]
     t = ((ap * ab).sum(-1) / (ab * ab).sum(-1).clamp_min(1e-12)).clamp(0.0, 1.0)
@@ -142,6 +170,29 @@ def plucker_input(K: torch.Tensor, pose: torch.Tensor, config: DiTConfig) -> tor
     rays = plucker_rays(
         K.to(torch.float32), pose.to(torch.float32), config.grid, (config.image_height, config.image_width)
     )
+    return rays[:, None].expand(-1, config.chunk_frames, -1, -1, -1)
+
+
+def camera_rays(K: torch.Tensor, config: DiTConfig) -> torch.Tensor:
+    """Unit ray directions (N, h, w, 3) of the token cells in the camera frame, for `rays_to_plucker`.
+
+    They depend on K alone, which changes only at reset: computing them there keeps
+    ``torch.linalg.inv`` (whose singularity check synchronises the host on CUDA) out of the step.
+    """
+    eye = torch.eye(4, dtype=torch.float32, device=K.device).expand(*K.shape[:-2], 4, 4)
+    rays = plucker_rays(K.to(torch.float32), eye, config.grid, (config.image_height, config.image_width))
+    return rays[..., 3:]  # at the origin the moment o × d vanishes: only directions remain
+
+
+def rays_to_plucker(rays_cam: torch.Tensor, pose: torch.Tensor, config: DiTConfig) -> torch.Tensor:
+    """`plucker_input` from precomputed `camera_rays`: rotate into the world, add the moments.
+
+    Rotation preserves unit length, so this equals `plucker_input` up to float rounding.
+    """
+    pose = pose.to(torch.float32)
+    d = torch.einsum("nij,nhwj->nhwi", pose[:, :3, :3], rays_cam)
+    o = pose[:, None, None, :3, 3].expand_as(d)
+    rays = torch.cat([torch.linalg.cross(o, d, dim=-1), d], dim=-1)
     return rays[:, None].expand(-1, config.chunk_frames, -1, -1, -1)
 
 

@@ -98,12 +98,17 @@ def se3(R: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
     return torch.cat([top, bottom], dim=-2)
 
 
+def _on_ground(v: torch.Tensor) -> torch.Tensor:
+    """``v`` (..., 3) with its world-Z component zeroed, built from device data only."""
+    return torch.nn.functional.pad(v[..., :2], (0, 1))
+
+
 def heading_frame(pose: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Horizontal forward and right unit vectors (N, 3) of cameras (N, 4, 4) (world Z up)."""
     R = pose[..., :3, :3]
-    ground = torch.tensor([1.0, 1.0, 0.0], dtype=pose.dtype, device=pose.device)
-    forward = R[..., :, 2] * ground
-    image_up = R[..., :, 1] * torch.sign(R[..., 2, 2])[..., None] * ground
+    # Projection on the ground plane by zero-padding x, y (no per-call host→device constant).
+    forward = _on_ground(R[..., :, 2])
+    image_up = _on_ground(R[..., :, 1] * torch.sign(R[..., 2, 2])[..., None])
     vertical = torch.linalg.vector_norm(forward, dim=-1, keepdim=True) < HEADING_EPS
     forward = torch.where(vertical, image_up, forward)
     forward = forward / torch.linalg.vector_norm(forward, dim=-1, keepdim=True)
@@ -123,10 +128,9 @@ def integrate_nav(pose: torch.Tensor, nav: torch.Tensor, limits: NavLimits) -> t
     """
     nav = nav.to(pose.dtype)
     forward, right = heading_frame(pose)
-    up = torch.tensor([0.0, 0.0, 1.0], dtype=pose.dtype, device=pose.device)
-    step = limits.max_translation * (
-        nav[..., FORWARD, None] * forward + nav[..., RIGHT, None] * right + nav[..., UP, None] * up
-    )
+    # Up is world Z: padding the scalar into the z slot avoids a per-step (0, 0, 1) constant.
+    up = torch.nn.functional.pad(nav[..., UP, None], (2, 0))
+    step = limits.max_translation * (nav[..., FORWARD, None] * forward + nav[..., RIGHT, None] * right + up)
     R = rot_z(limits.max_rotation * nav[..., YAW]) @ pose[..., :3, :3]
     current = pitch_of(pose)
     target = (current + limits.max_rotation * nav[..., PITCH]).clamp(-limits.max_pitch, limits.max_pitch)

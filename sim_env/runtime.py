@@ -26,6 +26,7 @@ configs (``wan2.1-1.3b``) additionally need the Wan-VAE encoder and multi-frame 
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Sequence
 
 import torch
@@ -42,12 +43,15 @@ from sim_env.checkpoints import load_checkpoint, load_compatible
 from sim_env.conditioning import (
     PoolAdmission,
     build_condition,
+    camera_rays,
     decode_frame,
     encode_frame,
     hand_skeleton_map,
     plucker_input,
+    rays_to_plucker,
     require_pixel_space,
     scale_intrinsics,
+    skeleton_tables,
 )
 from sim_env.kinematics import HandKinematics, apply_hand_actions, integrate_nav
 from sim_env.memory.point_cloud import PointCloudMemory
@@ -66,6 +70,35 @@ DEFAULT_MEMORY_CAPACITY = 16384  # voxels per world (4 full 64×64 frames)
 DEFAULT_VOXEL_SIZE_M = 0.05  # ~ the footprint of a 64×64, 70° pixel at 3 m
 DEFAULT_SCHEDULE_SHIFT = 5.0  # Wan2.1 / Self-Forcing shift for few-step sampling
 STREAM_SEED_STRIDE = 1 << 16  # stream i of an episode seeded s draws noise from s·stride + i
+# Counter-based noise (lowbias32 integer hash, C. Wellons): every stream's Gaussian noise is a pure
+# function of (stream seed, frame counter, element index), computed by batched device ops. This
+# keeps streams independent of the batch they run in, without a Python loop over per-stream
+# torch.Generator objects (N kernel launches per step, and generators a CUDA graph cannot own).
+_MASK32 = 0xFFFFFFFF
+_HASH_MUL_1 = 0x7FEB352D
+_HASH_MUL_2 = 0x846CA68B
+_UNIFORM_BITS = 24  # mantissa bits of float32 uniforms drawn from one 32-bit hash
+_TWO_PI = 6.283185307179586
+
+
+def _hash32(x: torch.Tensor) -> torch.Tensor:
+    """Bijective 32-bit integer hash of the low 32 bits of int64 ``x`` (result in [0, 2^32))."""
+    x = x & _MASK32
+    x = x ^ (x >> 16)
+    x = (x * _HASH_MUL_1) & _MASK32
+    x = x ^ (x >> 15)
+    x = (x * _HASH_MUL_2) & _MASK32
+    return x ^ (x >> 16)
+
+
+def _stream_keys(seeds: torch.Tensor) -> torch.Tensor:
+    """(N,) int64 noise keys of (N,) int64 seeds, mixing in the seed's high 32 bits."""
+    return _hash32(_hash32(seeds) ^ ((seeds >> 32) & _MASK32))
+
+
+def _unit_uniform(bits: torch.Tensor) -> torch.Tensor:
+    """Uniform float32 in (0, 1) from 32-bit hashes (open interval: safe for log)."""
+    return ((bits >> (32 - _UNIFORM_BITS)).to(torch.float32) + 0.5) * (2.0**-_UNIFORM_BITS)
 
 
 class GenerativeRuntime:
@@ -135,7 +168,13 @@ class GenerativeRuntime:
         self.admission = PoolAdmission(MemoryPoolPolicy(cfg.memory_frames)) if cfg.memory_frames else None
         self.memory = PointCloudMemory(self.num_worlds, memory_capacity, voxel_size, device=dev)
         self.hands = HandKinematics(dev)
-        self.generators = [torch.Generator(dev) for _ in range(n)]
+        # Per-stream noise state (see `_hash32`): a key from the stream's seed and the number of
+        # noise draws so far; element hashes are constants, built once here.
+        self.noise_key = torch.zeros(n, dtype=torch.int64, device=dev)
+        self.noise_counter = torch.zeros(n, dtype=torch.int64, device=dev)
+        self._noise_shape = (cfg.chunk_frames, cfg.out_channels, h, w)
+        elements = torch.arange(math.prod(self._noise_shape), dtype=torch.int64, device=dev)
+        self._element_hash = (_hash32(2 * elements + 1), _hash32(2 * elements + 2))
         # Per-stream state: preallocated, updated in place (stable data_ptrs for CUDA graphs).
         self.pose = torch.eye(4, dtype=torch.float64, device=dev).repeat(n, 1, 1)
         K = intrinsics_from_fov(cfg.image_width, cfg.image_height, self.fov_deg)
@@ -149,6 +188,11 @@ class GenerativeRuntime:
         self.hands_active = torch.zeros(n, dtype=torch.bool, device=dev)
         self._forward = torch.zeros(NAV_DIM, dtype=torch.bool, device=dev)
         self._forward[FORWARD] = True
+        # Step-invariant device constants: hand raster tables and the model-resolution intrinsics
+        # (K changes only at reset), so step_batch creates no tensor from host data.
+        self._skeleton = skeleton_tables(h, w, dev)
+        self.K_model = torch.zeros_like(self.K)
+        self._rays_cam = torch.zeros(n, *cfg.grid, 3, device=dev)  # camera-frame rays of K (reset)
         self._plucker: torch.Tensor | None = None  # camera rays of the frame being generated
         self._is_reset = False
         self._closed = False
@@ -217,10 +261,17 @@ class GenerativeRuntime:
             if stream_seeds is not None
             else [base * STREAM_SEED_STRIDE + i for i in range(n)]
         )
-        for generator, s in zip(self.generators, seeds, strict=True):
-            generator.manual_seed(int(s))
+        if len(seeds) != n:
+            raise InvalidArgumentError(f"stream_seeds must have {n} entries, got {len(seeds)}")
+        seed_tensor = torch.tensor([int(s) for s in seeds], dtype=torch.int64, device=dev)
+        self.noise_key.copy_(_stream_keys(seed_tensor))
+        self.noise_counter.zero_()
         self.pose.copy_(pose.to(dev, torch.float64))
         self.K.copy_(K.to(dev, torch.float64))
+        cfg = self.config
+        image_size = (cfg.image_height, cfg.image_width)
+        self.K_model.copy_(scale_intrinsics(self.K, image_size, (self.height, self.width)))
+        self._rays_cam.copy_(camera_rays(self.K, cfg))
         self.rgb.copy_(rgb.to(dev))
         self.depth.copy_(depth.to(dev, torch.float32))
         self.collided.zero_()
@@ -284,16 +335,14 @@ class GenerativeRuntime:
         mask = mask.to(self.device, torch.bool)
         target = torch.where(mask[:, None, None], pose.to(self.device, torch.float64), self.pose)
         cache_state = [t.clone() for t in self._cache_tensors()]
-        rng_state = [g.get_state() for g in self.generators]
+        counter = self.noise_counter.clone()
         self._generate(target, mask)
         for live, saved in zip(self._cache_tensors(), cache_state, strict=True):
             keep = mask.reshape((1, -1) if live is self.cache.keys or live is self.cache.values else (-1,))
             live.copy_(
                 torch.where(keep.reshape(*keep.shape, *([1] * (live.dim() - keep.dim()))), live, saved)
             )
-        for i, (g, s) in enumerate(zip(self.generators, rng_state, strict=True)):
-            if not bool(mask[i]):
-                g.set_state(s)
+        self.noise_counter.copy_(torch.where(mask, self.noise_counter, counter))
         self.collided.masked_fill_(mask, False)
         return self._outputs()
 
@@ -326,12 +375,12 @@ class GenerativeRuntime:
             self.width,
         )
         keypoints = self.hands.keypoints(self.wrist, self.grip)
-        K_model = scale_intrinsics(self.K, (cfg.image_height, cfg.image_width), (self.height, self.width))
-        hand_map = hand_skeleton_map(keypoints, self.hands_active, K_model, self.height, self.width)
+        hand_map = hand_skeleton_map(
+            keypoints, self.hands_active, self.K_model, self.height, self.width, self._skeleton
+        )
         cond = build_condition(r_rgb, r_depth, r_mask, hand_map, cfg)
-        self._plucker = plucker_input(self.K, pose, cfg)
-        shape = (cfg.chunk_frames, cfg.out_channels, self.height, self.width)
-        noise = torch.stack([torch.randn(shape, generator=g, device=self.device) for g in self.generators])
+        self._plucker = rays_to_plucker(self._rays_cam, pose, cfg)
+        noise = self._draw_noise()
         x = self.sampler.sample(noise, cond, self._cache_pass)
         rgb, depth = decode_frame(x[:, -1])
         keep = None if mask is None else mask
@@ -340,6 +389,20 @@ class GenerativeRuntime:
         self.depth.copy_(depth if keep is None else torch.where(keep[:, None, None], depth, self.depth))
         self._insert_memory(keep)
         self.cache.advance(pose32[:, None].expand(-1, cfg.chunk_frames, -1, -1), self.admission or _drop)
+
+    def _draw_noise(self) -> torch.Tensor:
+        """(N, F, C, H, W) standard normal noise per stream (Box-Muller on hashed counters).
+
+        Stream i's noise depends only on its seed and how many frames it has drawn, so a world
+        generates the same frames alone or inside any batch; advances every stream's counter.
+        """
+        step_key = _hash32(self.noise_key ^ _hash32(self.noise_counter))[:, None]  # (N, 1)
+        even, odd = self._element_hash
+        u1 = _unit_uniform(_hash32(_hash32(step_key ^ even) + step_key))
+        u2 = _unit_uniform(_hash32(_hash32(step_key ^ odd) + step_key))
+        noise = torch.sqrt(-2.0 * torch.log(u1)) * torch.cos(_TWO_PI * u2)
+        self.noise_counter += 1
+        return noise.reshape(self.num_streams, *self._noise_shape)
 
     def _insert_memory(self, mask: torch.Tensor | None) -> None:
         """Insert every stream's current RGB-D into its world's memory, one agent slot at a time."""

@@ -196,3 +196,15 @@ def test_condition_layout_and_hand_skeleton() -> None:
     assert torch.all(cond[0, :3, 0, :8] == 1.0) and torch.all(cond[0, :4, 0, 8:] == 0.0)
     torch.testing.assert_close(cond[0, 3, 0, :8], encode_depth(depth)[0, :8])
     assert torch.equal(cond[0, 4, 0], mask[0].float()) and torch.equal(cond[0, 5, 0], drawn[0])
+
+
+def test_precomputed_camera_rays_match_plucker_input() -> None:
+    """The step's Plücker rays (camera rays from reset, rotated per step) equal plucker_input's."""
+    from sim_env.conditioning import camera_rays, plucker_input, rays_to_plucker
+    from sim_env.model.config import get_config
+
+    cfg = get_config("tiny64")
+    K = torch.as_tensor(intrinsics_from_fov(W, H, 70.0)).expand(3, 3, 3)
+    pose = torch.stack([torch.as_tensor(look_at([0, 0.1 * i, 1.2], [3, 0.5 * i, 0.2])) for i in range(3)])
+    expected = plucker_input(K, pose, cfg)
+    torch.testing.assert_close(rays_to_plucker(camera_rays(K, cfg), pose, cfg), expected, rtol=0, atol=1e-5)
