@@ -15,7 +15,7 @@ the centre third of the view below ``collision_depth_m`` blocks the forward comp
 `torch.where`); integrate poses and hand states (`sim_env.kinematics`); splat the world's
 point-cloud memory into every stream's new camera (agents of one world share its memory);
 build the conditioning (`sim_env.conditioning`); denoise with `FlowSampler` (t = 1000·σ, each
-stream's own ST-cache and noise generator, so a stream's frames do not depend on the others in
+stream's own ST-cache and hashed counter-based noise, so a stream's frames do not depend on the others in
 the batch); run the clean cache pass; decode RGB-D; insert it into the memory and advance the
 cache with `MemoryPoolPolicy` admission.
 
