@@ -42,7 +42,8 @@ def plucker_rays(
     v = (torch.arange(h, dtype=dtype, device=dev) + 0.5) * (img_h / h) - 0.5
     vv, uu = torch.meshgrid(v, u, indexing="ij")
     pix = torch.stack([uu, vv, torch.ones_like(uu)], dim=-1)  # (h, w, 3)
-    K_inv = torch.linalg.inv(K.to(dtype))
+    # inv_ex, not inv: inv checks for singular input on the host, a sync in every step.
+    K_inv = torch.linalg.inv_ex(K.to(dtype)).inverse
     lead = K_inv.shape[:-2]
     rays_cam = torch.einsum("...ij,hwj->...hwi", K_inv, pix)
     R = cam_to_world[..., :3, :3]
