@@ -8,55 +8,44 @@
 
 namespace GenWorldCoreConversions
 {
+	// Row-major N x N copy between the plugin's USTRUCT matrices and the core's arrays.
+	template <int32 N, typename DstT, typename SrcT>
+	inline void CopySquare(DstT& Dst, const SrcT& Src)
+	{
+		for (int32 Row = 0; Row < N; ++Row)
+		{
+			for (int32 Col = 0; Col < N; ++Col)
+			{
+				Dst[Row][Col] = Src[Row][Col];
+			}
+		}
+	}
+
 	inline genworld::Mat4 ToCore(const FGenWorldPose& Pose)
 	{
 		genworld::Mat4 Out{};
-		for (int32 Row = 0; Row < 4; ++Row)
-		{
-			for (int32 Col = 0; Col < 4; ++Col)
-			{
-				Out[Row][Col] = Pose.M[Row][Col];
-			}
-		}
+		CopySquare<4>(Out, Pose.M);
 		return Out;
 	}
 
 	inline FGenWorldPose FromCore(const genworld::Mat4& Pose)
 	{
 		FGenWorldPose Out;
-		for (int32 Row = 0; Row < 4; ++Row)
-		{
-			for (int32 Col = 0; Col < 4; ++Col)
-			{
-				Out.M[Row][Col] = Pose[Row][Col];
-			}
-		}
+		CopySquare<4>(Out.M, Pose);
 		return Out;
 	}
 
 	inline genworld::Mat3 ToCore(const FGenWorldIntrinsics& K)
 	{
 		genworld::Mat3 Out{};
-		for (int32 Row = 0; Row < 3; ++Row)
-		{
-			for (int32 Col = 0; Col < 3; ++Col)
-			{
-				Out[Row][Col] = K.M[Row][Col];
-			}
-		}
+		CopySquare<3>(Out, K.M);
 		return Out;
 	}
 
 	inline FGenWorldIntrinsics FromCore(const genworld::Mat3& K)
 	{
 		FGenWorldIntrinsics Out;
-		for (int32 Row = 0; Row < 3; ++Row)
-		{
-			for (int32 Col = 0; Col < 3; ++Col)
-			{
-				Out.M[Row][Col] = K[Row][Col];
-			}
-		}
+		CopySquare<3>(Out.M, K);
 		return Out;
 	}
 
