@@ -24,6 +24,7 @@ from dataclasses import asdict, dataclass
 
 import torch
 
+from bridge.bench import report
 from bridge.conventions import intrinsics_from_fov, look_at
 from sim_env.conditioning import require_pixel_space
 from sim_env.model.config import get_config
@@ -158,16 +159,23 @@ def check_supported(config: str, height: int | None, width: int | None) -> None:
 
 def markdown_table(results: Sequence[WorldBenchResult]) -> str:
     """The results as a markdown table (the format of docs/benchmarks.md)."""
-    lines = [
-        "| config | num_worlds | HxW | denoising steps | dtype | device | env-steps/s | frames/s | ms/step |",
-        "| --- | ---: | --- | ---: | --- | --- | ---: | ---: | ---: |",
+    header = ["config", "num_worlds", "HxW", "denoising steps", "dtype", "device"]
+    header += ["env-steps/s", "frames/s", "ms/step"]
+    rows = [
+        [
+            *(
+                r.config,
+                str(r.num_worlds),
+                f"{r.height}x{r.width}",
+                str(r.denoising_steps),
+                r.dtype,
+                r.device,
+            ),
+            *(f"{r.env_steps_per_s:,.1f}", f"{r.frames_per_s:,.1f}", f"{r.step_ms:.2f}"),
+        ]
+        for r in results
     ]
-    for r in results:
-        lines.append(
-            f"| {r.config} | {r.num_worlds} | {r.height}x{r.width} | {r.denoising_steps} | {r.dtype} | "
-            f"{r.device} | {r.env_steps_per_s:,.1f} | {r.frames_per_s:,.1f} | {r.step_ms:.2f} |"
-        )
-    return "\n".join(lines)
+    return report.markdown_table(header, rows, text_columns=6)
 
 
 def run_world_bench(

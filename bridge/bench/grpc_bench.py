@@ -33,6 +33,7 @@ from typing import Any
 import grpc
 import numpy as np
 
+from bridge.bench import report
 from bridge.client import MAX_RECEIVE_BYTES, WorldClient
 from bridge.conventions import intrinsics_from_fov, look_at
 from bridge.server import DEFAULT_MAX_CHUNK_BYTES, serve
@@ -321,9 +322,8 @@ def markdown_table(results: list[CaseResult]) -> str:
         "ceiling MB/s",
         "bridge/ceiling",
     ]
-    lines = ["| " + " | ".join(header) + " |", "|---|---|" + "---:|" * (len(header) - 2)]
-    for r in results:
-        cells = [
+    rows = [
+        [
             r.resolution,
             r.transport,
             str(r.frame_bytes),
@@ -335,8 +335,9 @@ def markdown_table(results: list[CaseResult]) -> str:
             f"{r.ceiling_mb_per_s:.1f}",
             f"{r.ratio:.0%}",
         ]
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+        for r in results
+    ]
+    return report.markdown_table(header, rows, text_columns=2)
 
 
 def run_bridge_bench(

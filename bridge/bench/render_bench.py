@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from bridge.bench import report
 from bridge.engines.mujoco_render import gl_backend
 from bridge.engines.mujoco_world import MujocoWorld
 from bridge.types import Action
@@ -60,16 +61,17 @@ def bench_case(scene: str, height: int, width: int, frames: int, repeats: int) -
 
 def format_table(results: list[dict]) -> str:
     """Markdown table of bench results."""
-    lines = [
-        "| scene | resolution (HxW) | MUJOCO_GL | median fps | min fps | max fps |",
-        "|---|---|---|---:|---:|---:|",
+    header = ["scene", "resolution (HxW)", "MUJOCO_GL", "median fps", "min fps", "max fps"]
+    rows = [
+        [
+            r["scene"],
+            f"{r['height']}x{r['width']}",
+            r["backend"],
+            *(f"{r[key]:.1f}" for key in ("median_fps", "min_fps", "max_fps")),
+        ]
+        for r in results
     ]
-    for r in results:
-        lines.append(
-            f"| {r['scene']} | {r['height']}x{r['width']} | {r['backend']} | {r['median_fps']:.1f} | "
-            f"{r['min_fps']:.1f} | {r['max_fps']:.1f} |"
-        )
-    return "\n".join(lines)
+    return report.markdown_table(header, rows, text_columns=3)
 
 
 def run_render_bench(
