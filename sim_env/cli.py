@@ -46,20 +46,16 @@ def _add_bench_world(subparsers: argparse._SubParsersAction) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of `genworld`."""
     parser, subparsers = bridge_cli.build_parser()
-    demo = subparsers.add_parser("demo", help="run the default world on the CPU and write a video")
-    demo.add_argument("--out", default="demo.mp4", help="video path (.mp4 or .gif)")
-    demo.add_argument("--steps", type=int, default=200)
-    demo.add_argument("--scene", default="rooms", choices=["rooms", "tabletop"])
-    demo.add_argument("--seed", type=int, default=0)
-    demo.add_argument("--resolution", type=bridge_cli.parse_resolution, default=(64, 64), help="HxW")
+    from sim_env import demo
+
+    demo.add_demo_arguments(
+        subparsers.add_parser("demo", help="run the default world on the CPU and write a video")
+    )
     _add_bench_world(subparsers)
     args = parser.parse_args(argv)
     bridge_cli.configure_logging(args.verbose)
     if args.command == "demo":
-        from sim_env.demo import run_demo
-
-        run_demo(out=args.out, steps=args.steps, scene=args.scene, seed=args.seed, resolution=args.resolution)
-        return 0
+        return demo.run_demo_from_args(args)
     if args.command == "bench" and args.bench_target == "world":
         from sim_env.bench_world import run_world_bench
 

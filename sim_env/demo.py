@@ -6,6 +6,7 @@ engine — the world the model will be trained on and measured against — and s
 
 from __future__ import annotations
 
+import argparse
 import logging
 import time
 from dataclasses import dataclass
@@ -14,6 +15,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from bridge.cli import parse_resolution
 from bridge.types import Action, Observation
 from bridge.viz import colorize_depth, side_by_side, upscale, write_video
 
@@ -95,3 +97,18 @@ def run_demo(
         f"{collisions} blocked moves. Video (RGB | depth): {path}"
     )
     return {**summary, "video": str(path)}
+
+
+def add_demo_arguments(parser: argparse.ArgumentParser) -> None:
+    """Arguments of `genworld demo` (kept beside the demo so it owns its interface)."""
+    parser.add_argument("--out", default="demo.mp4", help="video path (.mp4 or .gif)")
+    parser.add_argument("--steps", type=int, default=200)
+    parser.add_argument("--scene", default="rooms", choices=["rooms", "tabletop"])
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--resolution", type=parse_resolution, default=(64, 64), help="HxW")
+
+
+def run_demo_from_args(args: argparse.Namespace) -> int:
+    """`genworld demo` with parsed arguments; exit status."""
+    run_demo(out=args.out, steps=args.steps, scene=args.scene, seed=args.seed, resolution=args.resolution)
+    return 0
