@@ -19,6 +19,10 @@ stream's own ST-cache and hashed counter-based noise, so a stream's frames do no
 the batch); run the clean cache pass; decode RGB-D; insert it into the memory and advance the
 cache with `MemoryPoolPolicy` admission.
 
+Ablations: ``memory_mode="window"`` (no memory pool, a point cloud of the latest frame only) and
+``condition_hands=False`` (no hand skeleton), for the evaluation's baselines. Per-world reset
+(``reset_batch(world_mask=...)``) is the vector env's autoreset.
+
 Supported: conditioned pixel-space RGB-D configs with one frame per chunk (``tiny64``). Latent
 configs (``wan2.1-1.3b``) additionally need the Wan-VAE encoder and multi-frame chunks.
 """
@@ -68,6 +72,7 @@ WORLD_NAME = "genworld.generative"
 DEFAULT_COLLISION_DEPTH_M = 0.3  # MujocoWorld's walking agents keep about this far from walls
 DEFAULT_MEMORY_CAPACITY = 16384  # voxels per world (4 full 64×64 frames)
 DEFAULT_VOXEL_SIZE_M = 0.05  # ~ the footprint of a 64×64, 70° pixel at 3 m
+MEMORY_MODES = ("full", "window")
 DEFAULT_SCHEDULE_SHIFT = 5.0  # Wan2.1 / Self-Forcing shift for few-step sampling
 STREAM_SEED_STRIDE = 1 << 16  # stream i of an episode seeded s draws noise from s·stride + i
 # Counter-based noise (lowbias32 integer hash, C. Wellons): every stream's Gaussian noise is a pure
@@ -120,6 +125,11 @@ class GenerativeRuntime:
         voxel_size: voxel edge of the memory in metres.
         schedule_shift: Wan/SD3 shift of the sampling schedule.
         dt: simulated seconds per step (``sim_time = frame_id · dt``, as MujocoWorld).
+        memory_mode: ``"full"`` (memory pool + global point cloud) or ``"window"``, the
+            window-only ablation: no memory pool (frames leaving the window are forgotten) and
+            a point cloud holding only the latest frame(s) — what a model without long-term
+            memory sees.
+        condition_hands: False zeroes the hand-skeleton condition channel (the hand ablation).
     """
 
     def __init__(
@@ -139,9 +149,14 @@ class GenerativeRuntime:
         voxel_size: float = DEFAULT_VOXEL_SIZE_M,
         schedule_shift: float = DEFAULT_SCHEDULE_SHIFT,
         dt: float = 0.1,
+        memory_mode: str = "full",
+        condition_hands: bool = True,
     ) -> None:
         if num_worlds < 1 or agents_per_world < 1:
             raise InvalidArgumentError("num_worlds and agents_per_world must be positive")
+        if memory_mode not in MEMORY_MODES:
+            raise InvalidArgumentError(f"memory_mode must be one of {MEMORY_MODES}, got {memory_mode!r}")
+        self.memory_mode, self.condition_hands = memory_mode, bool(condition_hands)
         self.device = torch.device(device)
         self.checkpoint, self.seed = checkpoint, int(seed)
         self.model = self._load_model(checkpoint, get_config(config), self.seed).to(self.device).eval()
@@ -165,7 +180,8 @@ class GenerativeRuntime:
             self._velocity, FlowSchedule.uniform(denoising_steps, shift=schedule_shift), device=dev
         )
         self.cache = STCache(cfg, n, device=dev)
-        self.admission = PoolAdmission(MemoryPoolPolicy(cfg.memory_frames)) if cfg.memory_frames else None
+        use_pool = cfg.memory_frames and memory_mode == "full"
+        self.admission = PoolAdmission(MemoryPoolPolicy(cfg.memory_frames)) if use_pool else None
         self.memory = PointCloudMemory(self.num_worlds, memory_capacity, voxel_size, device=dev)
         self.hands = HandKinematics(dev)
         # Per-stream noise state (see `_hash32`): a key from the stream's seed and the number of
@@ -228,11 +244,14 @@ class GenerativeRuntime:
         pose: torch.Tensor,
         seed: int | None = None,
         stream_seeds: Sequence[int] | None = None,
+        world_mask: torch.Tensor | None = None,
     ) -> dict[str, torch.Tensor]:
-        """Start every stream from a reference RGB-D frame and pose.
+        """Start every stream (or the worlds in ``world_mask``) from a reference RGB-D frame and pose.
 
         The reference frames seed the point-cloud memory (all agents of a world insert into
-        it) and, encoded as clean frames, the ST-cache anchor.
+        it) and, encoded as clean frames, the ST-cache anchor. With ``world_mask`` only those
+        worlds (all their agents) start over — memory, cache, noise, pose, frame, hands — and
+        every other stream keeps its state untouched: the vector env's autoreset.
 
         Args:
             rgb: (N, H, W, 3) uint8 reference colours.
@@ -241,11 +260,19 @@ class GenerativeRuntime:
             pose: (N, 4, 4) camera-to-world poses.
             seed: episode seed; stream i draws its noise from ``seed·STREAM_SEED_STRIDE + i``.
             stream_seeds: explicit per-stream noise seeds (overrides ``seed``).
+            world_mask: (B,) bool, the worlds to reset (None: all). Inputs keep their full
+                (N, ...) shapes; rows of streams outside the mask are ignored.
 
         Returns:
             The observation tensors, as `step_batch`.
         """
         n, dev = self.num_streams, self.device
+        if world_mask is not None and tuple(world_mask.shape) != (self.num_worlds,):
+            raise InvalidArgumentError(
+                f"world_mask must have shape ({self.num_worlds},), got {tuple(world_mask.shape)}"
+            )
+        if world_mask is not None and not self._is_reset and not bool(world_mask.all()):
+            raise FailedPreconditionError("the first reset must reset every world (world_mask all True)")
         if tuple(rgb.shape) != (n, self.height, self.width, 3) or tuple(depth.shape) != (
             n,
             self.height,
@@ -264,30 +291,44 @@ class GenerativeRuntime:
         if len(seeds) != n:
             raise InvalidArgumentError(f"stream_seeds must have {n} entries, got {len(seeds)}")
         seed_tensor = torch.tensor([int(s) for s in seeds], dtype=torch.int64, device=dev)
-        self.noise_key.copy_(_stream_keys(seed_tensor))
-        self.noise_counter.zero_()
-        self.pose.copy_(pose.to(dev, torch.float64))
-        self.K.copy_(K.to(dev, torch.float64))
+        worlds = (
+            torch.ones(self.num_worlds, dtype=torch.bool, device=dev)
+            if world_mask is None
+            else world_mask.to(dev, torch.bool)
+        )
+        streams = worlds.repeat_interleave(self.agents_per_world)  # (N,)
+
+        def take(buffer: torch.Tensor, new: torch.Tensor) -> None:
+            """buffer[i] = new[i] for the streams being reset, in place."""
+            keep = streams.reshape(-1, *([1] * (buffer.dim() - 1)))
+            buffer.copy_(torch.where(keep, new.to(dev, buffer.dtype), buffer))
+
+        take(self.noise_key, _stream_keys(seed_tensor))
+        take(self.noise_counter, torch.zeros_like(self.noise_counter))
+        take(self.pose, pose)
+        take(self.K, K)
         cfg = self.config
         image_size = (cfg.image_height, cfg.image_width)
-        self.K_model.copy_(scale_intrinsics(self.K, image_size, (self.height, self.width)))
-        self._rays_cam.copy_(camera_rays(self.K, cfg))
-        self.rgb.copy_(rgb.to(dev))
-        self.depth.copy_(depth.to(dev, torch.float32))
-        self.collided.zero_()
-        self.frame_id.zero_()
-        self.wrist.copy_(self.hands.default_wrists.expand_as(self.wrist))
-        self.grip.zero_()
-        self.hands_active.zero_()
-        self.memory.reset()
-        self.cache.reset()
-        self._insert_memory(None)
-        frame = encode_frame(self.rgb, self.depth)[:, :, None]  # (N, C, 1, H, W): clean, t = 0
+        take(self.K_model, scale_intrinsics(self.K, image_size, (self.height, self.width)))
+        take(self._rays_cam, camera_rays(self.K, cfg))
+        take(self.rgb, rgb)
+        take(self.depth, depth)
+        take(self.collided, torch.zeros_like(self.collided))
+        take(self.frame_id, torch.zeros_like(self.frame_id))
+        take(self.wrist, self.hands.default_wrists.expand_as(self.wrist))
+        take(self.grip, torch.zeros_like(self.grip))
+        take(self.hands_active, torch.zeros_like(self.hands_active))
+        self.memory.reset(worlds)
+        self.cache.reset(streams)
+        self._insert_memory(streams)
+        # Encode the references as clean frames (t = 0). Every stream runs (static shapes), but
+        # the chunk slots this writes are scratch until committed, and only reset streams commit.
+        frame = encode_frame(self.rgb, self.depth)[:, :, None]  # (N, C, 1, H, W)
         t0 = torch.zeros(n, self.config.chunk_frames, device=dev)
         self.model(
             frame, t0, cond=None, plucker=plucker_input(self.K, self.pose, self.config), cache=self.cache
         )
-        self.cache.commit_anchor(self.pose.float()[:, None])
+        self.cache.commit_anchor(self.pose.float()[:, None], worlds=streams)
         self._is_reset = True
         return self._outputs()
 
@@ -376,7 +417,12 @@ class GenerativeRuntime:
         )
         keypoints = self.hands.keypoints(self.wrist, self.grip)
         hand_map = hand_skeleton_map(
-            keypoints, self.hands_active, self.K_model, self.height, self.width, self._skeleton
+            keypoints,
+            self.hands_active & self.condition_hands,
+            self.K_model,
+            self.height,
+            self.width,
+            self._skeleton,
         )
         cond = build_condition(r_rgb, r_depth, r_mask, hand_map, cfg)
         self._plucker = rays_to_plucker(self._rays_cam, pose, cfg)
@@ -405,11 +451,18 @@ class GenerativeRuntime:
         return noise.reshape(self.num_streams, *self._noise_shape)
 
     def _insert_memory(self, mask: torch.Tensor | None) -> None:
-        """Insert every stream's current RGB-D into its world's memory, one agent slot at a time."""
+        """Insert every stream's current RGB-D into its world's memory, one agent slot at a time.
+
+        In ``memory_mode="window"`` the worlds being written forget their cloud first, so it
+        holds only the latest frame of each agent.
+        """
         b, a = self.num_worlds, self.agents_per_world
 
         def per_agent(t: torch.Tensor, i: int) -> torch.Tensor:
             return t.unflatten(0, (b, a))[:, i]
+
+        if self.memory_mode == "window":
+            self.memory.reset(None if mask is None else mask.unflatten(0, (b, a)).any(dim=1))
 
         for i in range(a):
             self.memory.insert(

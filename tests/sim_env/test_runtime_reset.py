@@ -1,0 +1,85 @@
+"""Masked (per-world) reset and the ablation switches of the generative runtime (tiny64, CPU)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from bridge.types import FailedPreconditionError, InvalidArgumentError
+from sim_env.generative_world import GenerativeWorld
+from tests.sim_env.test_generative_world import batch_tensors, reference
+
+STEPS = 1
+# Same tolerances as the batch-invariance test: float32 GEMMs block differently per batch size.
+DEPTH_RTOL = 1e-4
+RGB_ATOL = 1
+TURN = torch.tensor([0.2, 0.0, 0.0, 0.6, 0.1, 0.0], dtype=torch.float64)
+
+
+def make(**kw) -> GenerativeWorld:
+    return GenerativeWorld(denoising_steps=STEPS, seed=3, **kw)
+
+
+def _close(a: dict, b: dict, rows: slice) -> None:
+    torch.testing.assert_close(a["depth"][rows], b["depth"][rows], rtol=DEPTH_RTOL, atol=0)
+    assert (a["rgb"][rows].int() - b["rgb"][rows].int()).abs().max() <= RGB_ATOL
+    assert torch.equal(a["pose"][rows], b["pose"][rows])
+
+
+def test_masked_reset_restarts_only_the_masked_world() -> None:
+    refs = [reference(0), reference(1)]
+    nav = TURN.repeat(2, 1)
+    untouched, restarted = make(num_worlds=2), make(num_worlds=2)
+    for world in (untouched, restarted):
+        world.reset_batch(*batch_tensors(refs), seed=5)
+        for _ in range(3):
+            world.step_batch(nav)
+    # World 0 of `restarted` starts over from a new reference with stream seed 99.
+    new_refs = [reference(4), reference(1)]
+    out = restarted.reset_batch(
+        *batch_tensors(new_refs), stream_seeds=[99, -1], world_mask=torch.tensor([True, False])
+    )
+    assert out["frame_id"].tolist() == [0, 3]
+    assert torch.equal(out["rgb"][0], batch_tensors(new_refs)[0][0])
+    fresh = make(num_worlds=1)
+    fresh.reset_batch(*batch_tensors([reference(4)]), stream_seeds=[99])
+    for _ in range(3):
+        a, b, c = (w.step_batch(nav[: w.num_streams]) for w in (restarted, untouched, fresh))
+        _close(a, b, slice(1, 2))  # world 1 never noticed the reset of world 0
+        _close(a, c, slice(0, 1))  # world 0 behaves exactly like a freshly reset world
+    assert restarted.frame_id.tolist() == [3, 6]
+
+
+def test_masked_reset_checks_its_mask() -> None:
+    world = make(num_worlds=2)
+    refs = batch_tensors([reference(0), reference(1)])
+    with pytest.raises(FailedPreconditionError, match="first reset"):
+        world.reset_batch(*refs, world_mask=torch.tensor([True, False]))
+    world.reset_batch(*refs)
+    with pytest.raises(InvalidArgumentError, match="world_mask"):
+        world.reset_batch(*refs, world_mask=torch.tensor([True]))
+
+
+def test_window_memory_mode_keeps_only_the_latest_frame() -> None:
+    full, window = make(), make(memory_mode="window")
+    for world in (full, window):
+        world.reset_batch(*batch_tensors([reference(0)]))
+        for _ in range(4):
+            world.step_batch(TURN[None])
+    assert window.admission is None and full.admission is not None
+    cache = window.cache
+    assert not bool(cache.valid[0, cache.memory.start : cache.memory.stop].any())
+    assert int(window.memory.count()[0]) < int(full.memory.count()[0])
+    with pytest.raises(InvalidArgumentError, match="memory_mode"):
+        make(memory_mode="everything")
+
+
+def test_hand_conditioning_switch_changes_the_frames() -> None:
+    hand = torch.zeros(1, 14, dtype=torch.float64)
+    hand[0, 2] = hand[0, 9] = 0.5  # both wrists forward: skeletons in view
+    out = {}
+    for flag in (True, False):
+        world = make(condition_hands=flag)
+        world.reset_batch(*batch_tensors([reference(0)]), seed=1)
+        out[flag] = world.step_batch(torch.zeros(1, 6, dtype=torch.float64), hand)["rgb"].clone()
+    assert not torch.equal(out[True], out[False])
