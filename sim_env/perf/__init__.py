@@ -1,0 +1,1 @@
+"""Performance accounting: model FLOPs and the device's matrix-product ceiling."""
