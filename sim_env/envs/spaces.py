@@ -7,6 +7,7 @@ from gymnasium import spaces
 
 from bridge.types import HAND_DIM, NAV_DIM, NUM_NAV_KEYS
 from sim_env.envs.config import EnvConfig
+from sim_env.envs.tasks import GEOMETRY_BOUND_M
 
 GRIP_INDICES = (6, 13)  # grip targets of the two hands live in [0, 1], everything else in [-1, 1]
 
@@ -29,7 +30,7 @@ def observation_space(cfg: EnvConfig, task_fields: dict[str, spaces.Box]) -> spa
         {
             "rgb": spaces.Box(0, 255, (h, w, 3), np.uint8),
             "depth": spaces.Box(0.0, cfg.depth_far, (h, w, 1), np.float32),
-            "pose": spaces.Box(-np.inf, np.inf, (4, 4), np.float32),
+            "pose": spaces.Box(-GEOMETRY_BOUND_M, GEOMETRY_BOUND_M, (4, 4), np.float32),
             **task_fields,
         }
     )

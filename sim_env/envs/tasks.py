@@ -25,10 +25,11 @@ EXPLORE_BUCKETS = 1 << 16
 EXPLORE_PIXEL_STRIDE = 4  # every 4th pixel in each direction is unprojected
 _HASH_PRIMES = (73856093, 19349663, 83492791)
 REACH_FALLBACK_AHEAD_M = 0.45  # target in front of the camera when the scene has no objects
-_UNBOUNDED = float("inf")
+# Finite bounds for geometric fields (Gymnasium warns on infinite ones): metres, far beyond any scene.
+GEOMETRY_BOUND_M = 1.0e4
 
 
-def _box(shape: tuple[int, ...], low: float = -_UNBOUNDED, high: float = _UNBOUNDED) -> spaces.Box:
+def _box(shape: tuple[int, ...], low: float = -GEOMETRY_BOUND_M, high: float = GEOMETRY_BOUND_M) -> spaces.Box:
     return spaces.Box(low, high, shape, np.float32)
 
 
