@@ -13,6 +13,7 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
+from bridge.types import InvalidArgumentError
 from sim_env.envs.backends import Frames, GenerativeBackend, HostWorldBackend
 from sim_env.envs.config import EnvConfig
 from sim_env.envs.spaces import GRIP_INDICES, action_space, observation_space
@@ -55,17 +56,30 @@ class BatchedSim:
         self.scene_seeds = [0] * self.num_worlds
 
     # ------------------------------------------------------------------ episodes
-    def reset(self, seed: int | None = None, world_mask: np.ndarray | None = None) -> dict[str, torch.Tensor]:
-        """Starts new episodes in the masked worlds (default all); world b's scene seed is ``seed + b``.
+    def reset(
+        self, seed: int | Sequence[int | None] | None = None, world_mask: np.ndarray | None = None
+    ) -> dict[str, torch.Tensor]:
+        """Starts new episodes in the masked worlds (default all).
 
-        Without a seed each world draws its next scene seed from its own generator (seeded by the
-        last explicit seed), so seeded runs stay reproducible across autoresets.
+        Args:
+            seed: an int (world b's scene seed is ``seed + b``), one seed (or None) per world, or None.
+                Without a seed each world draws its next scene seed from its own generator (seeded
+                by its last explicit seed), so seeded runs stay reproducible across autoresets.
+            world_mask: (B,) bool, the worlds to reset; None: all.
         """
         mask = np.ones(self.num_worlds, bool) if world_mask is None else np.asarray(world_mask, bool)
+        if mask.shape != (self.num_worlds,):
+            raise InvalidArgumentError(f"reset_mask must have shape ({self.num_worlds},), got {mask.shape}")
+        if seed is None or isinstance(seed, (int, np.integer)):
+            seeds = [None if seed is None else int(seed) + b for b in range(self.num_worlds)]
+        else:
+            seeds = list(seed)
+            if len(seeds) != self.num_worlds:
+                raise InvalidArgumentError(f"seed must be an int or {self.num_worlds} seeds, got {len(seeds)}")
         for b in np.flatnonzero(mask):
-            if seed is not None:
-                self._episode_rngs[b] = np.random.default_rng(int(seed) + int(b))
-                self.scene_seeds[b] = int(seed) + int(b)
+            if seeds[b] is not None:
+                self._episode_rngs[b] = np.random.default_rng(int(seeds[b]))
+                self.scene_seeds[b] = int(seeds[b])
             else:
                 self.scene_seeds[b] = int(self._episode_rngs[b].integers(_SEED_BOUND))
         frames, facts = self.backend.reset(self.scene_seeds, mask)
@@ -117,7 +131,3 @@ class BatchedSim:
         """Closes the backend's worlds."""
         self.backend.close()
 
-
-def world_seeds(seed: int | None, count: int) -> Sequence[int] | None:
-    """Sub-env seeds ``seed + i`` (Gymnasium's convention), or None."""
-    return None if seed is None else [int(seed) + i for i in range(count)]
