@@ -130,12 +130,10 @@ class WorldClient:
         # FrameSets and FrameChunks arrive as raw bytes and are read in place (bridge.reassembly).
         self._rpc_handshake = self._unary_rpc("Handshake", service_pb.HandshakeResponse.FromString)
         self._rpc_reset = self._unary_rpc("Reset", None)
-        self._rpc_step = self._unary_rpc("Step", None)
+        self._rpc_step = self._channel.unary_unary(f"/{SERVICE_NAME}/Step")  # bytes in, bytes out
         self._rpc_set_pose = self._unary_rpc("SetPose", None)
         self._rpc_close = self._unary_rpc("Close", service_pb.CloseResponse.FromString)
-        self._rpc_stream = self._channel.stream_stream(
-            f"/{SERVICE_NAME}/StepStream", request_serializer=service_pb.StepRequest.SerializeToString
-        )
+        self._rpc_stream = self._channel.stream_stream(f"/{SERVICE_NAME}/StepStream")  # bytes both ways
         self._lock = threading.RLock()
         self._watchdog = Watchdog() if stream else None
         self._stream_call: StepStreamCall | None = None
@@ -195,19 +193,13 @@ class WorldClient:
 
     def step(self, actions: Mapping[str, Action]) -> dict[str, Observation]:
         """Advances one step; agents missing from `actions` take the noop."""
-        messages = []
-        for agent_id, action in actions.items():
-            if not isinstance(action, Action):
-                raise InvalidArgumentError(
-                    f"actions[{agent_id!r}] must be an Action, got {type(action).__name__}"
-                )
-            messages.append(wire.action_to_proto(agent_id, action))
+        encoded_actions = wire.encode_step_actions(actions)  # refused before a step_id is used
         with self._lock:
             self._check_session("step")
             # Consumed even if the call fails: the server may have run it, and a later step
             # reusing the id would be answered with this step's cached frames.
             step_id, self._next_step_id = self._next_step_id, self._next_step_id + 1
-            request = service_pb.StepRequest(step_id=step_id, actions=messages)
+            request = wire.step_request(step_id, encoded_actions)
             try:
                 if self._stream:
                     return self._decode(self._stream_step(request), step_id, "StepStream")
@@ -375,11 +367,11 @@ class WorldClient:
                 raise
             raise error_for_rpc(exc, what) from None
 
-    def _stream_step(self, request: service_pb.StepRequest) -> AssembledFrameSet:
+    def _stream_step(self, request: bytes) -> AssembledFrameSet:
         """One step over the long-lived StepStream, reopening it after transient failures."""
         return self._retrying("StepStream", self._stream_attempt, _retryable_stream_error, request)
 
-    def _stream_attempt(self, request: service_pb.StepRequest) -> AssembledFrameSet:
+    def _stream_attempt(self, request: bytes) -> AssembledFrameSet:
         assert self._watchdog is not None
         if self._stream_call is None:
             self._stream_call = StepStreamCall(

@@ -14,7 +14,6 @@ from collections.abc import Callable, Iterator, Sequence
 
 import grpc
 
-from bridge.proto_gen.genworld.v1 import world_service_pb2 as service_pb
 from bridge.reassembly import AssembledFrameSet, FrameSetAssembler
 
 
@@ -90,7 +89,7 @@ class StepStreamCall:
     """One open StepStream call.
 
     Args:
-        method: the stream-stream callable (requests: StepRequest, responses: raw FrameChunk bytes).
+        method: the stream-stream callable (raw StepRequest bytes in, raw FrameChunk bytes out).
         metadata: call metadata (session id, token).
         watchdog: shared deadline watchdog.
         max_frame_bytes: largest frame the assembler accepts.
@@ -110,8 +109,8 @@ class StepStreamCall:
         self._assembler = FrameSetAssembler(max_frame_bytes)
         self._timed_out = False
 
-    def step(self, request: service_pb.StepRequest, timeout_s: float) -> AssembledFrameSet:
-        """Sends one StepRequest and reassembles its frames.
+    def step(self, request: bytes, timeout_s: float) -> AssembledFrameSet:
+        """Sends one serialised StepRequest and reassembles its frames.
 
         Raises:
             grpc.RpcError: the call failed (the stream is then unusable).

@@ -26,7 +26,9 @@ from numpy.typing import NDArray
 from PIL import Image as PILImage
 
 from bridge.conventions import pose_from_quat_floats, pose_to_quat_floats
+from bridge.frame_meta import write_frame_meta
 from bridge.framing import MIN_CHUNK_BYTES, EncodedFrame, EncodedFrameSet, EncodedPlane, split_frameset
+from bridge.pbwire import varint
 from bridge.proto_gen.genworld.v1 import types_pb2 as pb
 from bridge.proto_gen.genworld.v1 import world_service_pb2 as service_pb
 from bridge.reassembly import (
@@ -39,6 +41,7 @@ from bridge.reassembly import (
 from bridge.types import (
     HAND_KEYPOINTS,
     NUM_HANDS,
+    NUM_NAV_KEYS,
     Action,
     InvalidArgumentError,
     Observation,
@@ -61,6 +64,7 @@ __all__ = [
     "encode_frame",
     "encode_frameset",
     "encode_plane",
+    "encode_step_actions",
     "frame_from_proto",
     "frame_to_proto",
     "frameset_from_proto",
@@ -75,6 +79,7 @@ __all__ = [
     "read_chunk",
     "read_frameset",
     "split_frameset",
+    "step_request",
 ]
 
 
@@ -91,6 +96,7 @@ class Codec(enum.IntEnum):
 
 
 RGB_CHANNELS = 3
+_FLOAT64 = np.dtype(np.float64)
 DEPTH_DTYPE = np.dtype("<f4")  # the wire is little-endian whatever the host
 # Images larger than this are refused before any decompression (guards memory).
 MAX_IMAGE_PIXELS = 8192 * 8192
@@ -110,6 +116,7 @@ _FORMAT_NAMES = {
     pb.PIXEL_FORMAT_RGB8: "PIXEL_FORMAT_RGB8",
     pb.PIXEL_FORMAT_DEPTH_F32: "PIXEL_FORMAT_DEPTH_F32",
 }
+_PLANE_DTYPES = {pb.PIXEL_FORMAT_RGB8: np.dtype(np.uint8), pb.PIXEL_FORMAT_DEPTH_F32: DEPTH_DTYPE}
 _CODEC_NAMES = {c.value: f"CODEC_{c.name}" for c in Codec}
 _POSE_FIELDS = ("x", "y", "z", "qw", "qx", "qy", "qz")
 
@@ -178,6 +185,13 @@ def plane_codec(codec: Codec, pixel_format: int) -> Codec:
 
 def encode_plane(array: np.ndarray, pixel_format: int, codec: Codec = Codec.RAW) -> EncodedPlane:
     """Encodes an (H, W, 3) uint8 or (H, W) float32 plane; RAW is a zero-copy view."""
+    if codec == Codec.RAW and array.dtype == _PLANE_DTYPES[pixel_format] and array.flags.c_contiguous:
+        # The per-step path: a view of the engine's array, no conversion.
+        if array.ndim == (3 if pixel_format == pb.PIXEL_FORMAT_RGB8 else 2):
+            height, width = array.shape[:2]
+            if pixel_format == pb.PIXEL_FORMAT_RGB8 and array.shape[2] != RGB_CHANNELS:
+                raise InvalidArgumentError(f"{_FORMAT_NAMES[pixel_format]} plane has shape {array.shape}")
+            return EncodedPlane.create(pixel_format, pb.CODEC_RAW, width, height, array)
     expected_ndim = 3 if pixel_format == pb.PIXEL_FORMAT_RGB8 else 2
     if array.ndim != expected_ndim or (expected_ndim == 3 and array.shape[2] != RGB_CHANNELS):
         raise InvalidArgumentError(f"{_FORMAT_NAMES[pixel_format]} plane has shape {array.shape}")
@@ -257,11 +271,32 @@ def _decode_png(data: bytes | bytearray | memoryview, width: int, height: int, f
 
 
 # --------------------------------------------------------------------------- frames
-def check_observation(obs: Observation, field: str = "Observation") -> None:
+def _finite_matrix_rows(value: Any, shape: tuple[int, int], field: str) -> list[list[float]]:
+    """Rows of a finite matrix of `shape` as Python floats (what the wire writer needs)."""
+    matrix = value if type(value) is np.ndarray else np.asarray(value)
+    finite = matrix.shape == shape
+    if finite:
+        try:
+            rows = (matrix if matrix.dtype == _FLOAT64 else matrix.astype(np.float64)).tolist()
+            # A sum is finite iff every entry is: one test of Python floats, not 9-16.
+            finite = math.isfinite(sum(map(sum, rows)))
+        except (TypeError, ValueError):
+            finite = False
+    if not finite:
+        raise InvalidArgumentError(f"{field} must be a finite {shape[0]}x{shape[1]} matrix")
+    return rows
+
+
+def check_observation(
+    obs: Observation, field: str = "Observation"
+) -> tuple[list[list[float]], list[list[float]]]:
     """Shapes, dtypes and finiteness the wire format relies on.
 
     Cheaper than `Observation.validate` (no orthonormality test): this runs for every
     frame served, and the quaternion conversion normalises the rotation anyway.
+
+    Returns:
+        The rows of the pose and of K as Python floats.
     """
     rgb, depth = obs.rgb, obs.depth
     if (
@@ -275,33 +310,44 @@ def check_observation(obs: Observation, field: str = "Observation") -> None:
         raise InvalidArgumentError(
             f"{field}.depth must be (H, W) float32 like rgb, got {getattr(depth, 'shape', depth)}"
         )
-    for name, value, shape in (("pose", obs.pose, (4, 4)), ("K", obs.K, (3, 3))):
-        matrix = np.asarray(value)
-        # A sum is finite iff every entry is; summing the 9-16 entries as Python floats
-        # costs a fraction of a numpy reduction's call overhead.
-        if matrix.shape != shape or not math.isfinite(sum(matrix.ravel().tolist())):
-            raise InvalidArgumentError(f"{field}.{name} must be a finite {shape[0]}x{shape[1]} matrix")
+    pose = _finite_matrix_rows(obs.pose, (4, 4), f"{field}.pose")
+    K = _finite_matrix_rows(obs.K, (3, 3), f"{field}.K")
     if obs.hand_keypoints is not None and np.shape(obs.hand_keypoints) != HAND_KEYPOINT_SHAPE:
         raise InvalidArgumentError(f"{field}.hand_keypoints must have shape {HAND_KEYPOINT_SHAPE}")
+    return pose, K
 
 
 def encode_frame(agent_id: str, obs: Observation, codec: Codec = Codec.RAW) -> EncodedFrame:
     """One agent's Observation ready for framing (RAW planes are views of its arrays)."""
-    check_observation(obs, f"Observation[{agent_id!r}]")
+    field = f"Observation[{agent_id!r}]"
+    pose, K = check_observation(obs, field)
+    if abs(K[0][1]) > K_SKEW_TOLERANCE:
+        raise InvalidArgumentError(f"K has skew {K[0][1]}; the wire carries fx, fy, cx, cy only")
+    frame_id = obs.frame_id
+    if isinstance(frame_id, bool) or not isinstance(frame_id, int | np.integer) or frame_id < 0:
+        raise InvalidArgumentError(f"{field}.frame_id must be an int >= 0, got {frame_id!r}")
+    try:
+        sim_time = float(obs.sim_time)
+    except (TypeError, ValueError):
+        raise InvalidArgumentError(f"{field}.sim_time must be a number, got {obs.sim_time!r}") from None
     height, width = obs.rgb.shape[:2]
-    meta = pb.Frame(
-        agent_id=agent_id,
-        frame_id=obs.frame_id,
-        sim_time=obs.sim_time,
-        pose=pose_to_proto(obs.pose),
-        intrinsics=intrinsics_to_proto(obs.K, width, height),
-        collided=obs.collided,
-    )
+    (x, y, z), (qw, qx, qy, qz) = pose_to_quat_floats(obs.pose if type(obs.pose) is np.ndarray else pose)
+    hands = None
     if obs.hand_keypoints is not None:
-        xyz = np.ascontiguousarray(obs.hand_keypoints, dtype=HAND_KEYPOINT_DTYPE)
-        meta.hand_keypoints.xyz_f32 = xyz.tobytes()
+        hands = np.ascontiguousarray(obs.hand_keypoints, dtype=HAND_KEYPOINT_DTYPE).tobytes()
+    header = write_frame_meta(
+        agent_id,
+        int(frame_id),
+        sim_time,
+        (x, y, z, qw, qx, qy, qz),
+        (K[0][0], K[1][1], K[0][2], K[1][2]),
+        width,
+        height,
+        bool(obs.collided),
+        hands,
+    )
     return EncodedFrame(
-        meta.SerializeToString(),
+        header,
         encode_plane(obs.rgb, pb.PIXEL_FORMAT_RGB8, codec),
         encode_plane(obs.depth, pb.PIXEL_FORMAT_DEPTH_F32, codec),
     )
@@ -422,6 +468,43 @@ def action_to_proto(agent_id: str, action: Action) -> pb.Action:
     return pb.Action(agent_id=agent_id, hand=pb.HandAction(values=action.hand_vector.tolist()))
 
 
+_STEP_ID_KEY = b"\x08"  # StepRequest.step_id: field 1, varint
+_ACTION_KEY = b"\x12"  # StepRequest.actions: field 2, LEN
+ACTION_FIELD_CACHE_SIZE = 1024
+
+
+@functools.lru_cache(maxsize=ACTION_FIELD_CACHE_SIZE)
+def _key_action_field(agent_id: str, key: int) -> bytes:
+    """A StepRequest.actions entry pressing `key` (the same few recur every step)."""
+    body = pb.Action(agent_id=agent_id, key=key).SerializeToString()
+    return _ACTION_KEY + varint(len(body)) + body
+
+
+def encode_step_actions(actions: Mapping[str, Action]) -> bytes:
+    """The serialised `StepRequest.actions` entries (written by hand: built on every step).
+
+    Raises:
+        InvalidArgumentError: a value of `actions` is not an Action.
+    """
+    parts = []
+    for agent_id, action in actions.items():
+        if not isinstance(action, Action):
+            raise InvalidArgumentError(
+                f"actions[{agent_id!r}] must be an Action, got {type(action).__name__}"
+            )
+        if action.key is not None:
+            parts.append(_key_action_field(agent_id, action.key))
+        else:
+            body = action_to_proto(agent_id, action).SerializeToString()
+            parts += [_ACTION_KEY, varint(len(body)), body]
+    return b"".join(parts)
+
+
+def step_request(step_id: int, encoded_actions: bytes) -> bytes:
+    """The serialised `StepRequest` of `step_id` and `encode_step_actions`' output."""
+    return _STEP_ID_KEY + varint(step_id) + encoded_actions
+
+
 def action_from_proto(msg: pb.Action, field: str = "action") -> tuple[str, Action]:
     """(agent_id, Action) of a wire `Action`, validated (key range, lengths, finiteness, grips)."""
     kind = msg.WhichOneof("kind")
@@ -437,14 +520,22 @@ def action_from_proto(msg: pb.Action, field: str = "action") -> tuple[str, Actio
     raise InvalidArgumentError(f"{field} sets no action (expected one of key, nav, hand)")
 
 
+# Validated key actions by key: Actions are immutable values, so every step pressing the
+# same key can share one (saves building and validating a dataclass per agent per step).
+_KEY_ACTIONS = {key: Action.from_key(key) for key in range(NUM_NAV_KEYS)}
+
+
 def actions_from_proto(
     msgs: Iterable[pb.Action], agent_ids: Iterable[str], field: str = "StepRequest.actions"
 ) -> dict[str, Action]:
     """Per-agent actions of a StepRequest; unknown or repeated agents are refused."""
-    known = tuple(agent_ids)
+    known = agent_ids if isinstance(agent_ids, tuple | frozenset | set) else tuple(agent_ids)
     out: dict[str, Action] = {}
     for i, msg in enumerate(msgs):
-        agent_id, action = action_from_proto(msg, f"{field}[{i}]")
+        action = _KEY_ACTIONS.get(msg.key) if msg.WhichOneof("kind") == "key" else None
+        agent_id = msg.agent_id
+        if action is None:
+            agent_id, action = action_from_proto(msg, f"{field}[{i}]")
         if agent_id not in known:
             raise InvalidArgumentError(
                 f"{field}[{i}].agent_id: unknown agent {agent_id!r}; this world has {list(known)}"
