@@ -1,4 +1,4 @@
-"""The `genworld` console script: bridge commands plus the simulator's own (`demo`).
+"""The `genworld` console script: bridge commands plus the simulator's own (demo, train, eval).
 
 It lives in `sim_env` because the dependency direction is agents → sim_env → bridge:
 bridge's commands are registered from `bridge.cli`, and this module adds what needs
@@ -52,10 +52,25 @@ def main(argv: Sequence[str] | None = None) -> int:
         subparsers.add_parser("demo", help="run the default world on the CPU and write a video")
     )
     _add_bench_world(subparsers)
+    from sim_env.evaluation.cli import add_eval_arguments
+    from sim_env.training.cli import add_train_arguments
+
+    add_train_arguments(subparsers.add_parser("train", help="train the world model on recorded data"))
+    add_eval_arguments(
+        subparsers.add_parser("eval", help="measure a world model against MuJoCo ground truth")
+    )
     args = parser.parse_args(argv)
     bridge_cli.configure_logging(args.verbose)
     if args.command == "demo":
         return demo.run_demo_from_args(args)
+    if args.command == "train":
+        from sim_env.training.cli import run_train
+
+        return run_train(args)
+    if args.command == "eval":
+        from sim_env.evaluation.cli import run_eval
+
+        return run_eval(args)
     if args.command == "bench" and args.bench_target == "world":
         from sim_env.bench_world import run_world_bench
 

@@ -238,11 +238,27 @@ class CausalDiT(nn.Module):
             context = self.context_tokens.expand(batch, -1, -1)
         return self.text_embedding(context)
 
-    def clip_rope_and_mask(self, frames: int, device: torch.device, dtype: torch.dtype) -> tuple:
-        """RoPE tables and the chunk-causal additive mask for an uncached clip of ``frames``."""
+    def clip_rope_and_mask(
+        self,
+        frames: int,
+        device: torch.device,
+        dtype: torch.dtype,
+        frame_positions: torch.Tensor | None = None,
+    ) -> tuple:
+        """RoPE tables and the chunk-causal additive mask for an uncached clip of ``frames``.
+
+        ``frame_positions`` (frames,) gives each frame's RoPE time index; the default 0..F−1 is a
+        plain clip, while training passes the ST-cache slot indices the frames would occupy at
+        inference (anchor 0, memory pool, window, current chunk last), so that the positions the
+        model learns are exactly those the fixed-position cache uses.
+        """
         cfg = self.config
         t = cfg.tokens_per_frame
-        positions = grid_positions(torch.arange(frames, device=device), *cfg.grid)
+        if frame_positions is None:
+            frame_positions = torch.arange(frames, device=device)
+        elif frame_positions.shape != (frames,):
+            raise ValueError(f"frame_positions must have shape ({frames},), got {tuple(frame_positions.shape)}")
+        positions = grid_positions(frame_positions.to(device), *cfg.grid)
         rope = rope_cos_sin(positions, cfg.head_dim, cfg.rope_theta, dtype)
         chunk_of_token = torch.arange(frames * t, device=device) // (t * cfg.chunk_frames)
         allowed = chunk_of_token[None, :] <= chunk_of_token[:, None]
@@ -258,6 +274,7 @@ class CausalDiT(nn.Module):
         plucker: torch.Tensor | None = None,
         cache: STCache | None = None,
         context: torch.Tensor | None = None,
+        frame_positions: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Predict the flow-matching velocity.
 
@@ -270,6 +287,8 @@ class CausalDiT(nn.Module):
             cache: ST-cache; then F must equal ``chunk_frames``, this chunk's K/V are written into
                 the chunk slots and attention covers the whole cache.
             context: (B, Lc, text_dim) text tokens; None uses the learned context.
+            frame_positions: (F,) RoPE time index per frame of an uncached clip (default 0..F−1);
+                ignored with a cache, whose slots have fixed positions.
 
         Returns:
             (B, C, F, H, W) velocity ε − x0, dtype of ``x``.
@@ -281,7 +300,7 @@ class CausalDiT(nn.Module):
         e = self.time_projection(e_head).unflatten(-1, (BLOCK_MODULATIONS, cfg.dim))  # (B, F, 6, dim)
         ctx = self.context(b, context).to(tokens.dtype)
         if cache is None:
-            rope, bias = self.clip_rope_and_mask(frames, x.device, tokens.dtype)
+            rope, bias = self.clip_rope_and_mask(frames, x.device, tokens.dtype, frame_positions)
         else:
             if frames != cfg.chunk_frames:
                 raise ValueError(f"cached forward takes one chunk of {cfg.chunk_frames} frames, got {frames}")

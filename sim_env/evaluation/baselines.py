@@ -1,0 +1,126 @@
+"""Reprojection-only baseline: the point-cloud memory splatted into the camera, holes filled.
+
+What a world gets from geometry alone, without any generative model: the reference RGB-D is
+lifted into a `PointCloudMemory` (same voxel size as the runtime), every step it is splatted with
+the z-buffer into the new camera and each empty pixel takes the colour and depth of the nearest
+splatted pixel. Only the reference enters the memory — the baseline's own hole-filled frames
+carry no new information. Poses move with the runtime's kinematics and the same collision rule
+(depth ahead below the threshold blocks forward motion), decided on the baseline's own depth.
+Hands are not drawn (geometry alone cannot know them).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import numpy as np
+import torch
+from numpy.typing import NDArray
+from scipy import ndimage
+
+from bridge.actions import FORWARD, NavLimits, action_to_nav
+from bridge.types import Action, Observation
+from sim_env.kinematics import integrate_nav
+from sim_env.memory.point_cloud import PointCloudMemory
+from sim_env.memory.splat import splat
+from sim_env.runtime import DEFAULT_COLLISION_DEPTH_M, DEFAULT_MEMORY_CAPACITY, DEFAULT_VOXEL_SIZE_M
+
+AGENT = "agent_0"
+
+
+def fill_nearest(
+    rgb: NDArray[np.uint8], depth: NDArray[np.float32], mask: NDArray[np.bool_]
+) -> tuple[NDArray[np.uint8], NDArray[np.float32]]:
+    """Give every pixel outside ``mask`` the colour and depth of the nearest pixel inside it.
+
+    With an empty mask nothing can be copied: black and +inf (nothing seen) are returned.
+    """
+    if not mask.any():
+        return np.zeros_like(rgb), np.full_like(depth, np.inf)
+    _, (rows, cols) = ndimage.distance_transform_edt(~mask, return_indices=True)
+    return rgb[rows, cols], depth[rows, cols]
+
+
+class ReprojectionWorld:
+    """Single-agent World-like baseline: ``reset(seed, options={"reference": {...}})`` / ``step``.
+
+    Args:
+        height: frame rows.
+        width: frame columns.
+        nav_limits: per-step navigation scale (the engines').
+        collision_depth_m: forward motion is blocked when the previous depth ahead is below.
+        memory_capacity: voxels of the memory.
+        voxel_size: voxel edge in metres.
+        dt: seconds per step.
+    """
+
+    def __init__(
+        self,
+        height: int,
+        width: int,
+        nav_limits: NavLimits = NavLimits(),  # noqa: B008 - frozen dataclass
+        collision_depth_m: float = DEFAULT_COLLISION_DEPTH_M,
+        memory_capacity: int = DEFAULT_MEMORY_CAPACITY,
+        voxel_size: float = DEFAULT_VOXEL_SIZE_M,
+        dt: float = 0.1,
+    ) -> None:
+        self.height, self.width = int(height), int(width)
+        self.nav_limits, self.collision_depth_m, self.dt = nav_limits, float(collision_depth_m), float(dt)
+        self.memory = PointCloudMemory(1, memory_capacity, voxel_size)
+        self._obs: Observation | None = None
+
+    def reset(self, seed: int | None = None, options: Mapping | None = None) -> dict[str, Observation]:
+        """Start from ``options["reference"]["agent_0"]`` (an Observation with RGB-D, K and pose)."""
+        reference = dict(options or {}).get("reference", {}).get(AGENT)
+        if reference is None:
+            raise ValueError(
+                "options['reference']['agent_0'] is required (the baseline renders nothing itself)"
+            )
+        self.memory.reset()
+        self.memory.insert(
+            torch.as_tensor(reference.rgb)[None],
+            torch.as_tensor(reference.depth)[None],
+            torch.as_tensor(reference.K)[None].float(),
+            torch.as_tensor(reference.pose)[None].float(),
+        )
+        self._obs = Observation(
+            rgb=reference.rgb.copy(),
+            depth=reference.depth.copy(),
+            pose=reference.pose.copy(),
+            K=reference.K.copy(),
+            frame_id=0,
+            sim_time=0.0,
+        )
+        return {AGENT: self._obs}
+
+    def step(self, actions: Mapping[str, Action]) -> dict[str, Observation]:
+        """Move (runtime kinematics and collision rule), splat the memory, fill the holes."""
+        if self._obs is None:
+            raise RuntimeError("call reset before step")
+        prev = self._obs
+        nav = action_to_nav(actions.get(AGENT, Action.noop()))
+        h, w = self.height, self.width
+        ahead = prev.depth[h // 3 : h - h // 3, w // 3 : w - w // 3].min()
+        blocked = bool(ahead < self.collision_depth_m and nav[FORWARD] > 0)
+        if blocked:
+            nav[FORWARD] = 0.0
+        pose = integrate_nav(torch.as_tensor(prev.pose)[None], torch.as_tensor(nav)[None], self.nav_limits)[0]
+        mem = self.memory
+        rgb, depth, mask = splat(
+            mem.xyz, mem.rgb, mem.valid, torch.as_tensor(prev.K)[None].float(), pose[None].float(), h, w
+        )
+        rgb_np = rgb[0].round().clamp(0, 255).to(torch.uint8).numpy()
+        filled_rgb, filled_depth = fill_nearest(rgb_np, depth[0].numpy(), mask[0].numpy())
+        self._obs = Observation(
+            rgb=filled_rgb,
+            depth=filled_depth.astype(np.float32),
+            pose=pose.numpy(),
+            K=prev.K,
+            frame_id=prev.frame_id + 1,
+            sim_time=(prev.frame_id + 1) * self.dt,
+            collided=blocked,
+        )
+        return {AGENT: self._obs}
+
+    def close(self) -> None:
+        """Nothing to free."""

@@ -1,0 +1,46 @@
+"""PNG plots of an evaluation report: each frame metric against the rollout step, one line per variant."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+LABELS = {"psnr": "PSNR (dB) ↑", "ssim": "SSIM ↑", "depth_absrel": "depth AbsRel ↓"}
+
+
+def plot_report(report: dict[str, Any], out_dir: str | Path, stem: str = "eval") -> list[Path]:
+    """Write ``<stem>_<metric>.png`` per frame metric into ``out_dir``; returns the paths.
+
+    Curves are the per-step means over episodes and navigation trajectories; the report's
+    horizons are marked on each line.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    horizons = [int(h) for h in report["horizons"]]
+    paths = []
+    for metric, label in LABELS.items():
+        fig, ax = plt.subplots(figsize=(5.0, 3.4), dpi=120)
+        for variant, summary in report["variants"].items():
+            curve = summary.get("curves", {}).get(metric)
+            if not curve:
+                continue
+            steps = list(range(1, len(curve) + 1))
+            (line,) = ax.plot(steps, curve, label=variant, linewidth=1.2)
+            marks = [h for h in horizons if h <= len(curve)]
+            ax.plot(marks, [curve[h - 1] for h in marks], "o", color=line.get_color(), markersize=4)
+        ax.set_xscale("log")
+        ax.set_xlabel("rollout step (horizon)")
+        ax.set_ylabel(label)
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend(fontsize=8)
+        fig.tight_layout()
+        path = out / f"{stem}_{metric}.png"
+        fig.savefig(path)
+        plt.close(fig)
+        paths.append(path)
+    return paths

@@ -1,0 +1,322 @@
+"""`genworld eval`: roll worlds along evaluation trajectories next to a MuJoCo shadow.
+
+Protocol per (variant, trajectory, episode): a `MujocoWorld` is reset on the held-out seed and
+its first frame is the reference of the world under test. Every step the same action goes to
+both; the engine's step gives its collision flag, then — for navigation — the engine camera is
+teleported (`set_pose`) to the pose the world under test reached, so the ground truth is always
+rendered at exactly the evaluated pose (hand actions move the simulated hands; the camera stays).
+Variants: the model (``model``), the model without memory pool and global point cloud
+(``window``), reprojection only (``reprojection``) and, on hand trajectories, the model with
+its hand condition zeroed (``no_hands``).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from bridge.engines.mujoco_world import MujocoWorld
+from bridge.types import Observation
+from bridge.viz import colorize_depth, side_by_side, upscale, write_video
+from sim_env.conditioning import hand_skeleton_map
+from sim_env.evaluation.baselines import AGENT, ReprojectionWorld
+from sim_env.evaluation.metrics import (
+    collision_agreement,
+    depth_absrel,
+    dilate,
+    memory_symmetry,
+    psnr,
+    ssim,
+)
+from sim_env.evaluation.trajectories import TRAJECTORY_NAMES, Trajectory, make_trajectory
+
+log = logging.getLogger(__name__)
+
+VARIANTS = ("model", "window", "reprojection", "no_hands")
+HORIZONS = (1, 8, 32, 128)
+FRAME_METRICS = ("psnr", "ssim", "depth_absrel")
+HAND_MASK_RADIUS_PX = 1
+VIDEO_SCALE = 4
+# Episode e of a run with seed offset S resets the engine with seed S + e; trajectory k of that
+# episode draws its actions from (S + e)·TRAJECTORY_SEED_STRIDE + k.
+TRAJECTORY_SEED_STRIDE = 16
+
+
+@dataclass
+class EpisodeTrace:
+    """Per-step results of one (variant, trajectory, episode)."""
+
+    metrics: dict[str, list[float]] = field(default_factory=lambda: {m: [] for m in FRAME_METRICS})
+    hand_psnr: list[float] = field(default_factory=list)
+    collided: list[bool] = field(default_factory=list)
+    engine_collided: list[bool] = field(default_factory=list)
+    nav_step: list[bool] = field(default_factory=list)
+    frames: list[np.ndarray] = field(default_factory=list)
+    poses: list[np.ndarray] = field(default_factory=list)
+    video: list[np.ndarray] = field(default_factory=list)
+    seconds: float = 0.0
+    steps: int = 0
+
+
+@dataclass(frozen=True)
+class EvalSettings:
+    """What `run_evaluation` measures.
+
+    Attributes:
+        checkpoint: model checkpoint (``default`` = the shipped one, None = random weights).
+        episodes: held-out episodes per trajectory.
+        horizon: steps per episode.
+        seed_offset: first engine seed (keep it away from the training seeds).
+        device: torch device of the world model.
+        denoising_steps: sampler steps per frame.
+        variants: which variants to run.
+        trajectories: which trajectories to run.
+        memory_capacity: voxels of the point-cloud memories (runtime default when None).
+        video_dir: write side-by-side videos here (None: no videos).
+    """
+
+    checkpoint: str | None
+    episodes: int
+    horizon: int
+    seed_offset: int
+    device: str = "cpu"
+    denoising_steps: int = 4
+    variants: tuple[str, ...] = VARIANTS
+    trajectories: tuple[str, ...] = TRAJECTORY_NAMES
+    memory_capacity: int | None = None
+    video_dir: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.episodes < 1 or self.horizon < 1:
+            raise ValueError(f"episodes and horizon must be positive, got {self.episodes}, {self.horizon}")
+        bad = [v for v in self.variants if v not in VARIANTS]
+        if bad:
+            raise ValueError(f"variants: unknown {bad}; choose from {list(VARIANTS)}")
+        bad = [t for t in self.trajectories if t not in TRAJECTORY_NAMES]
+        if bad:
+            raise ValueError(f"trajectories: unknown {bad}; choose from {list(TRAJECTORY_NAMES)}")
+
+
+def resolve_checkpoint(checkpoint: str | None) -> str | None:
+    """``default`` → the shipped tiny64 weights; anything else unchanged."""
+    if checkpoint == "default":
+        return str(Path(__file__).resolve().parents[1] / "weights" / "tiny64.safetensors")
+    return checkpoint
+
+
+def _open_world(variant: str, settings: EvalSettings) -> Any:
+    """The world under test for ``variant`` (model variants share one checkpoint)."""
+    from sim_env.generative_world import GenerativeWorld
+
+    extra = {} if settings.memory_capacity is None else {"memory_capacity": settings.memory_capacity}
+    checkpoint = resolve_checkpoint(settings.checkpoint)
+    common = {
+        "checkpoint": checkpoint,
+        "device": settings.device,
+        "denoising_steps": settings.denoising_steps,
+    }
+    if variant == "model":
+        return GenerativeWorld(**common, **extra)
+    if variant == "window":
+        return GenerativeWorld(**common, memory_mode="window", **extra)
+    if variant == "no_hands":
+        return GenerativeWorld(**common, condition_hands=False, **extra)
+    probe = GenerativeWorld(**common, **extra)  # only for the frame size of the checkpoint's config
+    return ReprojectionWorld(probe.height, probe.width, **extra)
+
+
+def hand_region(obs: Observation) -> np.ndarray | None:
+    """(H, W) bool mask around the ground-truth hand skeleton, or None without hands in view."""
+    if obs.hand_keypoints is None:
+        return None
+    h, w = obs.rgb.shape[:2]
+    skeleton = hand_skeleton_map(
+        torch.as_tensor(obs.hand_keypoints)[None],
+        torch.ones(1, dtype=torch.bool),
+        torch.as_tensor(obs.K)[None],
+        h,
+        w,
+    )[0].numpy()
+    mask = dilate(skeleton > 0, HAND_MASK_RADIUS_PX)
+    return mask if mask.any() else None
+
+
+def _video_frame(gen: Observation, gt: Observation) -> np.ndarray:
+    panels = [gen.rgb, gt.rgb, colorize_depth(gen.depth), colorize_depth(gt.depth)]
+    return upscale(side_by_side(panels, gap=1), VIDEO_SCALE)
+
+
+def run_episode(
+    world: Any, engine: MujocoWorld, trajectory: Trajectory, seed: int, horizon: int, keep_video: bool
+) -> EpisodeTrace:
+    """Roll ``world`` and the engine shadow for ``horizon`` steps from the engine's frame at ``seed``."""
+    trace = EpisodeTrace()
+    gt = engine.reset(seed=seed, options={"scene": trajectory.scene})[AGENT]
+    gen = world.reset(seed=seed, options={"reference": {AGENT: gt}})[AGENT]
+    trace.frames.append(gen.rgb)
+    trace.poses.append(gen.pose)
+    for _ in range(horizon):
+        action = trajectory.act(gt)
+        engine_obs = engine.step({AGENT: action})[AGENT]
+        start = time.perf_counter()
+        gen = world.step({AGENT: action})[AGENT]
+        trace.seconds += time.perf_counter() - start
+        trace.steps += 1
+        nav = action.kind != "hand"
+        gt = engine.set_pose(AGENT, gen.pose) if nav else engine_obs
+        trace.metrics["psnr"].append(psnr(gen.rgb, gt.rgb))
+        trace.metrics["ssim"].append(ssim(gen.rgb, gt.rgb))
+        trace.metrics["depth_absrel"].append(depth_absrel(gen.depth, gt.depth))
+        region = hand_region(gt)
+        trace.hand_psnr.append(psnr(gen.rgb, gt.rgb, region) if region is not None else float("nan"))
+        trace.collided.append(bool(gen.collided))
+        trace.engine_collided.append(bool(engine_obs.collided))
+        trace.nav_step.append(nav)
+        trace.frames.append(gen.rgb)
+        trace.poses.append(gen.pose)
+        if keep_video:
+            trace.video.append(_video_frame(gen, gt))
+    return trace
+
+
+def _nanmean(values: Sequence[float]) -> float:
+    finite = [v for v in values if not math.isnan(v)]
+    return float(np.mean(finite)) if finite else float("nan")
+
+
+def summarize(
+    traces: dict[str, list[EpisodeTrace]],
+    references: dict[str, list[np.ndarray]],
+    trajectories: dict[str, list[Trajectory]],
+    horizon: int,
+) -> dict[str, Any]:
+    """Metrics of one variant from its traces per trajectory (see docs/model.md for definitions)."""
+    horizons = [h for h in HORIZONS if h <= horizon]
+    out: dict[str, Any] = {"by_horizon": {}, "mean_up_to": {}, "by_trajectory": {}, "curves": {}}
+    frame_trajs = [t for t in traces if t != "hand_motion"] or list(traces)
+    for metric in FRAME_METRICS:
+        rows = [tr.metrics[metric] for t in frame_trajs for tr in traces[t]]
+        out["curves"][metric] = [_nanmean([r[s] for r in rows]) for s in range(horizon)]
+        out["by_horizon"][metric] = {str(h): out["curves"][metric][h - 1] for h in horizons}
+        out["mean_up_to"][metric] = {str(h): _nanmean([v for r in rows for v in r[:h]]) for h in horizons}
+    for name, runs in traces.items():
+        out["by_trajectory"][name] = {
+            metric: {str(h): _nanmean([tr.metrics[metric][h - 1] for tr in runs]) for h in horizons}
+            for metric in FRAME_METRICS
+        }
+    if "loop" in traces:
+        closure_psnr, closure_ssim, pose_err, symmetry = [], [], [], []
+        for trace, reference, traj in zip(
+            traces["loop"], references["loop"], trajectories["loop"], strict=True
+        ):
+            back = traj.return_step or horizon
+            closure_psnr.append(psnr(trace.frames[back], reference))
+            closure_ssim.append(ssim(trace.frames[back], reference))
+            pose_err.append(float(np.linalg.norm(trace.poses[back][:3, 3] - trace.poses[0][:3, 3])))
+            symmetry.append(memory_symmetry(trace.frames[: back + 1]))
+        out["loop_closure"] = {
+            "psnr": _nanmean(closure_psnr),
+            "ssim": _nanmean(closure_ssim),
+            "pose_error_m": _nanmean(pose_err),
+        }
+        out["memory_symmetry"] = _nanmean(symmetry)
+    flags = [
+        (c, e)
+        for runs in traces.values()
+        for tr in runs
+        for c, e, nav in zip(tr.collided, tr.engine_collided, tr.nav_step, strict=True)
+        if nav
+    ]
+    if flags:
+        out["collision_agreement"] = collision_agreement([c for c, _ in flags], [e for _, e in flags])
+        out["engine_collisions"] = int(sum(e for _, e in flags))
+    if "hand_motion" in traces:
+        out["hand_region_psnr"] = _nanmean([v for tr in traces["hand_motion"] for v in tr.hand_psnr])
+    steps = sum(tr.steps for runs in traces.values() for tr in runs)
+    seconds = sum(tr.seconds for runs in traces.values() for tr in runs)
+    out["steps_per_s"] = steps / max(seconds, 1e-9)
+    return out
+
+
+def run_evaluation(settings: EvalSettings) -> dict[str, Any]:
+    """Run every variant along every trajectory for every episode; returns the report dict."""
+    report: dict[str, Any] = {
+        "checkpoint": settings.checkpoint,
+        "episodes": settings.episodes,
+        "horizon": settings.horizon,
+        "seed_offset": settings.seed_offset,
+        "denoising_steps": settings.denoising_steps,
+        "device": settings.device,
+        "horizons": [h for h in HORIZONS if h <= settings.horizon],
+        "variants": {},
+    }
+    video_dir = Path(settings.video_dir) if settings.video_dir else None
+    if video_dir is not None:
+        video_dir.mkdir(parents=True, exist_ok=True)
+    engine: MujocoWorld | None = None
+    gt_symmetry: list[float] = []
+    jobs = [
+        (v, t)
+        for v in settings.variants
+        for t in settings.trajectories
+        if v != "no_hands" or t == "hand_motion"
+    ]
+    total = len(jobs) * settings.episodes
+    bar = tqdm(total=total, desc="eval", unit="episode", dynamic_ncols=True)
+    try:
+        for variant in settings.variants:
+            world = _open_world(variant, settings)
+            if engine is None:
+                engine = MujocoWorld("rooms", world.height, world.width)
+                report["resolution"] = [world.height, world.width]
+            traces: dict[str, list[EpisodeTrace]] = {}
+            refs: dict[str, list[np.ndarray]] = {}
+            trajs: dict[str, list[Trajectory]] = {}
+            for k, name in enumerate(settings.trajectories):
+                if variant == "no_hands" and name != "hand_motion":
+                    continue
+                for e in range(settings.episodes):
+                    seed = settings.seed_offset + e
+                    traj = make_trajectory(name, settings.horizon, seed * TRAJECTORY_SEED_STRIDE + k)
+                    trace = run_episode(world, engine, traj, seed, settings.horizon, video_dir is not None)
+                    traces.setdefault(name, []).append(trace)
+                    refs.setdefault(name, []).append(trace.frames[0])
+                    trajs.setdefault(name, []).append(traj)
+                    if video_dir is not None:
+                        write_video(video_dir / f"{variant}_{name}_ep{e:03d}.mp4", trace.video)
+                    if name == "loop" and variant == settings.variants[0]:
+                        gt_symmetry.append(_ground_truth_symmetry(engine, trace, traj))
+                    bar.update(1)
+            report["variants"][variant] = summarize(traces, refs, trajs, settings.horizon)
+            log.info("%s: %s", variant, _headline(report["variants"][variant]))
+    finally:
+        bar.close()
+        if engine is not None:
+            engine.close()
+    if gt_symmetry:
+        report["ground_truth"] = {"memory_symmetry": _nanmean(gt_symmetry)}
+    return report
+
+
+def _ground_truth_symmetry(engine: MujocoWorld, trace: EpisodeTrace, traj: Trajectory) -> float:
+    """Memory Symmetry of the engine's own frames along the evaluated poses (the ceiling)."""
+    back = traj.return_step or (len(trace.poses) - 1)
+    frames = [engine.set_pose(AGENT, pose).rgb for pose in trace.poses[: back + 1]]
+    return memory_symmetry(frames)
+
+
+def _headline(summary: dict[str, Any]) -> str:
+    parts = [f"{m}@{h}={v:.3f}" for m in ("psnr", "ssim") for h, v in summary["by_horizon"][m].items()]
+    if "loop_closure" in summary:
+        parts.append(f"loop_psnr={summary['loop_closure']['psnr']:.2f}")
+    parts.append(f"steps/s={summary['steps_per_s']:.1f}")
+    return " ".join(parts)

@@ -1,0 +1,1 @@
+"""Training of the causal world model: diffusion forcing, then ground-truth forcing (issue 6)."""
