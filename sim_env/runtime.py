@@ -23,15 +23,24 @@ Ablations: ``memory_mode="window"`` (no memory pool, a point cloud of the latest
 ``condition_hands=False`` (no hand skeleton), for the evaluation's baselines. Per-world reset
 (``reset_batch(world_mask=...)``) is the vector env's autoreset.
 
-Supported: conditioned pixel-space RGB-D configs with one frame per chunk (``tiny64``). Latent
-configs (``wan2.1-1.3b``) additionally need the Wan-VAE encoder and multi-frame chunks.
+Two paths share this step. Pixel-space RGB-D configs (``tiny64``) generate one frame per step
+and decode it directly (depth included). Latent configs (``DiTConfig.vae`` set: ``wan2.1-1.3b``)
+generate ``chunk_frames`` Wan-VAE latent frames per step = ``video_frames`` video frames (12 for
+wan2.1-1.3b): the nav action applies at every video frame, the memory is splatted into every
+video frame's camera and TAEHV-encoded as the condition, the latents are TAEHV-decoded, and
+depth is the memory's reprojected depth with holes filled (`sim_env.latent_chunk` says why).
+For those configs `step_batch` returns the whole chunk: rgb (N, F, H, W, 3), depth (N, F, H, W),
+pose (N, F, 4, 4); ``self.rgb`` / ``self.depth`` / ``self.pose`` are its last frame.
+
+``phase_timer`` (a callable name → context manager, default a no-op) brackets the step's
+phases (``conditioning``, ``denoise``, ``cache_pass``, ``decode``) for the benchmark.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
-import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 
@@ -53,11 +62,11 @@ from sim_env.conditioning import (
     hand_skeleton_map,
     plucker_input,
     rays_to_plucker,
-    require_pixel_space,
     scale_intrinsics,
     skeleton_tables,
 )
 from sim_env.kinematics import HandKinematics, apply_hand_actions, integrate_nav
+from sim_env.latent_chunk import LatentChunkPath
 from sim_env.memory.point_cloud import PointCloudMemory
 from sim_env.memory.pool_policy import MemoryPoolPolicy
 from sim_env.memory.splat import splat
@@ -65,6 +74,7 @@ from sim_env.model.config import DiTConfig, get_config
 from sim_env.model.dit import CausalDiT
 from sim_env.model.st_cache import STCache
 from sim_env.sampler import NUM_TRAIN_TIMESTEPS, FlowSampler, FlowSchedule
+from sim_env.stream_noise import StreamNoise, stream_keys
 
 log = logging.getLogger(__name__)
 
@@ -75,35 +85,6 @@ DEFAULT_VOXEL_SIZE_M = 0.05  # ~ the footprint of a 64×64, 70° pixel at 3 m
 MEMORY_MODES = ("full", "window")
 DEFAULT_SCHEDULE_SHIFT = 5.0  # Wan2.1 / Self-Forcing shift for few-step sampling
 STREAM_SEED_STRIDE = 1 << 16  # stream i of an episode seeded s draws noise from s·stride + i
-# Counter-based noise (lowbias32 integer hash, C. Wellons): every stream's Gaussian noise is a pure
-# function of (stream seed, frame counter, element index), computed by batched device ops. This
-# keeps streams independent of the batch they run in, without a Python loop over per-stream
-# torch.Generator objects (N kernel launches per step, and generators a CUDA graph cannot own).
-_MASK32 = 0xFFFFFFFF
-_HASH_MUL_1 = 0x7FEB352D
-_HASH_MUL_2 = 0x846CA68B
-_UNIFORM_BITS = 24  # mantissa bits of float32 uniforms drawn from one 32-bit hash
-_TWO_PI = 6.283185307179586
-
-
-def _hash32(x: torch.Tensor) -> torch.Tensor:
-    """Bijective 32-bit integer hash of the low 32 bits of int64 ``x`` (result in [0, 2^32))."""
-    x = x & _MASK32
-    x = x ^ (x >> 16)
-    x = (x * _HASH_MUL_1) & _MASK32
-    x = x ^ (x >> 15)
-    x = (x * _HASH_MUL_2) & _MASK32
-    return x ^ (x >> 16)
-
-
-def _stream_keys(seeds: torch.Tensor) -> torch.Tensor:
-    """(N,) int64 noise keys of (N,) int64 seeds, mixing in the seed's high 32 bits."""
-    return _hash32(_hash32(seeds) ^ ((seeds >> 32) & _MASK32))
-
-
-def _unit_uniform(bits: torch.Tensor) -> torch.Tensor:
-    """Uniform float32 in (0, 1) from 32-bit hashes (open interval: safe for log)."""
-    return ((bits >> (32 - _UNIFORM_BITS)).to(torch.float32) + 0.5) * (2.0**-_UNIFORM_BITS)
 
 
 class GenerativeRuntime:
@@ -130,6 +111,9 @@ class GenerativeRuntime:
             a point cloud holding only the latest frame(s) — what a model without long-term
             memory sees.
         condition_hands: False zeroes the hand-skeleton condition channel (the hand ablation).
+        dtype: dtype of the DiT weights, its ST-cache and the TAEHV (bfloat16 for wan2.1-1.3b on
+            a GPU); the sampler state, poses and depth stay float32/float64.
+        taehv_checkpoint: TAEHV weights for latent configs (None: random, seeded).
     """
 
     def __init__(
@@ -151,6 +135,8 @@ class GenerativeRuntime:
         dt: float = 0.1,
         memory_mode: str = "full",
         condition_hands: bool = True,
+        dtype: torch.dtype = torch.float32,
+        taehv_checkpoint: str | None = None,
     ) -> None:
         if num_worlds < 1 or agents_per_world < 1:
             raise InvalidArgumentError("num_worlds and agents_per_world must be positive")
@@ -159,44 +145,60 @@ class GenerativeRuntime:
         self.memory_mode, self.condition_hands = memory_mode, bool(condition_hands)
         self.device = torch.device(device)
         self.checkpoint, self.seed = checkpoint, int(seed)
-        self.model = self._load_model(checkpoint, get_config(config), self.seed).to(self.device).eval()
+        model = self._load_model(checkpoint, get_config(config), self.seed)
+        self.model, self.dtype = model.to(self.device, dtype).eval(), dtype
         cfg: DiTConfig = self.model.config
-        require_pixel_space(cfg)
-        if cfg.chunk_frames != 1:
-            raise NotImplementedError("GenerativeWorld generates one frame per step (chunk_frames == 1)")
         self.config = cfg
         self.num_worlds, self.agents_per_world = int(num_worlds), int(agents_per_world)
         self.num_streams = n = self.num_worlds * self.agents_per_world
-        self.height, self.width = cfg.height, cfg.width
+        self.height, self.width = cfg.image_height, cfg.image_width  # the frames a step returns
+        dev = self.device
+        self.latent = (
+            None
+            if cfg.vae is None
+            else LatentChunkPath(cfg, n, dev, dtype, checkpoint=taehv_checkpoint, seed=self.seed)
+        )
+        if self.latent is None and (cfg.chunk_frames != 1 or (cfg.height, cfg.width) != self.image_size):
+            raise InvalidArgumentError(
+                f"config {cfg.name!r}: pixel-space configs generate one full-size frame per step"
+            )
+        self.video_frames = 1 if self.latent is None else self.latent.video_frames
+        self.phase_timer: Callable[[str], contextlib.AbstractContextManager[object]] = _no_timer
         self.collision_depth_m, self.nav_limits, self.hand_limits = (
             float(collision_depth_m),
             nav_limits,
             hand_limits,
         )
         self.fov_deg, self.dt = float(fov_deg), float(dt)
-        dev, h, w = self.device, self.height, self.width
+        h, w, f = self.height, self.width, self.video_frames
 
         self.sampler = FlowSampler(
             self._velocity, FlowSchedule.uniform(denoising_steps, shift=schedule_shift), device=dev
         )
-        self.cache = STCache(cfg, n, device=dev)
+        self.cache = STCache(cfg, n, device=dev, dtype=dtype)
         use_pool = cfg.memory_frames and memory_mode == "full"
         self.admission = PoolAdmission(MemoryPoolPolicy(cfg.memory_frames)) if use_pool else None
         self.memory = PointCloudMemory(self.num_worlds, memory_capacity, voxel_size, device=dev)
         self.hands = HandKinematics(dev)
-        # Per-stream noise state (see `_hash32`): a key from the stream's seed and the number of
-        # noise draws so far; element hashes are constants, built once here.
-        self.noise_key = torch.zeros(n, dtype=torch.int64, device=dev)
-        self.noise_counter = torch.zeros(n, dtype=torch.int64, device=dev)
-        self._noise_shape = (cfg.chunk_frames, cfg.out_channels, h, w)
-        elements = torch.arange(math.prod(self._noise_shape), dtype=torch.int64, device=dev)
-        self._element_hash = (_hash32(2 * elements + 1), _hash32(2 * elements + 2))
+        # Per-stream counter-based noise (`sim_env.stream_noise`): key and draw counter per stream.
+        self.noise = StreamNoise(n, (cfg.chunk_frames, cfg.out_channels, cfg.height, cfg.width), dev)
+        self.noise_key, self.noise_counter = self.noise.key, self.noise.counter
+        # Cross-attention context: the learned tokens, or for text-conditioned configs (Wan) a zero
+        # text embedding (no T5 here: "no prompt"), preallocated so the step builds nothing.
+        self._context = (
+            None
+            if cfg.learned_context
+            else torch.zeros(n, cfg.context_len, cfg.text_dim, device=dev, dtype=dtype)
+        )
         # Per-stream state: preallocated, updated in place (stable data_ptrs for CUDA graphs).
         self.pose = torch.eye(4, dtype=torch.float64, device=dev).repeat(n, 1, 1)
         K = intrinsics_from_fov(cfg.image_width, cfg.image_height, self.fov_deg)
         self.K = torch.as_tensor(K, device=dev).repeat(n, 1, 1)
-        self.rgb = torch.zeros(n, h, w, 3, dtype=torch.uint8, device=dev)
-        self.depth = torch.full((n, h, w), float("inf"), device=dev)
+        # The frames of the last step (F = video_frames); rgb / depth are views of the last one.
+        self.frames_rgb = torch.zeros(n, f, h, w, 3, dtype=torch.uint8, device=dev)
+        self.frames_depth = torch.full((n, f, h, w), float("inf"), device=dev)
+        self.frames_pose = torch.eye(4, dtype=torch.float64, device=dev).repeat(n, f, 1, 1)
+        self.rgb, self.depth = self.frames_rgb[:, -1], self.frames_depth[:, -1]
         self.collided = torch.zeros(n, dtype=torch.bool, device=dev)
         self.frame_id = torch.zeros(n, dtype=torch.int64, device=dev)
         self.wrist = self.hands.default_wrists.repeat(n, 1, 1, 1)
@@ -206,12 +208,17 @@ class GenerativeRuntime:
         self._forward[FORWARD] = True
         # Step-invariant device constants: hand raster tables and the model-resolution intrinsics
         # (K changes only at reset), so step_batch creates no tensor from host data.
-        self._skeleton = skeleton_tables(h, w, dev)
+        self._skeleton = skeleton_tables(cfg.height, cfg.width, dev)
         self.K_model = torch.zeros_like(self.K)
         self._rays_cam = torch.zeros(n, *cfg.grid, 3, device=dev)  # camera-frame rays of K (reset)
         self._plucker: torch.Tensor | None = None  # camera rays of the frame being generated
         self._is_reset = False
         self._closed = False
+
+    @property
+    def image_size(self) -> tuple[int, int]:
+        """(height, width) of the frames a step returns."""
+        return self.height, self.width
 
     # ------------------------------------------------------------------ construction
     @staticmethod
@@ -303,16 +310,17 @@ class GenerativeRuntime:
             keep = streams.reshape(-1, *([1] * (buffer.dim() - 1)))
             buffer.copy_(torch.where(keep, new.to(dev, buffer.dtype), buffer))
 
-        take(self.noise_key, _stream_keys(seed_tensor))
+        take(self.noise_key, stream_keys(seed_tensor))
         take(self.noise_counter, torch.zeros_like(self.noise_counter))
         take(self.pose, pose)
         take(self.K, K)
         cfg = self.config
         image_size = (cfg.image_height, cfg.image_width)
-        take(self.K_model, scale_intrinsics(self.K, image_size, (self.height, self.width)))
+        take(self.K_model, scale_intrinsics(self.K, image_size, (cfg.height, cfg.width)))
         take(self._rays_cam, camera_rays(self.K, cfg))
-        take(self.rgb, rgb)
-        take(self.depth, depth)
+        take(self.frames_rgb, rgb.to(dev)[:, None].expand_as(self.frames_rgb))
+        take(self.frames_depth, depth.to(dev)[:, None].expand_as(self.frames_depth))
+        take(self.frames_pose, self.pose[:, None].expand_as(self.frames_pose))
         take(self.collided, torch.zeros_like(self.collided))
         take(self.frame_id, torch.zeros_like(self.frame_id))
         take(self.wrist, self.hands.default_wrists.expand_as(self.wrist))
@@ -323,11 +331,13 @@ class GenerativeRuntime:
         self._insert_memory(streams)
         # Encode the references as clean frames (t = 0). Every stream runs (static shapes), but
         # the chunk slots this writes are scratch until committed, and only reset streams commit.
-        frame = encode_frame(self.rgb, self.depth)[:, :, None]  # (N, C, 1, H, W)
+        if self.latent is None:
+            frame = encode_frame(self.rgb, self.depth)[:, :, None]  # (N, C, 1, H, W)
+        else:  # the reference held still for a whole chunk, TAEHV-encoded: (N, C, T, h, w)
+            frame = self.latent.reference_latents(self.rgb, streams).transpose(1, 2)
         t0 = torch.zeros(n, self.config.chunk_frames, device=dev)
-        self.model(
-            frame, t0, cond=None, plucker=plucker_input(self.K, self.pose, self.config), cache=self.cache
-        )
+        plucker = plucker_input(self.K, self.pose, self.config)
+        self.model(frame.to(self.dtype), t0, None, plucker, self.cache, self._context)
         self.cache.commit_anchor(self.pose.float()[:, None], worlds=streams)
         self._is_reset = True
         return self._outputs()
@@ -336,7 +346,7 @@ class GenerativeRuntime:
     def step_batch(
         self, nav: torch.Tensor, hand: torch.Tensor | None = None, hand_mask: torch.Tensor | None = None
     ) -> dict[str, torch.Tensor]:
-        """Advance every stream by one frame (device-side, no host synchronisation).
+        """Advance every stream by one step: one frame, or one chunk of latent configs (no host sync).
 
         Args:
             nav: (N, 6) continuous navigation in [-1, 1] (keys: `kinematics.keys_to_nav`).
@@ -346,13 +356,17 @@ class GenerativeRuntime:
         Returns:
             Device tensors, the world's live buffers (valid until the next call; clone to keep):
             rgb uint8 (N, H, W, 3), depth float32 (N, H, W), pose float64 (N, 4, 4), K float64
-            (N, 3, 3), collided bool (N,), frame_id int64 (N,).
+            (N, 3, 3), collided bool (N,), frame_id int64 (N,) — for latent configs rgb, depth and
+            pose carry the chunk's F video frames after N, and frame_id counts video frames.
         """
         self._require_reset()
         nav = nav.to(self.device, torch.float64)
         h, w = self.height, self.width
         ahead = self.depth[:, h // 3 : h - h // 3, w // 3 : w - w // 3].amin(dim=(1, 2))
-        blocked = (ahead < self.collision_depth_m) & (nav[:, FORWARD] > 0)
+        # A chunk moves video_frames times before the next depth is known: stop where its path
+        # would come closer than collision_depth_m (for one-frame steps: the plain threshold).
+        travel = (self.video_frames - 1) * self.nav_limits.max_translation * nav[:, FORWARD].clamp_min(0.0)
+        blocked = (ahead < self.collision_depth_m + travel) & (nav[:, FORWARD] > 0)
         nav = torch.where(blocked[:, None] & self._forward, 0.0, nav)
         if hand is not None:
             mask = torch.ones_like(self.collided) if hand_mask is None else hand_mask.to(self.device)
@@ -360,9 +374,12 @@ class GenerativeRuntime:
             self.wrist.copy_(torch.where(mask[:, None, None, None], wrist, self.wrist))
             self.grip.copy_(torch.where(mask[:, None], grip, self.grip))
             self.hands_active |= mask
-        self._generate(integrate_nav(self.pose, nav, self.nav_limits), None)
+        if self.latent is None:
+            self._generate(integrate_nav(self.pose, nav, self.nav_limits), None)
+        else:
+            self._generate_chunk(self.latent.chunk_poses(self.pose, nav, self.nav_limits), None)
         self.collided.copy_(blocked)
-        self.frame_id += 1
+        self.frame_id += self.video_frames
         return self._outputs()
 
     @torch.no_grad()
@@ -377,7 +394,10 @@ class GenerativeRuntime:
         target = torch.where(mask[:, None, None], pose.to(self.device, torch.float64), self.pose)
         cache_state = [t.clone() for t in self._cache_tensors()]
         counter = self.noise_counter.clone()
-        self._generate(target, mask)
+        if self.latent is None:
+            self._generate(target, mask)
+        else:  # the camera holds still at the target for the whole chunk
+            self._generate_chunk(target[:, None].expand(-1, self.video_frames, -1, -1), mask)
         for live, saved in zip(self._cache_tensors(), cache_state, strict=True):
             keep = mask.reshape((1, -1) if live is self.cache.keys or live is self.cache.values else (-1,))
             live.copy_(
@@ -394,41 +414,39 @@ class GenerativeRuntime:
 
     def _velocity(self, x: torch.Tensor, sigma: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
         """Sampler adapter: x (N, F, C, H, W), σ (N, F) → velocity, via the cached DiT at t = 1000·σ."""
-        v = self.model(x.transpose(1, 2), NUM_TRAIN_TIMESTEPS * sigma, cond, self._plucker, self.cache)
-        return v.transpose(1, 2)
+        with self.phase_timer("denoise"):
+            t = NUM_TRAIN_TIMESTEPS * sigma
+            v = self.model(
+                x.transpose(1, 2).to(self.dtype), t, cond, self._plucker, self.cache, self._context
+            )
+            return v.transpose(1, 2).to(x.dtype)
 
     def _cache_pass(self, x: torch.Tensor, sigma: torch.Tensor, cond: torch.Tensor) -> None:
         """Clean pass at t = 0 with zero conditioning (history frames), writing the chunk K/V."""
-        self.model(x.transpose(1, 2), NUM_TRAIN_TIMESTEPS * sigma, None, self._plucker, self.cache)
+        with self.phase_timer("cache_pass"):
+            t = NUM_TRAIN_TIMESTEPS * sigma
+            self.model(x.transpose(1, 2).to(self.dtype), t, None, self._plucker, self.cache, self._context)
 
     def _generate(self, pose: torch.Tensor, mask: torch.Tensor | None) -> None:
         """Generate the frame of every stream at ``pose``; commit state where ``mask`` (None = all)."""
         cfg, a = self.config, self.agents_per_world
         pose32 = pose.float()
         mem = self.memory
-        r_rgb, r_depth, r_mask = splat(
-            mem.xyz.repeat_interleave(a, 0),
-            mem.rgb.repeat_interleave(a, 0),
-            mem.valid.repeat_interleave(a, 0),
-            self.K.float(),
-            pose32,
-            self.height,
-            self.width,
-        )
-        keypoints = self.hands.keypoints(self.wrist, self.grip)
-        hand_map = hand_skeleton_map(
-            keypoints,
-            self.hands_active & self.condition_hands,
-            self.K_model,
-            self.height,
-            self.width,
-            self._skeleton,
-        )
-        cond = build_condition(r_rgb, r_depth, r_mask, hand_map, cfg)
-        self._plucker = rays_to_plucker(self._rays_cam, pose, cfg)
-        noise = self._draw_noise()
-        x = self.sampler.sample(noise, cond, self._cache_pass)
-        rgb, depth = decode_frame(x[:, -1])
+        with self.phase_timer("conditioning"):
+            r_rgb, r_depth, r_mask = splat(
+                mem.xyz.repeat_interleave(a, 0),
+                mem.rgb.repeat_interleave(a, 0),
+                mem.valid.repeat_interleave(a, 0),
+                self.K.float(),
+                pose32,
+                self.height,
+                self.width,
+            )
+            cond = build_condition(r_rgb, r_depth, r_mask, self._hand_map(), cfg)
+            self._plucker = rays_to_plucker(self._rays_cam, pose, cfg)
+        x = self.sampler.sample(self.noise.draw(), cond, self._cache_pass)
+        with self.phase_timer("decode"):
+            rgb, depth = decode_frame(x[:, -1])
         keep = None if mask is None else mask
         self.pose.copy_(pose if keep is None else torch.where(keep[:, None, None], pose, self.pose))
         self.rgb.copy_(rgb if keep is None else torch.where(keep[:, None, None, None], rgb, self.rgb))
@@ -436,22 +454,45 @@ class GenerativeRuntime:
         self._insert_memory(keep)
         self.cache.advance(pose32[:, None].expand(-1, cfg.chunk_frames, -1, -1), self.admission or _drop)
 
-    def _draw_noise(self) -> torch.Tensor:
-        """(N, F, C, H, W) standard normal noise per stream (Box-Muller on hashed counters).
+    def _generate_chunk(self, poses: torch.Tensor, mask: torch.Tensor | None) -> None:
+        """Latent configs: generate the chunk of every stream at video-frame ``poses`` (N, F, 4, 4)."""
+        latent, keep = self.latent, mask
+        assert latent is not None
+        with self.phase_timer("conditioning"):
+            inputs = latent.condition(
+                self.memory, self.agents_per_world, self.K, poses, self._hand_map(), self._rays_cam
+            )
+        self._plucker = inputs.plucker
+        x = self.sampler.sample(self.noise.draw(), inputs.cond, self._cache_pass)  # (N, T, C, h, w)
+        with self.phase_timer("decode"):
+            rgb = latent.codec.decode(x, keep)
 
-        Stream i's noise depends only on its seed and how many frames it has drawn, so a world
-        generates the same frames alone or inside any batch; advances every stream's counter.
-        """
-        step_key = _hash32(self.noise_key ^ _hash32(self.noise_counter))[:, None]  # (N, 1)
-        even, odd = self._element_hash
-        u1 = _unit_uniform(_hash32(_hash32(step_key ^ even) + step_key))
-        u2 = _unit_uniform(_hash32(_hash32(step_key ^ odd) + step_key))
-        noise = torch.sqrt(-2.0 * torch.log(u1)) * torch.cos(_TWO_PI * u2)
-        self.noise_counter += 1
-        return noise.reshape(self.num_streams, *self._noise_shape)
+        def commit(buffer: torch.Tensor, new: torch.Tensor) -> None:
+            if keep is None:
+                buffer.copy_(new)
+            else:
+                buffer.copy_(torch.where(keep.reshape(-1, *([1] * (buffer.dim() - 1))), new, buffer))
 
-    def _insert_memory(self, mask: torch.Tensor | None) -> None:
+        commit(self.frames_rgb, rgb)
+        commit(self.frames_depth, inputs.depth)
+        commit(self.frames_pose, poses)
+        commit(self.pose, poses[:, -1])
+        # Generated colours go into the memory at the depth the memory itself reprojected there
+        # (holes stay unfilled): the latent path adds no new geometry (no depth decoder).
+        self._insert_memory(keep, depth=inputs.raw_last_depth)
+        self.cache.advance(inputs.latent_poses.float(), self.admission or _drop)
+
+    def _hand_map(self) -> torch.Tensor:
+        """(N, h, w) hand skeletons of the streams with (conditioned) hands, on the model grid."""
+        keypoints = self.hands.keypoints(self.wrist, self.grip)
+        active = self.hands_active & self.condition_hands
+        cfg = self.config
+        return hand_skeleton_map(keypoints, active, self.K_model, cfg.height, cfg.width, self._skeleton)
+
+    def _insert_memory(self, mask: torch.Tensor | None, depth: torch.Tensor | None = None) -> None:
         """Insert every stream's current RGB-D into its world's memory, one agent slot at a time.
+
+        ``depth`` (N, H, W) replaces the current depth (the latent path inserts raw reprojected depth).
 
         In ``memory_mode="window"`` the worlds being written forget their cloud first, so it
         holds only the latest frame of each agent.
@@ -467,17 +508,18 @@ class GenerativeRuntime:
         for i in range(a):
             self.memory.insert(
                 per_agent(self.rgb, i),
-                per_agent(self.depth, i),
+                per_agent(self.depth if depth is None else depth, i),
                 per_agent(self.K, i),
                 per_agent(self.pose, i),
                 world_mask=None if mask is None else per_agent(mask, i),
             )
 
     def _outputs(self) -> dict[str, torch.Tensor]:
+        chunked = self.latent is not None
         return {
-            "rgb": self.rgb,
-            "depth": self.depth,
-            "pose": self.pose,
+            "rgb": self.frames_rgb if chunked else self.rgb,
+            "depth": self.frames_depth if chunked else self.depth,
+            "pose": self.frames_pose if chunked else self.pose,
             "K": self.K,
             "collided": self.collided,
             "frame_id": self.frame_id,
@@ -493,3 +535,8 @@ class GenerativeRuntime:
 def _drop(slot_k: torch.Tensor, slot_v: torch.Tensor, pose: torch.Tensor, cache: STCache) -> None:
     """Admission for configs without a memory pool: frames leaving the window are forgotten."""
     return None
+
+
+def _no_timer(phase: str) -> contextlib.AbstractContextManager[object]:
+    """Default `GenerativeRuntime.phase_timer`: times nothing."""
+    return contextlib.nullcontext()

@@ -17,7 +17,10 @@ Wan2.1-T2V layout (``in_channels == out_channels``).
   (see :func:`encode_depth` / :func:`decode_depth`). Log spacing gives near geometry — what
   collisions and reprojection care about — most of the range.
 
-``wan2.1-1.3b`` works in Wan-VAE latent space (16 channels, 8× spatial / 4× temporal compression).
+``wan2.1-1.3b`` works in Wan-VAE latent space (16 channels, 8× spatial / 4× temporal compression):
+``vae`` names the TAEHV layout that decodes its latents and encodes its condition video
+(``sim_env/latent_chunk.py``); ``height``/``width`` are then latent sizes and
+``image_height``/``image_width`` the pixel sizes (8× larger).
 """
 
 from __future__ import annotations
@@ -78,6 +81,8 @@ class DiTConfig:
         memory_frames: cache slots of the memory pool.
         window_frames: cache slots of the local sliding window.
         chunk_frames: frames generated per autoregressive step (the current chunk).
+        vae: name of the TAEHV layout (``sim_env.model.taehv.TAEHV_CONFIGS``) that encodes the
+            condition video to latents and decodes the generated latents; None = pixel space.
     """
 
     name: str
@@ -104,6 +109,7 @@ class DiTConfig:
     memory_frames: int = 4
     window_frames: int = 3
     chunk_frames: int = 3
+    vae: str | None = None
 
     def __post_init__(self) -> None:
         if self.dim % self.num_heads:
@@ -210,6 +216,56 @@ CONFIGS: dict[str, DiTConfig] = {
         memory_frames=6,
         window_frames=6,
         chunk_frames=3,
+        vae="taew2_1",
+    ),
+    # Test-only latent config: the wan2.1-1.3b chunk structure (16 latent channels, 3 latent
+    # frames = 12 video frames per chunk, text-context cross-attention) at 32×48 pixels
+    # (4×6 latents) with one narrow layer and the few-channel TAEHV, so CPU tests run in seconds.
+    "tiny-latent-test": DiTConfig(
+        name="tiny-latent-test",
+        dim=64,
+        num_layers=1,
+        num_heads=2,
+        ffn_dim=128,
+        patch_size=(1, 2, 2),
+        out_channels=16,
+        hand_channels=1,
+        text_dim=32,
+        context_len=4,
+        freq_dim=64,
+        height=4,
+        width=6,
+        image_height=32,
+        image_width=48,
+        anchor_frames=3,
+        memory_frames=2,
+        window_frames=3,
+        chunk_frames=3,
+        vae="taehv-tiny-test",
+    ),
+    # Test-only pixel-space config for long rollouts (the 2,000-step world-level cache check):
+    # tiny64's layout at 16×16 with one narrow layer.
+    "tiny16-test": DiTConfig(
+        name="tiny16-test",
+        dim=32,
+        num_layers=1,
+        num_heads=2,
+        ffn_dim=64,
+        patch_size=(1, 4, 4),
+        out_channels=4,
+        hand_channels=1,
+        text_dim=16,
+        context_len=2,
+        learned_context=True,
+        freq_dim=32,
+        height=16,
+        width=16,
+        image_height=16,
+        image_width=16,
+        anchor_frames=1,
+        memory_frames=2,
+        window_frames=2,
+        chunk_frames=1,
     ),
 }
 

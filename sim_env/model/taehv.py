@@ -107,6 +107,16 @@ class TAEHVConfig:
 TAEW2_1 = TAEHVConfig()
 #: Same topology at a few channels, for fast CPU tests.
 TAEHV_TINY_TEST = replace(TAEW2_1, decoder_widths=(16, 8, 8, 8), encoder_width=8)
+#: Layouts by the names that ``DiTConfig.vae`` uses.
+TAEHV_CONFIGS: dict[str, TAEHVConfig] = {"taew2_1": TAEW2_1, "taehv-tiny-test": TAEHV_TINY_TEST}
+
+
+def get_taehv_config(name: str) -> TAEHVConfig:
+    """Named TAEHV layout; raises KeyError listing the known names."""
+    try:
+        return TAEHV_CONFIGS[name]
+    except KeyError:
+        raise KeyError(f"unknown TAEHV layout {name!r}; known: {sorted(TAEHV_CONFIGS)}") from None
 
 
 def _conv3(n_in: int, n_out: int, stride: int = 1, bias: bool = True) -> nn.Conv2d:
