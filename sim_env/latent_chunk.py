@@ -58,13 +58,15 @@ def fill_depth_holes(depth: torch.Tensor) -> torch.Tensor:
     collisions). Static shapes, a fixed number of levels, no host synchronisation; a frame with
     no valid pixel at all stays +inf (nothing known ahead: no collision).
     """
-    levels = [depth[:, None]]
-    while min(levels[-1].shape[-2:]) > 1:
-        levels.append(-F.max_pool2d(-levels[-1], 2, ceil_mode=True))
+    levels, factors = [depth[:, None]], []
+    while max(levels[-1].shape[-2:]) > 1:
+        factor = tuple(2 if size > 1 else 1 for size in levels[-1].shape[-2:])
+        factors.append(factor)
+        levels.append(-F.max_pool2d(-levels[-1], factor, ceil_mode=True))
     filled = levels[-1]
-    for level in reversed(levels[:-1]):
+    for level, (fy, fx) in zip(reversed(levels[:-1]), reversed(factors), strict=True):
         h, w = level.shape[-2:]
-        parent = filled.repeat_interleave(2, dim=-2).repeat_interleave(2, dim=-1)[..., :h, :w]
+        parent = filled.repeat_interleave(fy, dim=-2).repeat_interleave(fx, dim=-1)[..., :h, :w]
         filled = torch.where(torch.isfinite(level), level, parent)
     return filled[:, 0]
 
