@@ -96,9 +96,12 @@ _EXPECTED_DECODER = {
 }
 for _i, _w in _MEMBLOCKS.items():
     _EXPECTED_DECODER |= {
-        f"decoder.{_i}.conv.0.weight": (_w, 2 * _w, 3, 3), f"decoder.{_i}.conv.0.bias": (_w,),
-        f"decoder.{_i}.conv.2.weight": (_w, _w, 3, 3), f"decoder.{_i}.conv.2.bias": (_w,),
-        f"decoder.{_i}.conv.4.weight": (_w, _w, 3, 3), f"decoder.{_i}.conv.4.bias": (_w,),
+        f"decoder.{_i}.conv.0.weight": (_w, 2 * _w, 3, 3),
+        f"decoder.{_i}.conv.0.bias": (_w,),
+        f"decoder.{_i}.conv.2.weight": (_w, _w, 3, 3),
+        f"decoder.{_i}.conv.2.bias": (_w,),
+        f"decoder.{_i}.conv.4.weight": (_w, _w, 3, 3),
+        f"decoder.{_i}.conv.4.bias": (_w,),
     }
 
 
@@ -134,3 +137,47 @@ def test_decode_step_has_no_data_dependent_host_work() -> None:
         frames, new_state = m.decode_step(torch.empty(B, C_LAT, H_LAT, W_LAT), state)
     assert frames.shape == (B, 4, 3, 8 * H_LAT, 8 * W_LAT)
     assert [s.shape for s in new_state] == [s.shape for s in state]
+
+
+# The public TAEHV encoder (madebyollin/taehv `TAEHV.encoder`): conv(3→64), ReLU, then three stages
+# of [TPool(64, 2/2/1), conv(64→64, stride 2, no bias), 3 × MemBlock(64)], then conv(64→16).
+_EXPECTED_ENCODER = {
+    "encoder.0.weight": (64, 3, 3, 3),
+    "encoder.0.bias": (64,),
+    "encoder.2.conv.weight": (64, 128, 1, 1),  # TPool ×2
+    "encoder.3.weight": (64, 64, 3, 3),
+    "encoder.7.conv.weight": (64, 128, 1, 1),  # TPool ×2
+    "encoder.8.weight": (64, 64, 3, 3),
+    "encoder.12.conv.weight": (64, 64, 1, 1),  # TPool ×1
+    "encoder.13.weight": (64, 64, 3, 3),
+    "encoder.17.weight": (16, 64, 3, 3),
+    "encoder.17.bias": (16,),
+}
+for _i in (4, 5, 6, 9, 10, 11, 14, 15, 16):
+    _EXPECTED_ENCODER |= {
+        f"encoder.{_i}.conv.0.weight": (64, 128, 3, 3),
+        f"encoder.{_i}.conv.0.bias": (64,),
+        f"encoder.{_i}.conv.2.weight": (64, 64, 3, 3),
+        f"encoder.{_i}.conv.2.bias": (64,),
+        f"encoder.{_i}.conv.4.weight": (64, 64, 3, 3),
+        f"encoder.{_i}.conv.4.bias": (64,),
+    }
+
+
+@pytest.mark.parametrize("tgrow_trained_2x", [False, True])
+def test_synthetic_taew2_1_state_dict_loads_with_no_missing_or_unexpected_keys(
+    tgrow_trained_2x: bool,
+) -> None:
+    """A state dict with exactly the public taew2_1 names and shapes (the real file is not reachable here)."""
+    gen = torch.Generator().manual_seed(0)
+    layout = _EXPECTED_DECODER | _EXPECTED_ENCODER
+    if tgrow_trained_2x:  # a file whose stage-0 TGrow was trained with temporal upsampling
+        layout = layout | {"decoder.7.conv.weight": (512, 256, 1, 1)}
+    state = {k: torch.randn(shape, generator=gen) for k, shape in layout.items()}
+    model = TAEHV(TAEW2_1)
+    assert {k: tuple(v.shape) for k, v in model.state_dict().items()} == _EXPECTED_DECODER | _EXPECTED_ENCODER
+    missing, unexpected = load_taehv_state_dict(model, state)
+    assert missing == [] and unexpected == []
+    torch.testing.assert_close(model.encoder[2].conv.weight, state["encoder.2.conv.weight"])
+    torch.testing.assert_close(model.decoder[7].conv.weight, state["decoder.7.conv.weight"][-256:])
+    torch.testing.assert_close(model.decoder[22].bias, state["decoder.22.bias"])
