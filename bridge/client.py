@@ -23,6 +23,7 @@ from numpy.typing import ArrayLike
 
 from bridge import wire
 from bridge.client_stream import StepStreamCall, StreamInterruptedError, Watchdog
+from bridge.frame_meta import FlatFrameSet, read_frameset_layout
 from bridge.grpc_status import (
     AUTH_METADATA_KEY,
     BEARER_PREFIX,
@@ -367,11 +368,11 @@ class WorldClient:
                 raise
             raise error_for_rpc(exc, what) from None
 
-    def _stream_step(self, request: bytes) -> AssembledFrameSet:
+    def _stream_step(self, request: bytes) -> AssembledFrameSet | FlatFrameSet:
         """One step over the long-lived StepStream, reopening it after transient failures."""
         return self._retrying("StepStream", self._stream_attempt, _retryable_stream_error, request)
 
-    def _stream_attempt(self, request: bytes) -> AssembledFrameSet:
+    def _stream_attempt(self, request: bytes) -> AssembledFrameSet | FlatFrameSet:
         assert self._watchdog is not None
         if self._stream_call is None:
             self._stream_call = StepStreamCall(
@@ -396,10 +397,13 @@ class WorldClient:
             self._stream_call.close()
             self._stream_call = None
 
-    def _decode(self, frames: bytes | AssembledFrameSet, step_id: int, what: str) -> dict[str, Observation]:
+    def _decode(
+        self, frames: bytes | AssembledFrameSet | FlatFrameSet, step_id: int, what: str
+    ) -> dict[str, Observation]:
         try:
-            if not isinstance(frames, AssembledFrameSet):
-                frames = read_frameset(frames)
+            if isinstance(frames, bytes):
+                # Our servers' layout is read in one pass; any other goes through protobuf.
+                frames = read_frameset_layout(frames) or read_frameset(frames)
             if frames.step_id != step_id:
                 raise WorldError(f"{what}: the server answered step {frames.step_id}, expected {step_id}")
             return wire.frameset_from_proto(frames)

@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterator, Sequence
 
 import grpc
 
+from bridge.frame_meta import FlatFrameSet, read_chunk_layout
 from bridge.reassembly import AssembledFrameSet, FrameSetAssembler
 
 
@@ -109,7 +110,7 @@ class StepStreamCall:
         self._assembler = FrameSetAssembler(max_frame_bytes)
         self._timed_out = False
 
-    def step(self, request: bytes, timeout_s: float) -> AssembledFrameSet:
+    def step(self, request: bytes, timeout_s: float) -> AssembledFrameSet | FlatFrameSet:
         """Sends one serialised StepRequest and reassembles its frames.
 
         Raises:
@@ -120,6 +121,11 @@ class StepStreamCall:
         self._watchdog.arm(timeout_s, self._expire)
         try:
             for chunk in self._responses:
+                if self._assembler.idle:
+                    # A whole one-frame FrameSet in our layout skips the assembler.
+                    flat = read_chunk_layout(chunk)
+                    if flat is not None:
+                        return flat
                 result = self._assembler.add(chunk)
                 if result is not None:
                     return result

@@ -223,6 +223,11 @@ class FrameSetAssembler:
         self._current: _PartialFrame | None = None
         self._next_chunk = 0
 
+    @property
+    def idle(self) -> bool:
+        """Whether the next chunk must start a new FrameSet (none is in progress)."""
+        return self._step_id is None
+
     def add(self, chunk: service_pb.FrameChunk | Buffer) -> AssembledFrameSet | None:
         """Consumes one chunk (a message or its serialised bytes).
 

@@ -26,7 +26,7 @@ from numpy.typing import NDArray
 from PIL import Image as PILImage
 
 from bridge.conventions import pose_from_quat_floats, pose_to_quat_floats
-from bridge.frame_meta import write_frame_meta
+from bridge.frame_meta import FlatFrame, FlatFrameSet, FlatImage, FlatIntrinsics, FlatPose, write_frame_meta
 from bridge.framing import MIN_CHUNK_BYTES, EncodedFrame, EncodedFrameSet, EncodedPlane, split_frameset
 from bridge.pbwire import varint
 from bridge.proto_gen.genworld.v1 import types_pb2 as pb
@@ -59,6 +59,7 @@ __all__ = [
     "action_from_proto",
     "action_to_proto",
     "actions_from_proto",
+    "decode_flat_frame",
     "decode_frame",
     "decode_plane",
     "encode_frame",
@@ -105,6 +106,7 @@ MAX_IMAGE_PIXELS = 8192 * 8192
 QUAT_NORM_TOLERANCE = 1e-3
 HAND_KEYPOINT_SHAPE = (NUM_HANDS, HAND_KEYPOINTS, 3)
 HAND_KEYPOINT_DTYPE = np.dtype("<f4")
+_HAND_KEYPOINT_BYTES = int(np.prod(HAND_KEYPOINT_SHAPE)) * HAND_KEYPOINT_DTYPE.itemsize
 # Fast settings: frames are produced every step, latency matters more than ratio.
 PNG_COMPRESS_LEVEL = 1
 ZSTD_LEVEL = 1
@@ -371,39 +373,72 @@ def decode_frame(
     for name in ("rgb", "depth"):
         if not meta.HasField(name):
             raise InvalidArgumentError(f"{field}.{name} is missing")
-    if meta.rgb.format != pb.PIXEL_FORMAT_RGB8:
-        raise InvalidArgumentError(f"{field}.rgb.format must be PIXEL_FORMAT_RGB8, got {meta.rgb.format}")
-    if meta.depth.format != pb.PIXEL_FORMAT_DEPTH_F32:
-        raise InvalidArgumentError(
-            f"{field}.depth.format must be PIXEL_FORMAT_DEPTH_F32, got {meta.depth.format}"
-        )
-    if (meta.rgb.width, meta.rgb.height) != (meta.depth.width, meta.depth.height):
-        raise InvalidArgumentError(
-            f"{field}: rgb is {meta.rgb.width}x{meta.rgb.height} "
-            f"but depth is {meta.depth.width}x{meta.depth.height}"
-        )
-    if not math.isfinite(meta.sim_time):
-        raise InvalidArgumentError(f"{field}.sim_time must be finite, got {meta.sim_time}")
-    hands = None
-    if meta.HasField("hand_keypoints"):
-        raw = meta.hand_keypoints.xyz_f32
-        expected = int(np.prod(HAND_KEYPOINT_SHAPE)) * HAND_KEYPOINT_DTYPE.itemsize
-        if len(raw) != expected:
-            raise InvalidArgumentError(
-                f"{field}.hand_keypoints.xyz_f32 has {len(raw)} bytes, expected {expected}"
-            )
-        hands = np.frombuffer(raw, dtype=HAND_KEYPOINT_DTYPE).reshape(HAND_KEYPOINT_SHAPE).astype(np.float32)
-    obs = Observation(
-        rgb=decode_plane(meta.rgb, rgb_data, f"{field}.rgb"),
-        depth=decode_plane(meta.depth, depth_data, f"{field}.depth"),
-        pose=pose_from_proto(meta.pose, f"{field}.pose"),
-        K=intrinsics_from_proto(meta.intrinsics, f"{field}.intrinsics"),
-        frame_id=meta.frame_id,
-        sim_time=meta.sim_time,
-        hand_keypoints=hands,
-        collided=meta.collided,
+    hands = meta.hand_keypoints.xyz_f32 if meta.HasField("hand_keypoints") else None
+    return meta.agent_id, _observation_of(
+        meta, meta.rgb, meta.depth, meta.pose, meta.intrinsics, hands, rgb_data, depth_data, field
     )
-    return meta.agent_id, obs
+
+
+def decode_flat_frame(frame: FlatFrame, field: str = "frame") -> tuple[str, Observation]:
+    """(agent_id, Observation) of a frame read by `bridge.frame_meta`, with the same checks."""
+    return frame.agent_id, _observation_of(
+        frame,
+        frame.rgb,
+        frame.depth,
+        frame.pose,
+        frame.intrinsics,
+        frame.hand_keypoints,
+        frame.rgb_data,
+        frame.depth_data,
+        field,
+    )
+
+
+def _observation_of(
+    meta: pb.Frame | FlatFrame,
+    rgb_meta: pb.Image | FlatImage,
+    depth_meta: pb.Image | FlatImage,
+    pose: pb.Pose | FlatPose,
+    intrinsics: pb.Intrinsics | FlatIntrinsics,
+    hand_keypoints: bytes | None,
+    rgb_data: bytes | bytearray | memoryview,
+    depth_data: bytes | bytearray | memoryview,
+    field: str,
+) -> Observation:
+    """The validated Observation of a frame's parts (messages or their flat twins)."""
+    if rgb_meta.format != pb.PIXEL_FORMAT_RGB8:
+        raise InvalidArgumentError(f"{field}.rgb.format must be PIXEL_FORMAT_RGB8, got {rgb_meta.format}")
+    if depth_meta.format != pb.PIXEL_FORMAT_DEPTH_F32:
+        raise InvalidArgumentError(
+            f"{field}.depth.format must be PIXEL_FORMAT_DEPTH_F32, got {depth_meta.format}"
+        )
+    if rgb_meta.width != depth_meta.width or rgb_meta.height != depth_meta.height:
+        raise InvalidArgumentError(
+            f"{field}: rgb is {rgb_meta.width}x{rgb_meta.height} "
+            f"but depth is {depth_meta.width}x{depth_meta.height}"
+        )
+    sim_time = meta.sim_time
+    if not math.isfinite(sim_time):
+        raise InvalidArgumentError(f"{field}.sim_time must be finite, got {sim_time}")
+    hands = None
+    if hand_keypoints is not None:
+        if len(hand_keypoints) != _HAND_KEYPOINT_BYTES:
+            raise InvalidArgumentError(
+                f"{field}.hand_keypoints.xyz_f32 has {len(hand_keypoints)} bytes, "
+                f"expected {_HAND_KEYPOINT_BYTES}"
+            )
+        hands = np.frombuffer(hand_keypoints, dtype=HAND_KEYPOINT_DTYPE).reshape(HAND_KEYPOINT_SHAPE)
+        hands = hands.astype(np.float32)
+    return Observation(
+        decode_plane(rgb_meta, rgb_data, f"{field}.rgb"),
+        decode_plane(depth_meta, depth_data, f"{field}.depth"),
+        pose_from_proto(pose, f"{field}.pose"),
+        intrinsics_from_proto(intrinsics, f"{field}.intrinsics"),
+        meta.frame_id,
+        sim_time,
+        hands,
+        meta.collided,
+    )
 
 
 def frame_to_proto(agent_id: str, obs: Observation, codec: Codec = Codec.RAW) -> pb.Frame:
@@ -439,13 +474,19 @@ def _observations(frames: Iterable[tuple[str, Observation]], field: str) -> dict
     return out
 
 
-def frameset_from_proto(frameset: service_pb.FrameSet | AssembledFrameSet | bytes) -> dict[str, Observation]:
-    """Observations of a FrameSet, given in any of its three forms.
+def frameset_from_proto(
+    frameset: service_pb.FrameSet | AssembledFrameSet | FlatFrameSet | bytes,
+) -> dict[str, Observation]:
+    """Observations of a FrameSet, given in any of its four forms.
 
     Args:
-        frameset: a `FrameSet` message, its serialised bytes (read in place: the fast path),
-            or one read back by `read_frameset` / `FrameSetAssembler`.
+        frameset: a `FrameSet` message, its serialised bytes (read in place), one read
+            back by `read_frameset` / `FrameSetAssembler`, or one read in our own layout
+            by `bridge.frame_meta` (the per-step path).
     """
+    if isinstance(frameset, FlatFrameSet):
+        flat = (decode_flat_frame(f, f"FrameSet.frames[{i}]") for i, f in enumerate(frameset.frames))
+        return _observations(flat, "FrameSet.frames")
     if isinstance(frameset, service_pb.FrameSet):
         decoded = (frame_from_proto(f, f"FrameSet.frames[{i}]") for i, f in enumerate(frameset.frames))
         return _observations(decoded, "FrameSet.frames")
