@@ -1,32 +1,41 @@
-"""`genworld bench world`: generated env-steps/s of the batched generative runtime.
+"""`genworld bench world`: generated frames/s and env-steps/s of the batched generative runtime.
 
-One env-step is one stream (agent) advancing one frame, so a batch of N streams stepped once
-counts N env-steps; frames/s counts generated RGB-D frames (``chunk_frames`` per env-step).
-For every ``num_worlds`` the runtime is built with random weights, reset from synthetic
-reference frames, warmed up (allocation, kernel loading, autotuning), then ``frames`` steps are
-timed ``repeats`` times; the median rate is reported, because the first repeats of a fresh
-process and occasional host hiccups skew a mean. Timing brackets the steps with a device
-synchronisation so queued work is counted, while the steps themselves run without one.
+One env-step is one stream (agent) advancing one step, so a batch of N streams stepped once
+counts N env-steps; frames/s counts generated video frames (``video_frames`` per env-step: 1 for
+``tiny64``, 12 for ``wan2.1-1.3b``, whose 3 latent frames decode to 12). For every
+``num_worlds`` the runtime is built with random weights, reset from synthetic reference frames
+and warmed up (allocation, kernel loading, autotuning). On CUDA one `step_batch` is then
+captured in a CUDA graph and the timed steps are graph replays (the step is host-sync free and
+updates preallocated buffers in place, so a replay is a real step); elsewhere the steps run
+eagerly. ``frames`` steps are timed ``repeats`` times and the median rate is reported, because
+the first repeats of a fresh process and occasional host hiccups skew a mean. Timing brackets
+the steps with a device synchronisation so queued work is counted.
 
-Only configs the runtime can step are measured: the latent ``wan2.1-1.3b`` path (Wan-VAE
-encoder, TAEHV decode, multi-frame chunks) is not built yet, and the command then exits non-zero
-with that reason rather than report a number for something that did not run.
+For latent configs a separate eager pass (not graphed, ``phase_steps`` steps) splits the step
+time into conditioning (memory splat into 12 cameras, TAEHV encode, masks, Plücker rays), DiT
+denoising, the clean cache pass and the TAEHV decode, with CUDA events on the GPU; the rest
+(kinematics, memory insert, cache roll) is reported as ``other``.
+
+Latent configs run the DiT, its cache and the TAEHV in bfloat16 on CUDA (``dtype`` overrides);
+pixel configs in float32.
 """
 
 from __future__ import annotations
 
+import argparse
+import contextlib
 import json
 import logging
 import statistics
 import time
-from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import asdict, dataclass, field
 
 import torch
 
 from bridge.bench import report
 from bridge.conventions import intrinsics_from_fov, look_at
-from sim_env.conditioning import require_pixel_space
+from sim_env.latent_chunk import video_frames_per_step
 from sim_env.model.config import get_config
 from sim_env.runtime import GenerativeRuntime
 
@@ -35,19 +44,26 @@ log = logging.getLogger(__name__)
 DEFAULT_NUM_WORLDS = (1, 16, 256)
 DEFAULT_FRAMES = 50  # timed steps per repeat
 DEFAULT_REPEATS = 5
-DEFAULT_WARMUP = 3  # untimed steps before timing
+DEFAULT_WARMUP = 3  # untimed steps before timing (and before the graph capture)
+DEFAULT_PHASE_STEPS = 5  # eager steps of the per-phase split (latent configs)
 REFERENCE_DEPTH_M = 4.0  # synthetic reference scene: a noisy wall about this far away
 NAV_SCALE = 0.25  # small random moves keep the cameras inside the reference's view
 FOV_DEG = 70.0
+PHASES = ("conditioning", "denoise", "cache_pass", "decode")
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
 
 class UnsupportedConfigError(RuntimeError):
-    """The runtime cannot step this config yet (so there is nothing honest to time)."""
+    """The runtime cannot step this config at the requested size (nothing honest to time)."""
 
 
 @dataclass(frozen=True)
 class WorldBenchResult:
-    """One row of the table: median rates over the repeats for one batch size."""
+    """One row of the table: median rates over the repeats for one batch size.
+
+    ``phase_ms`` (latent configs): mean ms per step of each phase in the eager pass, plus
+    ``other`` and ``total``; empty when not measured.
+    """
 
     config: str
     num_worlds: int
@@ -61,6 +77,9 @@ class WorldBenchResult:
     env_steps_per_s: float
     frames_per_s: float
     step_ms: float
+    video_frames_per_step: int = 1
+    cuda_graph: bool = False
+    phase_ms: dict[str, float] = field(default_factory=dict)
 
 
 def _device_name(device: torch.device) -> str:
@@ -85,6 +104,89 @@ def _reset(runtime: GenerativeRuntime, seed: int) -> None:
     runtime.reset_batch(rgb, depth, K, pose, seed=seed)
 
 
+class PhaseTimer:
+    """`GenerativeRuntime.phase_timer` that records each phase's device time.
+
+    On CUDA a pair of events brackets each phase (read after one synchronisation at the end, so
+    the timed steps run as usual); on the CPU the wall clock does.
+    """
+
+    def __init__(self, device: torch.device) -> None:
+        self.device = device
+        self._marks: list[tuple[str, object, object]] = []
+
+    def _mark(self) -> object:
+        if self.device.type == "cuda":
+            event = torch.cuda.Event(enable_timing=True)
+            event.record()
+            return event
+        return time.perf_counter()
+
+    @contextlib.contextmanager
+    def __call__(self, phase: str) -> Iterator[None]:
+        """Bracket one phase."""
+        start = self._mark()
+        yield
+        self._marks.append((phase, start, self._mark()))
+
+    def total_ms(self) -> dict[str, float]:
+        """Milliseconds per phase summed over everything recorded (synchronises the device)."""
+        _sync(self.device)
+        totals: dict[str, float] = {}
+        for phase, start, end in self._marks:
+            if self.device.type == "cuda":
+                ms = start.elapsed_time(end)  # type: ignore[attr-defined]
+            else:
+                ms = 1000.0 * (end - start)  # type: ignore[operator]
+            totals[phase] = totals.get(phase, 0.0) + ms
+        return totals
+
+
+def measure_phases(runtime: GenerativeRuntime, navs: Sequence[torch.Tensor]) -> dict[str, float]:
+    """Mean ms per step of each phase over eager steps of ``navs`` (plus ``other`` and ``total``)."""
+    timer, untimed = PhaseTimer(runtime.device), runtime.phase_timer
+    runtime.phase_timer = timer
+    try:
+        _sync(runtime.device)
+        start = time.perf_counter()
+        for nav in navs:
+            runtime.step_batch(nav)
+        totals = timer.total_ms()  # synchronises
+        wall_ms = 1000.0 * (time.perf_counter() - start)
+    finally:
+        runtime.phase_timer = untimed
+    per_step = {phase: totals.get(phase, 0.0) / len(navs) for phase in PHASES}
+    per_step["total"] = wall_ms / len(navs)
+    per_step["other"] = per_step["total"] - sum(per_step[p] for p in PHASES)
+    return per_step
+
+
+def graphed_step(
+    runtime: GenerativeRuntime, warmup_navs: Sequence[torch.Tensor]
+) -> Callable[[torch.Tensor], None]:
+    """Warm up on a side stream, capture one `step_batch` in a CUDA graph; returns ``step(nav)``.
+
+    The capture records kernels only (state does not advance); every replay is one real step of
+    the runtime, reading the action from a static buffer that ``step`` fills first.
+    """
+    side = torch.cuda.Stream()
+    side.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(side):  # warm-up off the default stream, as torch.cuda.graphs asks
+        for nav in warmup_navs:
+            runtime.step_batch(nav)
+    torch.cuda.current_stream().wait_stream(side)
+    static_nav = torch.zeros_like(warmup_navs[0])
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        runtime.step_batch(static_nav)
+
+    def step(nav: torch.Tensor) -> None:
+        static_nav.copy_(nav)
+        graph.replay()
+
+    return step
+
+
 def bench_one(
     config: str,
     num_worlds: int,
@@ -94,60 +196,85 @@ def bench_one(
     device: torch.device,
     warmup: int = DEFAULT_WARMUP,
     seed: int = 0,
+    dtype: torch.dtype | None = None,
+    cuda_graph: bool | None = None,
+    phase_steps: int = DEFAULT_PHASE_STEPS,
 ) -> WorldBenchResult:
-    """Median env-steps/s of ``num_worlds`` single-agent worlds stepped ``frames`` times."""
+    """Median env-steps/s and frames/s of ``num_worlds`` single-agent worlds stepped ``frames`` times.
+
+    Args:
+        config: model config name.
+        num_worlds: B (one agent each).
+        denoising_steps: flow-matching steps per step (the clean cache pass comes on top).
+        frames: timed steps per repeat.
+        repeats: timed repeats (the median is reported).
+        device: torch device.
+        warmup: untimed eager steps first.
+        seed: weights, references and noise.
+        dtype: model dtype; None = bfloat16 for latent configs on CUDA, else float32.
+        cuda_graph: replay a captured step; None = on CUDA.
+        phase_steps: eager steps of the per-phase split for latent configs (0 = skip).
+    """
+    cfg = get_config(config)
+    latent = cfg.vae is not None
+    if dtype is None:
+        dtype = torch.bfloat16 if latent and device.type == "cuda" else torch.float32
+    if cuda_graph is None:
+        cuda_graph = device.type == "cuda"
     runtime = GenerativeRuntime(
-        config=config, device=str(device), num_worlds=num_worlds, denoising_steps=denoising_steps, seed=seed
+        config=config,
+        device=str(device),
+        num_worlds=num_worlds,
+        denoising_steps=denoising_steps,
+        seed=seed,
+        dtype=dtype,
     )
     _reset(runtime, seed)
     gen = torch.Generator().manual_seed(seed + 1)
     # Actions are made on the device before timing: an RL env's policy outputs live there too.
     navs = [
         (NAV_SCALE * (2 * torch.rand(num_worlds, 6, generator=gen, dtype=torch.float64) - 1)).to(device)
-        for _ in range(frames)
+        for _ in range(max(frames, warmup, phase_steps, 1))
     ]
-    for nav in navs[:warmup]:
-        runtime.step_batch(nav)
+    phase_ms = measure_phases(runtime, navs[:phase_steps]) if latent and phase_steps > 0 else {}
+    if cuda_graph:
+        step = graphed_step(runtime, navs[: max(warmup, 1)])
+    else:
+        step = runtime.step_batch
+        for nav in navs[:warmup]:
+            step(nav)
     rates = []
     for _ in range(repeats):
         _sync(device)
         start = time.perf_counter()
-        for nav in navs:
-            runtime.step_batch(nav)
+        for nav in navs[:frames]:
+            step(nav)
         _sync(device)
         rates.append(frames / (time.perf_counter() - start))
     steps_per_s = statistics.median(rates)  # batched steps per second
-    cfg = runtime.config
+    video_frames = video_frames_per_step(cfg)
     return WorldBenchResult(
         config=cfg.name,
         num_worlds=num_worlds,
-        height=cfg.height,
-        width=cfg.width,
+        height=runtime.height,
+        width=runtime.width,
         denoising_steps=denoising_steps,
         device=_device_name(device),
-        dtype=str(next(runtime.model.parameters()).dtype).removeprefix("torch."),
+        dtype=str(dtype).removeprefix("torch."),
         frames=frames,
         repeats=repeats,
         env_steps_per_s=steps_per_s * runtime.num_streams,
-        frames_per_s=steps_per_s * runtime.num_streams * cfg.chunk_frames,
+        frames_per_s=steps_per_s * runtime.num_streams * video_frames,
         step_ms=1000.0 / steps_per_s,
+        video_frames_per_step=video_frames,
+        cuda_graph=cuda_graph,
+        phase_ms=phase_ms,
     )
 
 
 def check_supported(config: str, height: int | None, width: int | None) -> None:
-    """Raise `UnsupportedConfigError` unless the runtime can step ``config`` at that size."""
+    """Raise `UnsupportedConfigError` unless the runtime generates ``config`` at that size."""
     cfg = get_config(config)
-    try:
-        require_pixel_space(cfg)
-    except NotImplementedError as exc:
-        raise UnsupportedConfigError(
-            f"{config} needs the latent path (Wan-VAE encoder for the condition, TAEHV decode, "
-            f"multi-frame chunks), which GenerativeRuntime does not implement yet: {exc}"
-        ) from exc
-    if cfg.chunk_frames != 1:
-        raise UnsupportedConfigError(
-            f"{config}: the runtime generates one frame per step (chunk_frames == 1)"
-        )
     if (height is not None and height != cfg.image_height) or (
         width is not None and width != cfg.image_width
     ):
@@ -159,7 +286,7 @@ def check_supported(config: str, height: int | None, width: int | None) -> None:
 
 def markdown_table(results: Sequence[WorldBenchResult]) -> str:
     """The results as a markdown table (the format of docs/benchmarks.md)."""
-    header = ["config", "num_worlds", "HxW", "denoising steps", "dtype", "device"]
+    header = ["config", "num_worlds", "HxW", "denoising steps", "dtype", "device", "CUDA graph"]
     header += ["env-steps/s", "frames/s", "ms/step"]
     rows = [
         [
@@ -170,12 +297,33 @@ def markdown_table(results: Sequence[WorldBenchResult]) -> str:
                 str(r.denoising_steps),
                 r.dtype,
                 r.device,
+                "yes" if r.cuda_graph else "no",
             ),
             *(f"{r.env_steps_per_s:,.1f}", f"{r.frames_per_s:,.1f}", f"{r.step_ms:.2f}"),
         ]
         for r in results
     ]
-    return report.markdown_table(header, rows, text_columns=6)
+    return report.markdown_table(header, rows, text_columns=7)
+
+
+def phase_table(results: Sequence[WorldBenchResult]) -> str:
+    """Per-phase ms/step of the results that have a split (empty string if none)."""
+    measured = [r for r in results if r.phase_ms]
+    if not measured:
+        return ""
+    columns = [*PHASES, "other", "total"]
+    header = ["config", "num_worlds", *(f"{c} ms" for c in columns)]
+    rows = [[r.config, str(r.num_worlds), *(f"{r.phase_ms[c]:.2f}" for c in columns)] for r in measured]
+    return report.markdown_table(header, rows, text_columns=2)
+
+
+def add_world_bench_arguments(parser: argparse.ArgumentParser) -> None:
+    """Flags of `genworld bench world` beyond the CLI's own (for the CLI to add)."""
+    parser.add_argument("--dtype", choices=sorted(DTYPES), default=None, help="model dtype (default: auto)")
+    parser.add_argument("--no-cuda-graph", action="store_true", help="time eager steps on CUDA too")
+    parser.add_argument(
+        "--phase-steps", type=int, default=DEFAULT_PHASE_STEPS, help="eager steps of the phase split"
+    )
 
 
 def run_world_bench(
@@ -188,8 +336,11 @@ def run_world_bench(
     height: int | None = None,
     width: int | None = None,
     device: str | None = None,
+    dtype: str | None = None,
+    cuda_graph: bool | None = None,
+    phase_steps: int = DEFAULT_PHASE_STEPS,
 ) -> int:
-    """Run the bench for every batch size, print the table; exit status (2 = unsupported config)."""
+    """Run the bench for every batch size, print the tables; exit status (2 = unsupported size)."""
     try:
         check_supported(config, height, width)
     except UnsupportedConfigError as exc:
@@ -197,15 +348,30 @@ def run_world_bench(
         return 2
     if frames < 1 or repeats < 1 or not num_worlds or min(num_worlds) < 1:
         raise ValueError("frames, repeats and every num_worlds must be positive")
+    if dtype is not None and dtype not in DTYPES:
+        raise ValueError(f"dtype must be one of {sorted(DTYPES)}, got {dtype!r}")
     dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     results = []
     for n in num_worlds:
         result = bench_one(
-            config, n, denoising_steps, frames, repeats, dev, warmup=min(DEFAULT_WARMUP, frames)
+            config,
+            n,
+            denoising_steps,
+            frames,
+            repeats,
+            dev,
+            warmup=min(DEFAULT_WARMUP, frames),
+            dtype=None if dtype is None else DTYPES[dtype],
+            cuda_graph=cuda_graph,
+            phase_steps=phase_steps,
         )
         log.info("bench world %s B=%d: %.1f env-steps/s", config, n, result.env_steps_per_s)
         results.append(result)
     print(markdown_table(results))
+    phases = phase_table(results)
+    if phases:
+        print()
+        print(phases)
     if json_path:
         with open(json_path, "w", encoding="utf-8") as f:
             json.dump([asdict(r) for r in results], f, indent=2)

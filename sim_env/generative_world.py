@@ -35,7 +35,13 @@ from sim_env.runtime import WORLD_NAME, GenerativeRuntime
 
 
 class GenerativeWorld(GenerativeRuntime):
-    """`GenerativeRuntime` as a `bridge.World`: same constructor arguments, see there."""
+    """`GenerativeRuntime` as a `bridge.World`: same constructor arguments, see there.
+
+    For chunked latent configs (``wan2.1-1.3b``: 12 video frames per step) each agent's
+    Observation is the LAST video frame of the chunk (rgb, depth, pose); ``frame_id`` counts
+    video frames, so ``sim_time = frame_id · dt`` advances 12·dt per step. The whole chunk stays
+    readable in ``frames_rgb`` / ``frames_depth`` / ``frames_pose`` (N, F, ...) until the next step.
+    """
 
     @property
     def agent_ids(self) -> tuple[str, ...]:
@@ -113,7 +119,7 @@ class GenerativeWorld(GenerativeRuntime):
         return out
 
     def step(self, actions: Mapping[str, Action]) -> dict[str, Observation]:
-        """One step; agents missing from ``actions`` take the noop."""
+        """One step (one frame, or one chunk returned as its last frame); missing agents take the noop."""
         self._require_reset()
         ids = self.agent_ids
         unknown = set(actions) - set(ids)

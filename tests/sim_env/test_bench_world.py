@@ -6,6 +6,7 @@ import json
 
 import pytest
 
+from sim_env.bench_world import run_world_bench
 from sim_env.cli import main
 
 
@@ -23,18 +24,25 @@ def test_bench_world_prints_table(capsys: pytest.CaptureFixture[str], tmp_path) 
     assert all(r["env_steps_per_s"] > 0 for r in results)
 
 
-def test_bench_world_refuses_latent_config(capsys: pytest.CaptureFixture[str]) -> None:
-    argv = [
-        "bench",
-        "world",
-        "--config",
-        "wan2.1-1.3b",
-        "--height",
-        "480",
-        "--width",
-        "832",
-        "--device",
-        "cpu",
-    ]
-    assert main(argv) != 0
-    assert "latent path" in capsys.readouterr().out
+def test_bench_world_latent_config_reports_video_frames_and_phases(
+    capsys: pytest.CaptureFixture[str], tmp_path
+) -> None:
+    out = tmp_path / "bench.json"
+    code = run_world_bench("tiny-latent-test", [1], 1, 1, 1, json_path=str(out), device="cpu", phase_steps=1)
+    assert code == 0
+    printed = capsys.readouterr().out
+    assert "| tiny-latent-test |" in printed and "denoise ms" in printed
+    (result,) = json.loads(out.read_text())
+    assert result["video_frames_per_step"] == 12 and (result["height"], result["width"]) == (32, 48)
+    assert result["frames_per_s"] == pytest.approx(12 * result["env_steps_per_s"])
+    phases = result["phase_ms"]
+    assert set(phases) == {"conditioning", "denoise", "cache_pass", "decode", "other", "total"}
+    assert all(phases[p] > 0 for p in ("conditioning", "denoise", "cache_pass", "decode"))
+    assert phases["total"] >= phases["denoise"] + phases["cache_pass"]
+    assert not result["cuda_graph"]
+
+
+def test_bench_world_refuses_a_size_the_config_does_not_generate(capsys: pytest.CaptureFixture[str]) -> None:
+    argv = ["bench", "world", "--config", "wan2.1-1.3b", "--height", "240", "--width", "416"]
+    assert main([*argv, "--device", "cpu"]) == 2
+    assert "480x832" in capsys.readouterr().out
