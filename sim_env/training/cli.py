@@ -38,6 +38,7 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", required=True, help="checkpoint to write (EMA weights, .safetensors)")
     parser.add_argument("--resume", action="store_true", help="continue from <out>.state.pt if it exists")
     parser.add_argument("--stop-at", type=int, default=None, help="stop and checkpoint at this step")
+    parser.add_argument("--max-minutes", type=float, default=None, help="stop and checkpoint after this long")
     parser.add_argument("--batch-size", type=int, default=d.batch_size)
     parser.add_argument("--lr", type=float, default=d.lr)
     parser.add_argument("--warmup-steps", type=int, default=d.warmup_steps)
@@ -97,6 +98,7 @@ def settings_from_args(args: argparse.Namespace) -> TrainSettings:
         logdir=args.logdir,
         init=args.init,
         stop_at=args.stop_at,
+        max_minutes=args.max_minutes,
         forcing=ForcingOptions(
             max_history=args.max_history,
             noisy_history_prob=args.noisy_history_prob,

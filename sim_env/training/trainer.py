@@ -69,6 +69,8 @@ class TrainSettings:
         logdir: TensorBoard directory (None: ``<out>.tb``; "" disables).
         init: checkpoint to start from (weights only).
         stop_at: stop (and checkpoint) at this step even if ``steps`` is larger (time boxes).
+        max_minutes: stop (and checkpoint) after this much wall time (a GPU-budget safety net;
+            the LR schedule still refers to ``steps``).
         forcing: forcing options.
         curriculum: condition-injection schedule.
     """
@@ -94,6 +96,7 @@ class TrainSettings:
     logdir: str | None = None
     init: str | None = None
     stop_at: int | None = None
+    max_minutes: float | None = None
     forcing: ForcingOptions = field(default_factory=ForcingOptions)
     curriculum: ConditionCurriculum = field(default_factory=ConditionCurriculum)
 
@@ -265,6 +268,11 @@ class Trainer:
                 bar.set_postfix(loss=f"{loss:.4f}", lr=f"{result.stats['lr']:.2e}")
                 if s.save_every and self.step % s.save_every == 0 and self.step < stop:
                     self.save()
+                if s.max_minutes is not None and time.perf_counter() - start > 60.0 * s.max_minutes:
+                    log.warning(
+                        "time limit of %.1f min reached at step %d: stopping", s.max_minutes, self.step
+                    )
+                    break
         finally:
             bar.close()
             if writer is not None:
