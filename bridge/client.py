@@ -328,25 +328,23 @@ class WorldClient:
         *args: Any,
     ) -> T:
         """Runs `attempt(*args)`, retrying with exponential backoff while `retryable(error)`."""
+        try:  # the first attempt outside the loop: the common, successful case stays short
+            return attempt(*args)
+        except Exception as exc:
+            if not retryable(exc):
+                raise
+            last = exc
         delay = self._backoff_s
-        for attempt_index in range(self._max_retries + 1):
+        for retry in range(1, self._max_retries + 1):
+            log.info("%s: %s unreachable (%s); retry %d in %.2f s", what, self._address, last, retry, delay)
+            time.sleep(delay)
+            delay = min(2 * delay, MAX_BACKOFF_S)
             try:
                 return attempt(*args)
             except Exception as exc:
                 if not retryable(exc):
                     raise
                 last = exc
-            if attempt_index < self._max_retries:
-                log.info(
-                    "%s: %s unreachable (%s); retry %d in %.2f s",
-                    what,
-                    self._address,
-                    last,
-                    attempt_index + 1,
-                    delay,
-                )
-                time.sleep(delay)
-                delay = min(2 * delay, MAX_BACKOFF_S)
         raise ConnectionLostError(
             f"{what}: no answer from {self._address} after {self._max_retries + 1} attempts: {last}"
         )

@@ -29,14 +29,15 @@ class StreamInterruptedError(Exception):
 class Watchdog:
     """Runs a callback when an armed deadline passes; one thread for the client's lifetime.
 
-    Arming is cheap (no thread per step): the thread sleeps until the earliest deadline it
-    knows, and re-checks when it wakes, so re-arming rarely needs to wake it.
+    Arming is cheap (no thread per step, and no lock on the common path): the armed
+    (deadline, callback) pair is one attribute, swapped atomically; the thread sleeps
+    until the earliest deadline it knows and re-reads the pair when it wakes, so it only
+    needs waking when a deadline is earlier than the one it sleeps towards.
     """
 
     def __init__(self) -> None:
         self._cond = threading.Condition()
-        self._deadline: float | None = None
-        self._callback: Callable[[], None] | None = None
+        self._armed: tuple[float, Callable[[], None]] | None = None
         self._sleeping_until: float | None = None  # None: waiting with no deadline
         self._closed = False
         self._thread = threading.Thread(target=self._run, name="genworld-stream-watchdog", daemon=True)
@@ -44,17 +45,16 @@ class Watchdog:
 
     def arm(self, timeout_s: float, callback: Callable[[], None]) -> None:
         """Calls `callback` in `timeout_s` seconds unless disarmed first."""
-        with self._cond:
-            self._deadline = time.monotonic() + timeout_s
-            self._callback = callback
-            if self._sleeping_until is None or self._sleeping_until > self._deadline:
+        deadline = time.monotonic() + timeout_s
+        self._armed = (deadline, callback)
+        sleeping_until = self._sleeping_until
+        if sleeping_until is None or sleeping_until > deadline:
+            with self._cond:
                 self._cond.notify()
 
     def disarm(self) -> None:
         """Cancels the pending callback."""
-        with self._cond:
-            self._deadline = None
-            self._callback = None
+        self._armed = None
 
     def close(self) -> None:
         """Stops the thread."""
@@ -65,22 +65,29 @@ class Watchdog:
     def _run(self) -> None:
         with self._cond:
             while not self._closed:
-                if self._deadline is None:
+                armed = self._armed
+                if armed is None:
                     self._sleeping_until = None
-                    self._cond.wait()
+                    # Re-check after publishing that we sleep with no deadline: an arm()
+                    # that read the old value did not notify.
+                    if self._armed is None:
+                        self._cond.wait()
                     continue
-                remaining = self._deadline - time.monotonic()
+                deadline, callback = armed
+                remaining = deadline - time.monotonic()
                 if remaining > 0:
-                    self._sleeping_until = self._deadline
-                    self._cond.wait(remaining)
+                    self._sleeping_until = deadline
+                    if self._armed is armed:
+                        self._cond.wait(remaining)
                     continue
-                callback, self._deadline, self._callback = self._callback, None, None
-                if callback is not None:
-                    self._cond.release()
-                    try:
-                        callback()
-                    finally:
-                        self._cond.acquire()
+                if self._armed is not armed:  # re-armed or disarmed meanwhile
+                    continue
+                self._armed = None
+                self._cond.release()
+                try:
+                    callback()
+                finally:
+                    self._cond.acquire()
 
 
 _END = object()

@@ -25,7 +25,7 @@ import numpy as np
 from numpy.typing import NDArray
 from PIL import Image as PILImage
 
-from bridge.conventions import pose_from_quat_floats, pose_to_quat_floats
+from bridge.conventions import pose_to_quat_floats
 from bridge.frame_meta import FlatFrame, FlatFrameSet, FlatImage, FlatIntrinsics, FlatPose, write_frame_meta
 from bridge.framing import MIN_CHUNK_BYTES, EncodedFrame, EncodedFrameSet, EncodedPlane, split_frameset
 from bridge.pbwire import varint
@@ -84,6 +84,9 @@ __all__ = [
 ]
 
 
+F64 = NDArray[np.float64]
+
+
 class Codec(enum.IntEnum):
     """Frame codecs a session can use (values of the wire enum `genworld.v1.Codec`).
 
@@ -118,6 +121,7 @@ _FORMAT_NAMES = {
     pb.PIXEL_FORMAT_RGB8: "PIXEL_FORMAT_RGB8",
     pb.PIXEL_FORMAT_DEPTH_F32: "PIXEL_FORMAT_DEPTH_F32",
 }
+_DEPTH_IS_NATIVE_F32 = DEPTH_DTYPE == np.float32  # frombuffer's native float32 is the wire's dtype
 _PLANE_DTYPES = {pb.PIXEL_FORMAT_RGB8: np.dtype(np.uint8), pb.PIXEL_FORMAT_DEPTH_F32: DEPTH_DTYPE}
 _CODEC_NAMES = {c.value: f"CODEC_{c.name}" for c in Codec}
 _POSE_FIELDS = ("x", "y", "z", "qw", "qx", "qy", "qz")
@@ -156,7 +160,36 @@ def pose_from_proto(msg: pb.Pose, field: str = "pose") -> NDArray[np.float64]:
         raise InvalidArgumentError(
             f"{field} (qw, qx, qy, qz) has norm {norm:.6g}; a rigid pose needs a unit quaternion"
         )
-    return pose_from_quat_floats(t, q)
+    return _pose_matrix(t, q, norm)
+
+
+def _pose_matrix(t: tuple[float, float, float], q: tuple[float, float, float, float], norm: float) -> F64:
+    """`conventions.pose_from_quat_floats` for a quaternion of known norm, as one flat array.
+
+    The same formulas (q and -q give the same matrix, so the canonical sign is not needed);
+    built from one flat tuple, which costs half of numpy's nested-list path on every frame.
+    """
+    w, x, y, z = q[0] / norm, q[1] / norm, q[2] / norm, q[3] / norm
+    return np.array(
+        (
+            1 - 2 * (y * y + z * z),
+            2 * (x * y - w * z),
+            2 * (x * z + w * y),
+            t[0],
+            2 * (x * y + w * z),
+            1 - 2 * (x * x + z * z),
+            2 * (y * z - w * x),
+            t[1],
+            2 * (x * z - w * y),
+            2 * (y * z + w * x),
+            1 - 2 * (x * x + y * y),
+            t[2],
+            0.0,
+            0.0,
+            0.0,
+            1.0,
+        )
+    ).reshape(4, 4)
 
 
 def intrinsics_to_proto(K: NDArray[np.float64], width: int, height: int) -> pb.Intrinsics:
@@ -169,12 +202,14 @@ def intrinsics_to_proto(K: NDArray[np.float64], width: int, height: int) -> pb.I
 
 def intrinsics_from_proto(msg: pb.Intrinsics, field: str = "intrinsics") -> NDArray[np.float64]:
     """The 3x3 K of an `Intrinsics` message (finite, positive focal lengths)."""
-    for name in ("fx", "fy", "cx", "cy"):
-        if not math.isfinite(getattr(msg, name)):
-            raise InvalidArgumentError(f"{field}.{name} must be finite, got {getattr(msg, name)}")
-    if msg.fx <= 0 or msg.fy <= 0:
-        raise InvalidArgumentError(f"{field}.fx and .fy must be positive, got {msg.fx}, {msg.fy}")
-    return np.array([[msg.fx, 0.0, msg.cx], [0.0, msg.fy, msg.cy], [0.0, 0.0, 1.0]])
+    fx, fy, cx, cy = msg.fx, msg.fy, msg.cx, msg.cy
+    if not math.isfinite(fx + fy + cx + cy):  # finite iff every term is
+        for name, value in (("fx", fx), ("fy", fy), ("cx", cx), ("cy", cy)):
+            if not math.isfinite(value):
+                raise InvalidArgumentError(f"{field}.{name} must be finite, got {value}")
+    if fx <= 0 or fy <= 0:
+        raise InvalidArgumentError(f"{field}.fx and .fy must be positive, got {fx}, {fy}")
+    return np.array((fx, 0.0, cx, 0.0, fy, cy, 0.0, 0.0, 1.0)).reshape(3, 3)
 
 
 # --------------------------------------------------------------------------- images
@@ -205,7 +240,7 @@ def encode_plane(array: np.ndarray, pixel_format: int, codec: Codec = Codec.RAW)
         data: bytes | memoryview = memoryview(raw)
     elif codec == Codec.PNG:
         out = io.BytesIO()
-        PILImage.fromarray(raw, mode="RGB").save(out, format="PNG", compress_level=PNG_COMPRESS_LEVEL)
+        PILImage.fromarray(raw).save(out, format="PNG", compress_level=PNG_COMPRESS_LEVEL)
         data = out.getvalue()
     else:
         data = _zstd().ZstdCompressor(level=ZSTD_LEVEL).compress(memoryview(raw).cast("B"))
@@ -223,6 +258,17 @@ def decode_plane(meta: pb.Image, data: bytes | bytearray | memoryview, field: st
     Returns:
         (H, W, 3) uint8 for RGB8, (H, W) float32 for DEPTH_F32.
     """
+    pixel_format, codec, height, width = meta.format, meta.codec, meta.height, meta.width
+    if codec == pb.CODEC_RAW and pixel_format in _BYTES_PER_PIXEL and height * width <= MAX_IMAGE_PIXELS:
+        # The per-step path: same checks as below, in the order that RAW planes need.
+        size = len(data)
+        if meta.total_bytes and meta.total_bytes != size:
+            raise InvalidArgumentError(f"{field}.total_bytes is {meta.total_bytes} but data has {size} bytes")
+        if size == height * width * _BYTES_PER_PIXEL[pixel_format]:
+            if pixel_format == pb.PIXEL_FORMAT_RGB8:
+                return np.frombuffer(data, dtype=np.uint8).reshape(height, width, RGB_CHANNELS)
+            if _DEPTH_IS_NATIVE_F32:
+                return np.frombuffer(data, dtype=np.float32).reshape(height, width)
     if meta.format not in _BYTES_PER_PIXEL:
         raise InvalidArgumentError(f"{field}.format: unknown pixel format {meta.format}")
     if meta.codec not in _CODEC_NAMES:
