@@ -28,7 +28,7 @@ from sim_env.training.conditions import (
 )
 from sim_env.training.data import WindowBatch
 from sim_env.training.layout import ClipLayout, runtime_layout
-from sim_env.training.schedules import sample_sigmas
+from sim_env.training.schedules import gaussian, sample_sigmas
 
 
 @dataclass(frozen=True)
@@ -141,7 +141,7 @@ def diffusion_forcing_step(
     noisy = torch.rand(b, f, generator=generator) < options.noisy_history_prob
     noisy[:, 0], noisy[:, -1] = False, True
     sigma = (sample_sigmas((b, f), options.sigma_shift, generator) * noisy).to(dev)
-    noise = torch.randn(x0.shape, generator=generator).to(dev)
+    noise = gaussian(tuple(x0.shape), generator, dev)
     keep = (torch.rand(b, generator=generator) < keep_prob).to(dev)
     cond = mask_explicit_anchor(cond, keep, cfg.out_channels) * noisy.to(dev)[:, None, :, None, None]
     loss = velocity_loss(model, x0, noise, sigma, cond, plucker, layout, autocast)

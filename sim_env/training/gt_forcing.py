@@ -27,7 +27,7 @@ from sim_env.training.diffusion_forcing import (
     velocity_loss,
 )
 from sim_env.training.layout import ClipLayout, runtime_layout
-from sim_env.training.schedules import sample_sigmas
+from sim_env.training.schedules import gaussian, sample_sigmas
 
 
 def _frame_condition(memory: Reprojection, batch: WindowBatch, index: int, model: CausalDiT) -> torch.Tensor:
@@ -123,7 +123,7 @@ def ground_truth_forcing_step(
         layout = runtime_layout(cfg, j - 1, generator)
         target_cond = _frame_condition(memory, batch, j, model)
         history, cond, plucker = _clip_inputs(frames, target_cond, batch, layout, model)
-        noise = torch.randn(frames[0].shape, generator=generator).to(dev)
+        noise = gaussian(tuple(frames[0].shape), generator, dev)
         x = _generate(model, history, cond, plucker, layout, schedule, noise, autocast)
         rgb, depth = decode_frame(x)
         memory.insert(rgb, depth, batch.K[:, j], batch.pose[:, j])
@@ -138,7 +138,7 @@ def ground_truth_forcing_step(
     x0 = torch.cat([history, x_target[:, :, None]], dim=2)
     sigma = torch.zeros(b, layout.frames)
     sigma[:, -1] = sample_sigmas((b,), options.sigma_shift, generator)
-    noise = torch.randn(x0.shape, generator=generator).to(dev)
+    noise = gaussian(tuple(x0.shape), generator, dev)
     keep = (torch.rand(b, generator=generator) < keep_prob).to(dev)
     cond = mask_explicit_anchor(cond, keep, cfg.out_channels)
     loss = velocity_loss(model, x0, noise, sigma.to(dev), cond, plucker, layout, autocast)

@@ -61,6 +61,26 @@ def sample_sigmas(shape: tuple[int, ...], shift: float, generator: torch.Generat
     return shift_sigma(torch.rand(shape, generator=generator), shift)
 
 
+def device_generator(generator: torch.Generator, device: torch.device) -> torch.Generator | None:
+    """A generator on ``device`` seeded from the step's CPU generator (None on the CPU: use it directly).
+
+    Large noise tensors are drawn where they are used instead of on the host and copied, while
+    staying a pure function of the step's seed (resumable runs).
+    """
+    if device.type == "cpu":
+        return None
+    seed = int(torch.randint(0, 2**62, (1,), generator=generator))
+    return torch.Generator(device=device).manual_seed(seed)
+
+
+def gaussian(shape: tuple[int, ...], generator: torch.Generator, device: torch.device) -> torch.Tensor:
+    """Standard normal noise of ``shape`` on ``device``, drawn from (a child of) ``generator``."""
+    child = device_generator(generator, device)
+    if child is None:
+        return torch.randn(shape, generator=generator)
+    return torch.randn(shape, generator=child, device=device)
+
+
 def warmup_cosine(step: int, total_steps: int, warmup_steps: int, final_fraction: float = 0.1) -> float:
     """LR multiplier: linear warmup, then cosine decay to ``final_fraction`` at ``total_steps``."""
     if step < warmup_steps:
