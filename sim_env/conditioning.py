@@ -47,8 +47,8 @@ def require_pixel_space(config: DiTConfig) -> None:
     """Raise unless ``config`` generates RGB-D pixels with the one-channel hand map built here."""
     if not config.conditioned or config.out_channels != RGBD_CHANNELS or config.hand_channels != 1:
         raise NotImplementedError(
-            f"config {config.name!r} is not a conditioned pixel-space RGB-D config (latent configs need "
-            "the Wan-VAE encoder for the condition and a TAEHV decode, not built yet)"
+            f"config {config.name!r} is not a conditioned pixel-space RGB-D config (latent configs "
+            "build their condition in sim_env.latent_chunk)"
         )
 
 

@@ -7,6 +7,9 @@ CUDA graph can replay them. Two checks on tiny64 with random weights and B = 4:
   ``.cpu()``, blocking copies, data-dependent shapes) made while several steps run;
 - `step_batch` captured in a `torch.cuda.CUDAGraph` and replayed gives the frames that the same
   steps give eagerly from the same state.
+
+Both run for the pixel path (tiny64) and the latent chunk path (tiny-latent-test: TAEHV encode of
+the memory splatted into 12 cameras, 3-latent chunks, streaming TAEHV decode).
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ pytestmark = [
 ]
 
 NUM_WORLDS = 4
-SIZE = 64  # tiny64 frames
+CONFIGS = ("tiny64", "tiny-latent-test")
 DENOISING_STEPS = 2
 WARMUP_STEPS = 3  # first calls allocate, autotune and load kernels; they may synchronise
 CHECKED_STEPS = 4
@@ -32,13 +35,16 @@ DEPTH_RTOL = 1e-4  # eager vs. replay run the same kernels; allow atomics' summa
 RGB_ATOL = 1
 
 
-def _runtime() -> GenerativeRuntime:
-    """A tiny64 runtime of B = 4 worlds, reset from synthetic reference frames."""
-    runtime = GenerativeRuntime(device="cuda", num_worlds=NUM_WORLDS, denoising_steps=DENOISING_STEPS)
+def _runtime(config: str) -> GenerativeRuntime:
+    """A runtime of B = 4 worlds, reset from synthetic reference frames."""
+    runtime = GenerativeRuntime(
+        config=config, device="cuda", num_worlds=NUM_WORLDS, denoising_steps=DENOISING_STEPS
+    )
+    h, w = runtime.height, runtime.width
     gen = torch.Generator().manual_seed(0)
-    rgb = torch.randint(0, 256, (NUM_WORLDS, SIZE, SIZE, 3), dtype=torch.uint8, generator=gen)
-    depth = 4.0 + torch.rand(NUM_WORLDS, SIZE, SIZE, generator=gen)
-    K = torch.as_tensor(intrinsics_from_fov(SIZE, SIZE, 70.0)).expand(NUM_WORLDS, 3, 3)
+    rgb = torch.randint(0, 256, (NUM_WORLDS, h, w, 3), dtype=torch.uint8, generator=gen)
+    depth = 4.0 + torch.rand(NUM_WORLDS, h, w, generator=gen)
+    K = torch.as_tensor(intrinsics_from_fov(w, h, 70.0)).expand(NUM_WORLDS, 3, 3)
     pose = torch.stack(
         [torch.as_tensor(look_at([0.0, 0.1 * i, 1.2], [3.0, 0.1 * i, 1.2])) for i in range(NUM_WORLDS)]
     )
@@ -55,8 +61,9 @@ def _navs(count: int) -> list[torch.Tensor]:
     ]
 
 
-def test_step_batch_has_no_host_sync() -> None:
-    runtime = _runtime()
+@pytest.mark.parametrize("config", CONFIGS)
+def test_step_batch_has_no_host_sync(config: str) -> None:
+    runtime = _runtime(config)
     navs = _navs(WARMUP_STEPS + CHECKED_STEPS)
     for nav in navs[:WARMUP_STEPS]:
         runtime.step_batch(nav)
@@ -68,12 +75,14 @@ def test_step_batch_has_no_host_sync() -> None:
     finally:
         torch.cuda.set_sync_debug_mode("default")
     torch.cuda.synchronize()
-    assert out["rgb"].shape == (NUM_WORLDS, SIZE, SIZE, 3)
+    frames = () if runtime.video_frames == 1 else (runtime.video_frames,)
+    assert out["rgb"].shape == (NUM_WORLDS, *frames, runtime.height, runtime.width, 3)
     assert torch.isfinite(out["pose"]).all()
 
 
-def test_step_batch_cuda_graph_replay_matches_eager() -> None:
-    eager, graphed = _runtime(), _runtime()
+@pytest.mark.parametrize("config", CONFIGS)
+def test_step_batch_cuda_graph_replay_matches_eager(config: str) -> None:
+    eager, graphed = _runtime(config), _runtime(config)
     navs = _navs(WARMUP_STEPS + REPLAY_STEPS)
     side = torch.cuda.Stream()
     side.wait_stream(torch.cuda.current_stream())
