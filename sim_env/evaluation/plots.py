@@ -5,19 +5,27 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-LABELS = {"psnr": "PSNR (dB) ↑", "ssim": "SSIM ↑", "depth_absrel": "depth AbsRel ↓"}
+LABELS = {
+    "psnr": "PSNR (dB) ↑",
+    "ssim": "SSIM ↑",
+    "depth_absrel": "depth AbsRel ↓",
+    "hand_region_psnr": "hand-region PSNR (dB) ↑, tabletop",
+}
+HAND_ONLY = ("hand_motion",)
 
 
 def plot_report(report: dict[str, Any], out_dir: str | Path, stem: str = "eval") -> list[Path]:
     """Write ``<stem>_<metric>.png`` per frame metric into ``out_dir``; returns the paths.
 
-    Curves are the per-step means over episodes and navigation trajectories; the report's
-    horizons are marked on each line.
+    Frame-metric curves are the per-step means over episodes and navigation trajectories
+    (a variant evaluated only on hand trajectories is left out of those); the hand-region plot
+    covers the hand trajectories. The report's horizons are marked on each line.
     """
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import NullFormatter, ScalarFormatter
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -27,17 +35,25 @@ def plot_report(report: dict[str, Any], out_dir: str | Path, stem: str = "eval")
         fig, ax = plt.subplots(figsize=(5.0, 3.4), dpi=120)
         for variant, summary in report["variants"].items():
             curve = summary.get("curves", {}).get(metric)
-            if not curve:
+            hand_only = tuple(summary.get("curves_cover", ())) == HAND_ONLY
+            if not curve or (hand_only and metric != "hand_region_psnr"):
                 continue
             steps = list(range(1, len(curve) + 1))
             (line,) = ax.plot(steps, curve, label=variant, linewidth=1.2)
             marks = [h for h in horizons if h <= len(curve)]
             ax.plot(marks, [curve[h - 1] for h in marks], "o", color=line.get_color(), markersize=4)
         ax.set_xscale("log")
+        ax.set_xticks(horizons)
+        ax.xaxis.set_major_formatter(ScalarFormatter())
+        ax.xaxis.set_minor_formatter(NullFormatter())
         ax.set_xlabel("rollout step (horizon)")
         ax.set_ylabel(label)
         ax.grid(True, which="both", alpha=0.3)
-        ax.legend(fontsize=8)
+        if ax.lines:
+            ax.legend(fontsize=8)
+        else:
+            plt.close(fig)
+            continue
         fig.tight_layout()
         path = out / f"{stem}_{metric}.png"
         fig.savefig(path)

@@ -109,7 +109,12 @@ class EvalSettings:
 def resolve_checkpoint(checkpoint: str | None) -> str | None:
     """``default`` → the shipped tiny64 weights; anything else unchanged."""
     if checkpoint == "default":
-        return str(Path(__file__).resolve().parents[1] / "weights" / "tiny64.safetensors")
+        path = Path(__file__).resolve().parents[1] / "weights" / "tiny64.safetensors"
+        if not path.exists():
+            raise FileNotFoundError(
+                f"checkpoint: no shipped weights at {path} (scripts/train_default_model.sh trains them)"
+            )
+        return str(path)
     return checkpoint
 
 
@@ -240,7 +245,10 @@ def summarize(
         out["collision_agreement"] = collision_agreement([c for c, _ in flags], [e for _, e in flags])
         out["engine_collisions"] = int(sum(e for _, e in flags))
     if "hand_motion" in traces:
-        out["hand_region_psnr"] = _nanmean([v for tr in traces["hand_motion"] for v in tr.hand_psnr])
+        hand_rows = [tr.hand_psnr for tr in traces["hand_motion"]]
+        out["hand_region_psnr"] = _nanmean([v for r in hand_rows for v in r])
+        out["curves"]["hand_region_psnr"] = [_nanmean([r[s] for r in hand_rows]) for s in range(horizon)]
+    out["curves_cover"] = sorted(frame_trajs)
     steps = sum(tr.steps for runs in traces.values() for tr in runs)
     seconds = sum(tr.seconds for runs in traces.values() for tr in runs)
     out["steps_per_s"] = steps / max(seconds, 1e-9)

@@ -74,6 +74,10 @@ class WindowBatch:
             *(getattr(self, f).to(device, non_blocking=True) for f in self.__dataclass_fields__)
         )
 
+    def pin_memory(self) -> WindowBatch:
+        """Page-locked copy (called by ``DataLoader(pin_memory=True)``) for asynchronous uploads."""
+        return WindowBatch(*(getattr(self, f).pin_memory() for f in self.__dataclass_fields__))
+
     def frames(self, count: int) -> WindowBatch:
         """The first ``count`` frames of every window."""
         return WindowBatch(

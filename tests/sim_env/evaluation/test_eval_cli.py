@@ -38,6 +38,7 @@ def test_train_then_eval(tiny_data: dict, tmp_path) -> None:
     # Geometry alone reproduces the start view when the loop returns to it (the pose is exact).
     assert report["variants"]["reprojection"]["loop_closure"]["pose_error_m"] < 1e-6
     assert 0.0 <= report["ground_truth"]["memory_symmetry"] <= 1.0
-    for metric in ("psnr", "ssim", "depth_absrel"):
+    for metric in ("psnr", "ssim", "depth_absrel", "hand_region_psnr"):
         assert (tmp_path / "eval" / f"report_{metric}.png").stat().st_size > 0
+    assert len(model["curves"]["hand_region_psnr"]) == 8
     assert len(list((tmp_path / "videos").glob("*.mp4"))) == 7
