@@ -3,11 +3,24 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 
 import pytest
+import torch
 
 from sim_env.bench_world import run_world_bench
 from sim_env.cli import main
+
+
+@pytest.fixture(autouse=True)
+def one_thread() -> Iterator[None]:
+    """Tiny models: one torch thread avoids hand-off overhead on a busy 2-core CPU."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
 
 
 def test_bench_world_prints_table(capsys: pytest.CaptureFixture[str], tmp_path) -> None:
