@@ -193,7 +193,7 @@ _KEY_STEP_ID = 0x08
 _WHOLE_FRAMESET_CHUNK = b"\x28\x01\x30\x01\x22"
 
 
-def _varint_at(buf: bytes, pos: int) -> tuple[int, int]:
+def varint_at(buf: bytes, pos: int) -> tuple[int, int]:
     """(value, next position) of the varint at `pos`; inline cases for up to 3 bytes.
 
     Reading past the buffer raises IndexError, which the callers treat as a mismatch.
@@ -217,16 +217,16 @@ def _read_image(buf: bytes, view: memoryview, pos: int, end: int) -> tuple[FlatI
     pixel_format, codec = buf[pos + 1], buf[pos + 3]
     if pixel_format >= VARINT_CONTINUE or codec >= VARINT_CONTINUE:
         raise _LayoutMismatch
-    width, pos = _varint_at(buf, pos + 5)
+    width, pos = varint_at(buf, pos + 5)
     if buf[pos] != 0x20:
         raise _LayoutMismatch
-    height, pos = _varint_at(buf, pos + 1)
+    height, pos = varint_at(buf, pos + 1)
     if buf[pos] != 0x30:
         raise _LayoutMismatch
-    total, pos = _varint_at(buf, pos + 1)
+    total, pos = varint_at(buf, pos + 1)
     if buf[pos] != _KEY_IMAGE_DATA:
         raise _LayoutMismatch
-    size, pos = _varint_at(buf, pos + 1)
+    size, pos = varint_at(buf, pos + 1)
     if pos + size != end:
         raise _LayoutMismatch
     return FlatImage(pixel_format, codec, width, height, total), view[pos:end]
@@ -235,12 +235,12 @@ def _read_image(buf: bytes, view: memoryview, pos: int, end: int) -> tuple[FlatI
 def _read_frame(buf: bytes, view: memoryview, pos: int, end: int) -> FlatFrame:
     if buf[pos] != 0x0A:  # agent_id
         raise _LayoutMismatch
-    size, pos = _varint_at(buf, pos + 1)
+    size, pos = varint_at(buf, pos + 1)
     agent_id = buf[pos : pos + size].decode(errors="replace")
     pos += size
     if buf[pos] != _KEY_FRAME_ID:
         raise _LayoutMismatch
-    frame_id, pos = _varint_at(buf, pos + 1)
+    frame_id, pos = varint_at(buf, pos + 1)
     k0, sim_time, k1, k2, k3, x, k4, y, k5, z, k6, qw, k7, qx, k8, qy, k9, qz = _TIME_POSE.unpack_from(
         buf, pos
     )
@@ -249,26 +249,26 @@ def _read_frame(buf: bytes, view: memoryview, pos: int, end: int) -> FlatFrame:
     pos += _TIME_POSE.size
     if buf[pos] != _KEY_INTRINSICS:
         raise _LayoutMismatch
-    size, pos = _varint_at(buf, pos + 1)
+    size, pos = varint_at(buf, pos + 1)
     intrinsics_end = pos + size
     j0, fx, j1, fy, j2, cx, j3, cy = _INTRINSICS_DOUBLES.unpack_from(buf, pos)
     pos += _INTRINSICS_DOUBLES.size
     if (j0, j1, j2, j3) != _INTRINSICS_KEYS or buf[pos] != 0x28:
         raise _LayoutMismatch
-    width, pos = _varint_at(buf, pos + 1)
+    width, pos = varint_at(buf, pos + 1)
     if buf[pos] != 0x30:
         raise _LayoutMismatch
-    height, pos = _varint_at(buf, pos + 1)
+    height, pos = varint_at(buf, pos + 1)
     if pos != intrinsics_end:
         raise _LayoutMismatch
     key = buf[pos]
     hands = None
     if key == _KEY_HANDS[0]:
-        size, pos = _varint_at(buf, pos + 1)
+        size, pos = varint_at(buf, pos + 1)
         hands_end = pos + size
         if buf[pos] != _KEY_HANDS_XYZ[0]:
             raise _LayoutMismatch
-        size, pos = _varint_at(buf, pos + 1)
+        size, pos = varint_at(buf, pos + 1)
         if pos + size != hands_end:
             raise _LayoutMismatch
         hands, pos = buf[pos:hands_end], hands_end
@@ -281,12 +281,12 @@ def _read_frame(buf: bytes, view: memoryview, pos: int, end: int) -> FlatFrame:
         key = buf[pos]
     if key != _KEY_RGB:
         raise _LayoutMismatch
-    size, pos = _varint_at(buf, pos + 1)
+    size, pos = varint_at(buf, pos + 1)
     rgb, rgb_data = _read_image(buf, view, pos, pos + size)
     pos += size
     if buf[pos] != _KEY_DEPTH:
         raise _LayoutMismatch
-    size, pos = _varint_at(buf, pos + 1)
+    size, pos = varint_at(buf, pos + 1)
     if pos + size != end:
         raise _LayoutMismatch
     depth, depth_data = _read_image(buf, view, pos, end)
@@ -315,13 +315,13 @@ def read_frameset_layout(message: object) -> FlatFrameSet | None:
         return None
     buf, end = message, len(message)
     try:
-        step_id, pos = _varint_at(buf, 1) if buf[0] == _KEY_STEP_ID else (0, 0)
+        step_id, pos = varint_at(buf, 1) if buf[0] == _KEY_STEP_ID else (0, 0)
         view = memoryview(buf)
         frames = []
         while pos < end:
             if buf[pos] != _KEY_FRAMESET_FRAME:
                 raise _LayoutMismatch
-            size, pos = _varint_at(buf, pos + 1)
+            size, pos = varint_at(buf, pos + 1)
             if pos + size > end:
                 raise _LayoutMismatch
             frames.append(_read_frame(buf, view, pos, pos + size))
@@ -342,11 +342,11 @@ def read_chunk_layout(message: object) -> FlatFrameSet | None:
         return None
     buf, end = message, len(message)
     try:
-        step_id, pos = _varint_at(buf, 1) if buf[0] == _KEY_STEP_ID else (0, 0)
+        step_id, pos = varint_at(buf, 1) if buf[0] == _KEY_STEP_ID else (0, 0)
         # last_chunk = true, frame_count = 1, then the frame up to the end of the message.
         if buf[pos : pos + 5] != _WHOLE_FRAMESET_CHUNK:
             raise _LayoutMismatch
-        size, pos = _varint_at(buf, pos + 5)
+        size, pos = varint_at(buf, pos + 5)
         if pos + size != end:
             raise _LayoutMismatch
         return FlatFrameSet(step_id, (_read_frame(buf, memoryview(buf), pos, end),))

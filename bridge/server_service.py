@@ -194,14 +194,13 @@ class WorldService:
     def step(self, raw: bytes, context: grpc.ServicerContext) -> bytes:
         """One lockstep step, idempotent per step_id."""
         session = self._session(context)
-        request = _parse(service_pb.StepRequest, raw)
-        actions = self._step_actions(session, request)
+        step_id, actions = self._step_request(session, raw)
         with session.lock:
-            cached = self._replay_or_advance(session, request)
+            cached = self._replay_or_advance(session, step_id)
             if cached is not None:
                 return self._checked_size(cached.as_unary())
-            blob = self._step_world(session, request.step_id, actions).to_bytes()
-            session.last_result = SentStep(request.step_id, unary=blob)
+            blob = self._step_world(session, step_id, actions).to_bytes()
+            session.last_result = SentStep(step_id, unary=blob)
         return self._checked_size(blob)
 
     def set_pose(self, raw: bytes, context: grpc.ServicerContext) -> bytes:
@@ -238,39 +237,51 @@ class WorldService:
         try:
             session = self._session(context)
             for raw in requests:
-                yield from self._stream_step(session, _parse(service_pb.StepRequest, raw))
+                yield from self._stream_step(session, raw)
         except grpc.RpcError:  # raised by `requests` when the client cancels or disconnects
             log.debug("StepStream ended by the client")
         except Exception as exc:
             _abort(context, exc, "StepStream")
 
-    def _stream_step(self, session: Session, request: service_pb.StepRequest) -> list[bytes]:
+    def _stream_step(self, session: Session, raw: bytes) -> list[bytes]:
         """The FrameChunks answering one streamed StepRequest.
 
         All chunks are cut before the first is sent (cutting them lazily, overlapped with the
         transfer, measured no faster): the engine may reuse its buffers once its lock is free.
         """
-        actions = self._step_actions(session, request)
+        step_id, actions = self._step_request(session, raw)
         with session.lock:
-            cached = self._replay_or_advance(session, request)
+            cached = self._replay_or_advance(session, step_id)
             if cached is not None:
                 return cached.as_chunks(session.max_chunk_bytes)
-            chunks = self._step_world(session, request.step_id, actions).chunks(session.max_chunk_bytes)
-            session.last_result = SentStep(request.step_id, chunks=tuple(chunks))
+            chunks = self._step_world(session, step_id, actions).chunks(session.max_chunk_bytes)
+            session.last_result = SentStep(step_id, chunks=tuple(chunks))
         return chunks
 
     # ----------------------------------------------------------------------- helpers
     # Stepping is spelled out in plain calls under `with session.lock` rather than as one
     # context manager: a generator-based @contextmanager cost ~5 us per step.
     @staticmethod
-    def _step_actions(session: Session, request: service_pb.StepRequest) -> dict[str, Action]:
-        """The request's validated actions (checked before the engine or any lock is touched)."""
+    def _step_request(session: Session, raw: bytes) -> tuple[int, dict[str, Action]]:
+        """The step_id and validated actions of a StepRequest (before the engine or any lock).
+
+        A one-agent key press, the common step, is read straight from its bytes; anything
+        else (or anything invalid) goes through protobuf and `wire.actions_from_proto`,
+        which name the offending field.
+        """
+        key_step = wire.read_key_step_request(raw)
+        if key_step is not None:
+            step_id, agent_id, key = key_step
+            action = wire.KEY_ACTIONS.get(key)
+            if step_id >= 1 and action is not None and agent_id in session.info.agent_ids:
+                return step_id, {agent_id: action}
+        request = _parse(service_pb.StepRequest, raw)
         if request.step_id == 0:
             raise InvalidArgumentError("StepRequest.step_id must be >= 1")
-        return wire.actions_from_proto(request.actions, session.info.agent_ids)
+        return request.step_id, wire.actions_from_proto(request.actions, session.info.agent_ids)
 
-    def _replay_or_advance(self, session: Session, request: service_pb.StepRequest) -> SentStep | None:
-        """The cached answer when `request` retries the last step_id, else None (step the world).
+    def _replay_or_advance(self, session: Session, step_id: int) -> SentStep | None:
+        """The cached answer when `step_id` retries the last step, else None (step the world).
 
         Must be called holding `session.lock`, which the caller keeps until it has serialised
         and cached the new frames.
@@ -284,11 +295,11 @@ class WorldService:
         if not session.has_reset:
             raise FailedPreconditionError("Step before Reset: call Reset first")
         cached = session.last_result
-        if cached is not None and request.step_id == cached.step_id:
+        if cached is not None and step_id == cached.step_id:
             return cached  # a retry: the same frames again; the engine is not stepped twice
-        if request.step_id <= session.last_step_id:
+        if step_id <= session.last_step_id:
             raise FailedPreconditionError(
-                f"StepRequest.step_id {request.step_id} is not newer than the last step "
+                f"StepRequest.step_id {step_id} is not newer than the last step "
                 f"{session.last_step_id}; step ids must increase (a retry must reuse the last one)"
             )
         # A newer step_id means the client has the previous answer: drop it before

@@ -26,7 +26,15 @@ from numpy.typing import NDArray
 from PIL import Image as PILImage
 
 from bridge.conventions import pose_to_quat_floats
-from bridge.frame_meta import FlatFrame, FlatFrameSet, FlatImage, FlatIntrinsics, FlatPose, write_frame_meta
+from bridge.frame_meta import (
+    FlatFrame,
+    FlatFrameSet,
+    FlatImage,
+    FlatIntrinsics,
+    FlatPose,
+    varint_at,
+    write_frame_meta,
+)
 from bridge.framing import MIN_CHUNK_BYTES, EncodedFrame, EncodedFrameSet, EncodedPlane, split_frameset
 from bridge.pbwire import varint
 from bridge.proto_gen.genworld.v1 import types_pb2 as pb
@@ -48,6 +56,7 @@ from bridge.types import (
 )
 
 __all__ = [
+    "KEY_ACTIONS",
     "MIN_CHUNK_BYTES",
     "AssembledFrame",
     "AssembledFrameSet",
@@ -79,6 +88,7 @@ __all__ = [
     "pose_to_proto",
     "read_chunk",
     "read_frameset",
+    "read_key_step_request",
     "split_frameset",
     "step_request",
 ]
@@ -592,6 +602,32 @@ def step_request(step_id: int, encoded_actions: bytes) -> bytes:
     return _STEP_ID_KEY + varint(step_id) + encoded_actions
 
 
+def read_key_step_request(raw: bytes) -> tuple[int, str, int] | None:
+    """(step_id, agent_id, key) of a StepRequest holding exactly one key action, else None.
+
+    Recognises only the canonical bytes of such a request (what `step_request` and
+    protobuf write), so a match means protobuf would parse the same values; anything
+    else, valid or not, returns None and goes through protobuf and `actions_from_proto`.
+    The values are not validated here.
+    """
+    if type(raw) is not bytes or len(raw) < 2 or raw[0] != _STEP_ID_KEY[0]:
+        return None
+    try:
+        step_id, pos = varint_at(raw, 1)
+        size, name_size = raw[pos + 1], raw[pos + 3]
+        # actions[0]: one LEN field of < 128 bytes holding agent_id (< 128 bytes) and key.
+        if raw[pos] != _ACTION_KEY[0] or size >= 0x80 or pos + 2 + size != len(raw):
+            return None
+        if raw[pos + 2] != 0x0A or name_size >= 0x80:
+            return None
+        pos += 4 + name_size
+        if pos + 2 != len(raw) or raw[pos] != 0x10 or raw[pos + 1] >= 0x80:
+            return None
+        return step_id, raw[pos - name_size : pos].decode(), raw[pos + 1]
+    except (IndexError, UnicodeDecodeError, InvalidArgumentError):
+        return None
+
+
 def action_from_proto(msg: pb.Action, field: str = "action") -> tuple[str, Action]:
     """(agent_id, Action) of a wire `Action`, validated (key range, lengths, finiteness, grips)."""
     kind = msg.WhichOneof("kind")
@@ -609,7 +645,7 @@ def action_from_proto(msg: pb.Action, field: str = "action") -> tuple[str, Actio
 
 # Validated key actions by key: Actions are immutable values, so every step pressing the
 # same key can share one (saves building and validating a dataclass per agent per step).
-_KEY_ACTIONS = {key: Action.from_key(key) for key in range(NUM_NAV_KEYS)}
+KEY_ACTIONS = {key: Action.from_key(key) for key in range(NUM_NAV_KEYS)}
 
 
 def actions_from_proto(
@@ -619,7 +655,7 @@ def actions_from_proto(
     known = agent_ids if isinstance(agent_ids, tuple | frozenset | set) else tuple(agent_ids)
     out: dict[str, Action] = {}
     for i, msg in enumerate(msgs):
-        action = _KEY_ACTIONS.get(msg.key) if msg.WhichOneof("kind") == "key" else None
+        action = KEY_ACTIONS.get(msg.key) if msg.WhichOneof("kind") == "key" else None
         agent_id = msg.agent_id
         if action is None:
             agent_id, action = action_from_proto(msg, f"{field}[{i}]")

@@ -161,3 +161,33 @@ def test_watchdog_fires_when_armed_and_not_when_disarmed():
         assert not silent.is_set()
     finally:
         watchdog.close()
+
+
+@pytest.mark.parametrize("key", [0, 4, 8, 127, 200])
+@pytest.mark.parametrize("step_id", [1, 300, 2**40])
+def test_key_step_requests_are_read_as_protobuf_reads_them(step_id, key):
+    request = service_pb.StepRequest(step_id=step_id, actions=[pb.Action(agent_id="agent_0", key=key)])
+    raw = request.SerializeToString()
+    expected = (step_id, "agent_0", key) if key < 128 else None  # a two-byte key: protobuf's job
+    assert wire.read_key_step_request(raw) == expected
+    ours = wire.step_request(step_id, raw[raw.index(b"\x12") :])
+    assert ours == raw and service_pb.StepRequest.FromString(ours) == request
+
+
+@pytest.mark.parametrize(
+    "request_",
+    [
+        service_pb.StepRequest(step_id=1),  # no action
+        service_pb.StepRequest(step_id=1, actions=[pb.Action(agent_id="a", key=1)] * 2),
+        service_pb.StepRequest(
+            step_id=1, actions=[pb.Action(agent_id="a", nav=pb.ContinuousNav(values=[0] * 6))]
+        ),
+        service_pb.StepRequest(step_id=1, actions=[pb.Action(key=1)]),  # no agent_id
+        service_pb.StepRequest(actions=[pb.Action(agent_id="a", key=1)]),  # step_id 0 is omitted
+    ],
+)
+def test_other_step_requests_go_through_protobuf(request_):
+    raw = request_.SerializeToString()
+    assert wire.read_key_step_request(raw) is None
+    assert wire.read_key_step_request(raw[:-1]) is None
+    assert wire.read_key_step_request(b"\x08\x01\x12\x05\x0a\x03\xff\xfe\xfd\x10\x01") is None  # bad UTF-8
