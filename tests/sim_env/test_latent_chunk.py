@@ -164,3 +164,16 @@ def test_world_wrapper_returns_the_chunk_last_frame() -> None:
     assert obs.frame_id == VIDEO_FRAMES and obs.sim_time == pytest.approx(VIDEO_FRAMES * world.dt)
     np.testing.assert_array_equal(obs.rgb, world.frames_rgb[0, -1].numpy())
     np.testing.assert_allclose(obs.pose, world.frames_pose[0, -1].numpy())
+
+
+def test_masked_reset_restarts_only_that_worlds_chunk_state() -> None:
+    runtime = _runtime()
+    runtime.step_batch(NAV)
+    frames = runtime.frames_rgb.clone()
+    state = [s.clone() for s in runtime.latent.codec.state]
+    rgb, depth, K, pose = _reference(2)
+    out = runtime.reset_batch(rgb, depth, K, pose, seed=9, world_mask=torch.tensor([False, True]))
+    assert torch.equal(out["rgb"][0], frames[0]) and out["frame_id"].tolist() == [VIDEO_FRAMES, 0]
+    assert torch.equal(out["rgb"][1], rgb[1].expand(VIDEO_FRAMES, -1, -1, -1))  # the reference, held
+    assert all(torch.equal(s[0], t[0]) for s, t in zip(runtime.latent.codec.state, state, strict=True))
+    assert not all(torch.equal(s[1], t[1]) for s, t in zip(runtime.latent.codec.state, state, strict=True))
