@@ -1,13 +1,16 @@
-"""`genworld demo`: the default world on the CPU, a scripted agent, a video and figures.
+"""`genworld demo`: the default env on the CPU, a scripted agent, ground truth beside it.
 
-Until the generative model ships (issues 4–6) the demo drives the MuJoCo ground-truth
-engine — the world the model will be trained on and measured against — and says so.
+Runs `GenWorld/Navigate-v0` with the shipped model (random weights until one ships — the demo
+says so) and ``shadow="mujoco"``: every step the MuJoCo engine renders the same pose, so the
+video shows generated | ground truth | generated depth, and the console prints each step's
+fidelity (PSNR, depth error) and the env's steps per second.
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
+import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,100 +18,146 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from bridge.cli import parse_resolution
-from bridge.types import Action, Observation
 from bridge.viz import colorize_depth, side_by_side, upscale, write_video
 
 log = logging.getLogger(__name__)
 
-# The explorer turns away when the centre of its view is closer than this.
-OBSTACLE_DISTANCE_M = 0.6
-# How many yaw steps a turn lasts, drawn uniformly per turn.
-TURN_STEPS_RANGE = (3, 9)
 VIDEO_SCALE = 4
 VIDEO_FPS = 10
-# Depth colour range per scene family: rooms span metres, the tabletop tens of centimetres.
-DEPTH_RANGE_M = {"rooms": (0.3, 12.0), "tabletop": (0.2, 1.5)}
+DEPTH_RANGE_M = (0.3, 12.0)
 KEY_FORWARD, KEY_YAW_LEFT, KEY_YAW_RIGHT = 1, 5, 6
+# The navigator turns until the goal is within this bearing, then walks.
+HEADING_TOLERANCE_RAD = math.radians(15.0)
+# Turns away for this many steps after a blocked move.
+UNBLOCK_TURN_STEPS = 4
 
 
 @dataclass
-class Explorer:
-    """Walks forward and turns away from walls: enough to show a scene from many views."""
+class GoalNavigator:
+    """A scripted point-goal agent: face the goal, walk, turn away for a while when blocked."""
 
     rng: np.random.Generator
     turning: int = 0
     turn_key: int = KEY_YAW_LEFT
 
-    def act(self, obs: Observation) -> Action:
-        """Next key from the current frame's depth straight ahead."""
-        h, w = obs.depth.shape
-        ahead = float(np.min(obs.depth[h // 3 : 2 * h // 3, w // 3 : 2 * w // 3]))
-        if self.turning == 0 and (obs.collided or ahead < OBSTACLE_DISTANCE_M):
-            self.turning = int(self.rng.integers(*TURN_STEPS_RANGE))
+    def act(self, obs: dict[str, np.ndarray], collided: bool) -> int:
+        """Next key from the goal vector (forward, right, distance) in the heading frame."""
+        if collided and self.turning == 0:
+            self.turning = UNBLOCK_TURN_STEPS
             self.turn_key = int(self.rng.choice([KEY_YAW_LEFT, KEY_YAW_RIGHT]))
         if self.turning > 0:
             self.turning -= 1
-            return Action.from_key(self.turn_key)
-        return Action.from_key(KEY_FORWARD)
+            return self.turn_key if self.turning > 0 else KEY_FORWARD
+        forward, right, _ = (float(v) for v in obs["goal"])
+        bearing = math.atan2(right, forward)  # positive: goal to the right
+        if abs(bearing) <= HEADING_TOLERANCE_RAD:
+            return KEY_FORWARD
+        return KEY_YAW_RIGHT if bearing > 0 else KEY_YAW_LEFT
 
 
 def run_demo(
     out: str | Path = "demo.mp4",
     steps: int = 200,
-    scene: str = "rooms",
     seed: int = 0,
+    world: str = "generative",
+    denoising_steps: int = 4,
     resolution: tuple[int, int] = (64, 64),
 ) -> dict[str, float]:
-    """Runs the demo and writes a video with RGB | depth panels.
+    """Runs the demo and writes the video.
 
     Returns:
-        steps, steps per second (engine step incl. rendering), collisions, video path.
+        steps, steps_per_s (env steps incl. generation, excluding the shadow's rendering),
+        mean_psnr, mean_depth_error, episodes, video path.
     """
-    from bridge.engines.mujoco_world import MujocoWorld
+    import gymnasium as gym
 
-    print(
-        "GenWorld demo — the generative world model has not shipped yet, so this run shows the "
-        "MuJoCo ground-truth engine it will be trained on and compared against."
-    )
-    height, width = resolution
-    world = MujocoWorld(scene=scene, height=height, width=width)
-    explorer = Explorer(np.random.default_rng(seed))
-    frames: list[np.ndarray] = []
-    collisions = 0
-    try:
-        obs = world.reset(seed=seed)["agent_0"]
-        start = time.perf_counter()
-        for _ in tqdm(range(steps), desc="demo", unit="step"):
-            obs = world.step({"agent_0": explorer.act(obs)})["agent_0"]
-            collisions += int(obs.collided)
-            frames.append(
-                upscale(
-                    side_by_side([obs.rgb, colorize_depth(obs.depth, *DEPTH_RANGE_M[scene])]), VIDEO_SCALE
-                )
+    import sim_env  # noqa: F401 - registers the ids
+    from sim_env.envs.world_factory import DEFAULT_CHECKPOINT, uses_random_weights
+
+    if world == "generative":
+        if uses_random_weights("default"):
+            print(
+                "GenWorld demo - NOTE: no trained model has shipped yet "
+                f"({DEFAULT_CHECKPOINT} is missing), so the generated panel comes from RANDOM weights. "
+                "Poses, rewards, ground truth and timings are real."
             )
-        elapsed = time.perf_counter() - start
+        else:
+            print(f"GenWorld demo - generative world with the shipped model {DEFAULT_CHECKPOINT}")
+    env = gym.make(
+        "GenWorld/Navigate-v0",
+        world=world,
+        device="cpu",
+        shadow="mujoco",
+        denoising_steps=denoising_steps,
+        resolution=resolution,
+    )
+    agent = GoalNavigator(np.random.default_rng(seed))
+    frames: list[np.ndarray] = []
+    psnrs, depth_errors, episodes, env_seconds = [], [], 1, 0.0
+    try:
+        obs, info = env.reset(seed=seed)
+        collided = False
+        for step in tqdm(range(steps), desc="demo", unit="step"):
+            start = time.perf_counter()
+            obs, reward, terminated, truncated, info = env.step(agent.act(obs, collided))
+            env_seconds += time.perf_counter() - start - info.get("shadow_seconds", 0.0)
+            collided = bool(info["collided"])
+            psnrs.append(info["psnr"])
+            depth_errors.append(info["depth_error"])
+            tqdm.write(
+                f"step {step:4d}: PSNR {info['psnr']:6.2f} dB, depth error {info['depth_error']:6.3f} m, "
+                f"goal {info['distance']:5.2f} m, reward {reward:+.3f}"
+            )
+            panels = [obs["rgb"], info["gt_rgb"], colorize_depth(obs["depth"][..., 0], *DEPTH_RANGE_M)]
+            frames.append(upscale(side_by_side(panels), VIDEO_SCALE))
+            if terminated or truncated:
+                obs, info = env.reset()
+                episodes += 1
+                collided = False
     finally:
-        world.close()
+        env.close()
     path = write_video(out, frames, fps=VIDEO_FPS)
-    summary = {"steps": steps, "steps_per_s": steps / elapsed, "collisions": collisions}
+    finite = [p for p in psnrs if math.isfinite(p)]
+    summary = {
+        "steps": steps,
+        "steps_per_s": steps / max(env_seconds, 1e-9),
+        "mean_psnr": float(np.mean(finite)) if finite else math.inf,
+        "mean_depth_error": float(np.mean(depth_errors)) if depth_errors else 0.0,
+        "episodes": episodes,
+    }
     print(
-        f"{steps} steps at {height}x{width} in {elapsed:.1f} s: {summary['steps_per_s']:.1f} steps/s, "
-        f"{collisions} blocked moves. Video (RGB | depth): {path}"
+        f"{steps} steps of GenWorld/Navigate-v0 (world={world}) at {resolution[0]}x{resolution[1]}: "
+        f"{summary['steps_per_s']:.1f} steps/s, mean PSNR {summary['mean_psnr']:.2f} dB, "
+        f"mean depth error {summary['mean_depth_error']:.3f} m over {episodes} episode(s). "
+        f"Video (generated | ground truth | depth): {path}"
     )
     return {**summary, "video": str(path)}
 
 
 def add_demo_arguments(parser: argparse.ArgumentParser) -> None:
     """Arguments of `genworld demo` (kept beside the demo so it owns its interface)."""
+    from bridge.cli import parse_resolution
+
     parser.add_argument("--out", default="demo.mp4", help="video path (.mp4 or .gif)")
     parser.add_argument("--steps", type=int, default=200)
-    parser.add_argument("--scene", default="rooms", choices=["rooms", "tabletop"])
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--resolution", type=parse_resolution, default=(64, 64), help="HxW")
+    parser.add_argument(
+        "--world", default="generative", help="generative (default), mujoco or grpc://HOST:PORT"
+    )
+    parser.add_argument("--denoising-steps", type=int, default=4, help="flow-matching steps per frame")
+    parser.add_argument(
+        "--resolution", type=parse_resolution, default=(64, 64), help="HxW (the generative model fixes it)"
+    )
 
 
 def run_demo_from_args(args: argparse.Namespace) -> int:
     """`genworld demo` with parsed arguments; exit status."""
-    run_demo(out=args.out, steps=args.steps, scene=args.scene, seed=args.seed, resolution=args.resolution)
+    run_demo(
+        out=args.out,
+        steps=args.steps,
+        seed=args.seed,
+        world=args.world,
+        denoising_steps=args.denoising_steps,
+        resolution=args.resolution,
+    )
     return 0

@@ -9,7 +9,7 @@ take the noop until the episode ends (when all have left, or at truncation).
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -33,7 +33,11 @@ class GenWorldParallelEnv(ParallelEnv):
         **kwargs: the fields of `EnvConfig` (world, action_kind, task, scene, shadow ...).
     """
 
-    metadata = {"name": "genworld_parallel_v0", "render_modes": ["rgb_array"], "render_fps": RENDER_FPS}
+    metadata: ClassVar[dict[str, Any]] = {
+        "name": "genworld_parallel_v0",
+        "render_modes": ["rgb_array"],
+        "render_fps": RENDER_FPS,
+    }
 
     def __init__(self, num_agents: int = 2, render_mode: str | None = None, **kwargs: Any) -> None:
         if isinstance(num_agents, bool) or int(num_agents) != num_agents or num_agents < 1:
@@ -85,8 +89,12 @@ class GenWorldParallelEnv(ParallelEnv):
         batch = []
         for agent in self.possible_agents:
             action = actions.get(agent, self._noop) if agent in self.agents else self._noop
-            if not self.action_space(agent).contains(np.asarray(action, dtype=self.action_space(agent).dtype)):
-                raise InvalidArgumentError(f"actions[{agent!r}] = {action!r} is not in {self.action_space(agent)}")
+            if not self.action_space(agent).contains(
+                np.asarray(action, dtype=self.action_space(agent).dtype)
+            ):
+                raise InvalidArgumentError(
+                    f"actions[{agent!r}] = {action!r} is not in {self.action_space(agent)}"
+                )
             batch.append(np.asarray(action))
         obs, reward, terminated, truncated, info = self.sim.step(torch.as_tensor(np.stack(batch)))
         self._obs = obs

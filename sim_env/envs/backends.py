@@ -73,7 +73,9 @@ def stack_observations(obs: Sequence[Observation], device: torch.device) -> Fram
     """Stacks host Observations into a `Frames` dict on ``device``."""
     keypoints = np.stack(
         [
-            o.hand_keypoints if o.hand_keypoints is not None else np.zeros((NUM_HANDS, HAND_KEYPOINTS, 3), np.float32)
+            o.hand_keypoints
+            if o.hand_keypoints is not None
+            else np.zeros((NUM_HANDS, HAND_KEYPOINTS, 3), np.float32)
             for o in obs
         ]
     )
@@ -130,7 +132,9 @@ class HostWorldBackend:
             for a, agent in enumerate(self.agent_ids[b]):
                 i = b * self.agents_per_world + a
                 actions[agent] = (
-                    Action.from_hand(hand_np[i]) if hand_np is not None else Action.from_nav(np.clip(nav_np[i], -1, 1))
+                    Action.from_hand(hand_np[i])
+                    if hand_np is not None
+                    else Action.from_nav(np.clip(nav_np[i], -1, 1))
                 )
             obs = world.step(actions)
             latest.extend(obs[agent] for agent in self.agent_ids[b])
@@ -151,7 +155,7 @@ class GenerativeBackend:
         scene: MuJoCo family of the reference scenes.
     """
 
-    def __init__(self, runtime, scene: str) -> None:  # noqa: ANN001 - GenerativeRuntime, imported lazily
+    def __init__(self, runtime, scene: str) -> None:
         self.runtime = runtime
         self.scene = scene
         self.device = runtime.device

@@ -79,20 +79,34 @@ class EnvConfig:
         _one_of("scene", self.scene, SCENES)
         _one_of("render_mode", self.render_mode, (None, "rgb_array", "human"))
         if not _is_world_spec(self.world, allow_generative=True):
-            raise InvalidArgumentError(f"world must be 'generative', 'mujoco' or 'grpc://HOST:PORT', got {self.world!r}")
+            raise InvalidArgumentError(
+                f"world must be 'generative', 'mujoco' or 'grpc://HOST:PORT', got {self.world!r}"
+            )
         if self.shadow is not None and not _is_world_spec(self.shadow, allow_generative=False):
-            raise InvalidArgumentError(f"shadow must be None, 'mujoco' or 'grpc://HOST:PORT', got {self.shadow!r}")
+            raise InvalidArgumentError(
+                f"shadow must be None, 'mujoco' or 'grpc://HOST:PORT', got {self.shadow!r}"
+            )
         res = tuple(self.resolution)
         if len(res) != 2 or any(isinstance(v, bool) or int(v) != v or v < 8 for v in res):
-            raise InvalidArgumentError(f"resolution must be (height, width) ints >= 8, got {self.resolution!r}")
+            raise InvalidArgumentError(
+                f"resolution must be (height, width) ints >= 8, got {self.resolution!r}"
+            )
         object.__setattr__(self, "resolution", (int(res[0]), int(res[1])))
-        if self.max_episode_steps is not None and (int(self.max_episode_steps) != self.max_episode_steps or self.max_episode_steps < 1):
-            raise InvalidArgumentError(f"max_episode_steps must be a positive int or None, got {self.max_episode_steps!r}")
+        if self.max_episode_steps is not None and (
+            int(self.max_episode_steps) != self.max_episode_steps or self.max_episode_steps < 1
+        ):
+            raise InvalidArgumentError(
+                f"max_episode_steps must be a positive int or None, got {self.max_episode_steps!r}"
+            )
         if int(self.denoising_steps) != self.denoising_steps or self.denoising_steps < 1:
-            raise InvalidArgumentError(f"denoising_steps must be a positive int, got {self.denoising_steps!r}")
+            raise InvalidArgumentError(
+                f"denoising_steps must be a positive int, got {self.denoising_steps!r}"
+            )
         lo, hi = self.goal_distance
         if not 0.0 <= lo <= hi:
-            raise InvalidArgumentError(f"goal_distance must be (min, max) with 0 <= min <= max, got {self.goal_distance!r}")
+            raise InvalidArgumentError(
+                f"goal_distance must be (min, max) with 0 <= min <= max, got {self.goal_distance!r}"
+            )
         for name in ("depth_far", "success_radius", "explore_voxel", "explore_max_depth", "reach_radius"):
             if not getattr(self, name) > 0.0:
                 raise InvalidArgumentError(f"{name} must be positive, got {getattr(self, name)!r}")

@@ -75,7 +75,9 @@ class BatchedSim:
         else:
             seeds = list(seed)
             if len(seeds) != self.num_worlds:
-                raise InvalidArgumentError(f"seed must be an int or {self.num_worlds} seeds, got {len(seeds)}")
+                raise InvalidArgumentError(
+                    f"seed must be an int or {self.num_worlds} seeds, got {len(seeds)}"
+                )
         for b in np.flatnonzero(mask):
             if seeds[b] is not None:
                 self._episode_rngs[b] = np.random.default_rng(int(seeds[b]))
@@ -119,7 +121,9 @@ class BatchedSim:
 
     def observe(self, frames: Frames) -> dict[str, torch.Tensor]:
         """(N, ...) observation tensors (copies: the backend's buffers change in place)."""
-        depth = torch.nan_to_num(frames["depth"].float(), posinf=self.cfg.depth_far).clamp(0.0, self.cfg.depth_far)
+        depth = torch.nan_to_num(frames["depth"].float(), posinf=self.cfg.depth_far).clamp(
+            0.0, self.cfg.depth_far
+        )
         return {
             "rgb": frames["rgb"].clone(),
             "depth": depth[..., None],
@@ -130,4 +134,3 @@ class BatchedSim:
     def close(self) -> None:
         """Closes the backend's worlds."""
         self.backend.close()
-

@@ -58,7 +58,12 @@ class Shadow:
     def sync(self, poses: np.ndarray, hand_actions: np.ndarray | None = None) -> list[Observation]:
         """Drives every agent to ``poses`` (A, 4, 4), applying ``hand_actions`` (A, 14) first if given."""
         if hand_actions is not None:
-            self.world.step({a: Action.from_hand(np.clip(h, [-1] * 6 + [0] + [-1] * 6 + [0], 1)) for a, h in zip(self.agent_ids, hand_actions)})
+            self.world.step(
+                {
+                    a: Action.from_hand(np.clip(h, [-1] * 6 + [0] + [-1] * 6 + [0], 1))
+                    for a, h in zip(self.agent_ids, hand_actions, strict=True)
+                }
+            )
         self.latest = [self.world.set_pose(a, _rigid(p)) for a, p in zip(self.agent_ids, poses, strict=True)]
         return self.latest
 

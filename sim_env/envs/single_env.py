@@ -7,7 +7,8 @@ sub-env 0 of the vector env with the same seed.
 
 from __future__ import annotations
 
-from typing import Any
+import time
+from typing import Any, ClassVar
 
 import gymnasium as gym
 import numpy as np
@@ -36,10 +37,14 @@ class GenWorldEnv(gym.Env):
         **kwargs: the fields of `EnvConfig` (world, checkpoint, device, resolution, shadow, task ...).
     """
 
-    metadata = {"render_modes": ["rgb_array", "human"], "render_fps": RENDER_FPS}
+    metadata: ClassVar[dict[str, Any]] = {"render_modes": ["rgb_array", "human"], "render_fps": RENDER_FPS}
 
-    def __init__(self, render_mode: str | None = None, max_episode_steps: int | None = None, **kwargs: Any) -> None:
-        self.cfg = EnvConfig.from_kwargs(render_mode=render_mode, max_episode_steps=max_episode_steps, **kwargs)
+    def __init__(
+        self, render_mode: str | None = None, max_episode_steps: int | None = None, **kwargs: Any
+    ) -> None:
+        self.cfg = EnvConfig.from_kwargs(
+            render_mode=render_mode, max_episode_steps=max_episode_steps, **kwargs
+        )
         self.render_mode = render_mode
         self.sim = BatchedSim(self.cfg)
         self.observation_space = self.sim.single_observation_space
@@ -70,15 +75,18 @@ class GenWorldEnv(gym.Env):
         if self._obs is None:
             raise gym.error.ResetNeeded("call reset() before step()")
         array = np.asarray(action)
-        if not self.action_space.contains(array.astype(self.action_space.dtype)) or not np.all(np.isfinite(array)):
+        if not self.action_space.contains(array.astype(self.action_space.dtype)) or not np.all(
+            np.isfinite(array)
+        ):
             raise InvalidArgumentError(f"action {action!r} is not in the action space {self.action_space}")
         obs_t, reward, terminated, truncated, info_t = self.sim.step(torch.as_tensor(array)[None])
         obs = to_numpy(obs_t, 0)
         info: dict[str, Any] = {k: v.item() for k, v in to_numpy(info_t, 0).items()}
         if self.shadow is not None:
+            start = time.perf_counter()
             hand = array[None].astype(np.float64) if self.cfg.action_kind == "hand" else None
             self.shadow.sync(self.sim.frames["pose"].cpu().numpy(), hand)
-            info |= self._shadow_info(obs)
+            info |= self._shadow_info(obs) | {"shadow_seconds": time.perf_counter() - start}
         self._obs = obs
         if self.render_mode == "human":
             self.render()

@@ -24,7 +24,7 @@ def action_space(action_kind: str) -> spaces.Space:
 
 
 def observation_space(cfg: EnvConfig, task_fields: dict[str, spaces.Box]) -> spaces.Dict:
-    """rgb (H, W, 3) uint8, depth (H, W, 1) float32 in [0, depth_far], pose (4, 4) float32, task fields."""
+    """Rgb (H, W, 3) uint8, depth (H, W, 1) float32 in [0, depth_far], pose (4, 4) float32, task fields."""
     h, w = cfg.resolution
     return spaces.Dict(
         {

@@ -29,7 +29,9 @@ REACH_FALLBACK_AHEAD_M = 0.45  # target in front of the camera when the scene ha
 GEOMETRY_BOUND_M = 1.0e4
 
 
-def _box(shape: tuple[int, ...], low: float = -GEOMETRY_BOUND_M, high: float = GEOMETRY_BOUND_M) -> spaces.Box:
+def _box(
+    shape: tuple[int, ...], low: float = -GEOMETRY_BOUND_M, high: float = GEOMETRY_BOUND_M
+) -> spaces.Box:
     return spaces.Box(low, high, shape, np.float32)
 
 
@@ -102,11 +104,13 @@ class PointGoalTask(Task):
         self.previous_distance = torch.zeros(num_streams, dtype=torch.float64, device=device)
 
     def observation_fields(self) -> dict[str, spaces.Box]:
+        """As `Task.observation_fields`."""
         return {"goal": _box((3,))}
 
     def reset(
         self, frames: Frames, facts: Sequence[SceneFacts | None], seeds: Sequence[int], world_mask: np.ndarray
     ) -> None:
+        """As `Task.reset`."""
         starts = frames["pose"][:, :3, 3].cpu().numpy()
         goals = np.zeros((self.n, 3))
         for b in np.flatnonzero(world_mask):
@@ -130,10 +134,12 @@ class PointGoalTask(Task):
         return start + distance * np.array([np.cos(bearing), np.sin(bearing), 0.0])
 
     def observe(self, frames: Frames) -> dict[str, torch.Tensor]:
+        """As `Task.observe`."""
         pose = frames["pose"]
         return {"goal": heading_components(pose, self.goal - pose[:, :3, 3]).float()}
 
     def step(self, frames: Frames) -> tuple[torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]:
+        """As `Task.step`."""
         cfg, pose = self.cfg, frames["pose"]
         distance = heading_components(pose, self.goal - pose[:, :3, 3])[:, 2]
         success = distance < cfg.success_radius
@@ -158,11 +164,13 @@ class ExplorationTask(Task):
         self.count = torch.zeros(num_streams, dtype=torch.int64, device=device)
 
     def observation_fields(self) -> dict[str, spaces.Box]:
+        """As `Task.observation_fields`."""
         return {"explored": _box((1,), 0.0, float(EXPLORE_BUCKETS))}
 
     def reset(
         self, frames: Frames, facts: Sequence[SceneFacts | None], seeds: Sequence[int], world_mask: np.ndarray
     ) -> None:
+        """As `Task.reset`."""
         keep = self._stream_mask(world_mask)
         self.seen.masked_fill_(keep[:, None], False)
         self.count.masked_fill_(keep, 0)
@@ -188,19 +196,27 @@ class ExplorationTask(Task):
         cam = torch.stack([x, y, d], dim=-1).flatten(1, 2)  # (N, P, 3)
         world = cam @ pose[:, :3, :3].transpose(1, 2) + pose[:, None, :3, 3]
         cell = torch.floor(world / self.cfg.explore_voxel).long()
-        h = (cell[..., 0] * _HASH_PRIMES[0]) ^ (cell[..., 1] * _HASH_PRIMES[1]) ^ (cell[..., 2] * _HASH_PRIMES[2])
+        h = (
+            (cell[..., 0] * _HASH_PRIMES[0])
+            ^ (cell[..., 1] * _HASH_PRIMES[1])
+            ^ (cell[..., 2] * _HASH_PRIMES[2])
+        )
         bucket = torch.where(valid.flatten(1), h.remainder(EXPLORE_BUCKETS), EXPLORE_BUCKETS)
         return self.seen.clone().scatter_(1, bucket, True)
 
     def observe(self, frames: Frames) -> dict[str, torch.Tensor]:
+        """As `Task.observe`."""
         return {"explored": self.count.float()[:, None]}
 
     def step(self, frames: Frames) -> tuple[torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]:
+        """As `Task.step`."""
         self.seen.copy_(self._observe_voxels(frames))
         count = self.seen[:, :EXPLORE_BUCKETS].sum(-1)
         new = count - self.count
         self.count.copy_(count)
-        reward = self.cfg.explore_reward * new.double() - self.cfg.collision_penalty * frames["collided"].double()
+        reward = (
+            self.cfg.explore_reward * new.double() - self.cfg.collision_penalty * frames["collided"].double()
+        )
         terminated = torch.zeros_like(frames["collided"])
         return reward.float(), terminated, {"new_voxels": new, "explored": count}
 
@@ -216,11 +232,13 @@ class HandReachTask(Task):
         self.previous_distance = torch.zeros(num_streams, dtype=torch.float64, device=device)
 
     def observation_fields(self) -> dict[str, spaces.Box]:
+        """As `Task.observation_fields`."""
         return {"target": _box((3,)), "hand_keypoints": _box((NUM_HANDS, HAND_KEYPOINTS, 3))}
 
     def reset(
         self, frames: Frames, facts: Sequence[SceneFacts | None], seeds: Sequence[int], world_mask: np.ndarray
     ) -> None:
+        """As `Task.reset`."""
         poses = frames["pose"].cpu().numpy()
         targets = np.zeros((self.n, 3))
         for b in np.flatnonzero(world_mask):
@@ -239,16 +257,20 @@ class HandReachTask(Task):
         return (palms - target_cam[:, None]).norm(dim=-1).amin(dim=-1)
 
     def observe(self, frames: Frames) -> dict[str, torch.Tensor]:
+        """As `Task.observe`."""
         return {
             "target": world_to_camera(frames["pose"], self.target).float(),
             "hand_keypoints": frames["hand_keypoints"].float(),
         }
 
     def step(self, frames: Frames) -> tuple[torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]:
+        """As `Task.step`."""
         cfg = self.cfg
         distance = self._distance(frames)
         success = distance < cfg.reach_radius
-        reward = cfg.progress_scale * (self.previous_distance - distance) + cfg.success_bonus * success.double()
+        reward = (
+            cfg.progress_scale * (self.previous_distance - distance) + cfg.success_bonus * success.double()
+        )
         self.previous_distance.copy_(distance)
         return reward.float(), success, {"distance": distance.float(), "success": success}
 

@@ -21,7 +21,7 @@ resets just that world's streams in the runtime (`GenerativeRuntime.reset_batch(
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -43,7 +43,9 @@ def parse_autoreset_mode(mode: AutoresetMode | str) -> AutoresetMode:
     for member in AutoresetMode:
         if mode in (member.value, member.name, member.name.lower()):
             return member
-    raise InvalidArgumentError(f"autoreset_mode must be one of {[m.name for m in AutoresetMode]}, got {mode!r}")
+    raise InvalidArgumentError(
+        f"autoreset_mode must be one of {[m.name for m in AutoresetMode]}, got {mode!r}"
+    )
 
 
 class _DeferredMask:
@@ -81,7 +83,11 @@ class GenWorldVectorEnv(VectorEnv):
         **kwargs: the fields of `EnvConfig` (world, checkpoint, device, max_episode_steps, task ...).
     """
 
-    metadata = {"render_modes": ["rgb_array"], "render_fps": RENDER_FPS, "autoreset_mode": AutoresetMode.NEXT_STEP}
+    metadata: ClassVar[dict[str, Any]] = {
+        "render_modes": ["rgb_array"],
+        "render_fps": RENDER_FPS,
+        "autoreset_mode": AutoresetMode.NEXT_STEP,
+    }
 
     def __init__(
         self,
@@ -93,7 +99,9 @@ class GenWorldVectorEnv(VectorEnv):
         if isinstance(num_envs, bool) or int(num_envs) != num_envs or num_envs < 1:
             raise InvalidArgumentError(f"num_envs must be a positive int, got {num_envs!r}")
         if render_mode not in (None, "rgb_array"):
-            raise InvalidArgumentError(f"render_mode must be None or 'rgb_array' for the vector env, got {render_mode!r}")
+            raise InvalidArgumentError(
+                f"render_mode must be None or 'rgb_array' for the vector env, got {render_mode!r}"
+            )
         self.cfg = EnvConfig.from_kwargs(**kwargs)
         if self.cfg.shadow is not None:
             raise InvalidArgumentError("shadow: use the single env or the PettingZoo env for shadow mode")
@@ -123,7 +131,9 @@ class GenWorldVectorEnv(VectorEnv):
         if mask is not None:
             mask = torch.as_tensor(mask).cpu().numpy().astype(bool)
             if mask.shape != (self.num_envs,):
-                raise InvalidArgumentError(f"options['reset_mask'] must have shape ({self.num_envs},), got {mask.shape}")
+                raise InvalidArgumentError(
+                    f"options['reset_mask'] must have shape ({self.num_envs},), got {mask.shape}"
+                )
         if seed is not None and mask is None:
             self._np_random_seed = seed if isinstance(seed, int) else None
         self._obs = self.sim.reset(seed=seed, world_mask=mask)

@@ -22,7 +22,9 @@ class KeyboardActions(gym.ActionWrapper):
 
     def __init__(self, env: gym.Env) -> None:
         super().__init__(env)
-        if not isinstance(env.action_space, gym.spaces.Discrete) or env.action_space.n != len(set(KEY_BINDINGS.values())):
+        if not isinstance(env.action_space, gym.spaces.Discrete) or env.action_space.n != len(
+            set(KEY_BINDINGS.values())
+        ):
             raise InvalidArgumentError("KeyboardActions needs a Discrete(9) env (GenWorld/Navigate-v0)")
         self.action_space = gym.spaces.Text(max_length=1, min_length=0, charset="wasdqerfWASDQERF ")
 
