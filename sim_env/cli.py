@@ -30,7 +30,7 @@ def _add_bench_world(subparsers: argparse._SubParsersAction) -> None:
     world = _subparsers_of(subparsers.choices["bench"]).add_parser(
         "world", help="generated env-steps/s of the batched generative runtime"
     )
-    world.add_argument("--config", default="tiny64", help="tiny64 (wan2.1-1.3b needs the latent path)")
+    world.add_argument("--config", default="tiny64", help="model config: tiny64 or wan2.1-1.3b")
     world.add_argument("--num-worlds", default="1,16,256", help="comma-separated batch sizes")
     world.add_argument("--steps", type=int, default=4, help="denoising steps per frame")
     world.add_argument(
@@ -41,6 +41,9 @@ def _add_bench_world(subparsers: argparse._SubParsersAction) -> None:
     world.add_argument("--width", type=int, default=None, help="frame width (must match the config)")
     world.add_argument("--device", default=None, help="torch device (default: cuda if available)")
     world.add_argument("--json", default=None, help="also write results here")
+    from sim_env.bench_world import add_world_bench_arguments
+
+    add_world_bench_arguments(world)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -84,6 +87,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             height=args.height,
             width=args.width,
             device=args.device,
+            dtype=args.dtype,
+            cuda_graph=False if args.no_cuda_graph else None,
+            phase_steps=args.phase_steps,
         )
     return bridge_cli.dispatch(args)
 
