@@ -14,7 +14,11 @@ from sim_env.envs.registration import ENV_IDS
 
 
 def test_import_registers_every_id_without_loading_torch_or_mujoco():
-    code = "import sys, sim_env, gymnasium as gym; print(sorted(i for i in gym.registry if i.startswith('GenWorld/'))); print('torch' in sys.modules, 'mujoco' in sys.modules)"
+    code = (
+        "import sys, sim_env, gymnasium as gym; "
+        "print(sorted(i for i in gym.registry if i.startswith('GenWorld/'))); "
+        "print('torch' in sys.modules, 'mujoco' in sys.modules)"
+    )
     out = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     ).stdout.split("\n")
