@@ -236,7 +236,7 @@ def _read_frame(buf: bytes, view: memoryview, pos: int, end: int) -> FlatFrame:
     if buf[pos] != 0x0A:  # agent_id
         raise _LayoutMismatch
     size, pos = varint_at(buf, pos + 1)
-    agent_id = buf[pos : pos + size].decode(errors="replace")
+    agent_id = buf[pos : pos + size].decode()  # invalid UTF-8: protobuf refuses it, so do we
     pos += size
     if buf[pos] != _KEY_FRAME_ID:
         raise _LayoutMismatch
@@ -327,7 +327,7 @@ def read_frameset_layout(message: object) -> FlatFrameSet | None:
             frames.append(_read_frame(buf, view, pos, pos + size))
             pos += size
         return FlatFrameSet(step_id, tuple(frames))
-    except (_LayoutMismatch, IndexError, struct.error, InvalidArgumentError):
+    except (_LayoutMismatch, IndexError, struct.error, UnicodeDecodeError, InvalidArgumentError):
         return None
 
 
@@ -350,5 +350,5 @@ def read_chunk_layout(message: object) -> FlatFrameSet | None:
         if pos + size != end:
             raise _LayoutMismatch
         return FlatFrameSet(step_id, (_read_frame(buf, memoryview(buf), pos, end),))
-    except (_LayoutMismatch, IndexError, struct.error, InvalidArgumentError):
+    except (_LayoutMismatch, IndexError, struct.error, UnicodeDecodeError, InvalidArgumentError):
         return None

@@ -191,3 +191,12 @@ def test_other_step_requests_go_through_protobuf(request_):
     assert wire.read_key_step_request(raw) is None
     assert wire.read_key_step_request(raw[:-1]) is None
     assert wire.read_key_step_request(b"\x08\x01\x12\x05\x0a\x03\xff\xfe\xfd\x10\x01") is None  # bad UTF-8
+
+
+def test_an_agent_id_that_is_not_utf8_is_refused_as_protobuf_refuses_it():
+    frame = wire.encode_frame("ab", _observation(24, 32))
+    header = frame.header.replace(b"\x0a\x02ab", b"\x0a\x02\xff\xfe", 1)
+    blob = wire.EncodedFrameSet(1, (frame._replace(header=header),)).to_bytes()
+    assert read_frameset_layout(blob) is None
+    with pytest.raises(InvalidArgumentError, match="not a valid"):
+        _generic(blob)
