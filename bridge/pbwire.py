@@ -58,9 +58,27 @@ def _encode_varint(value: int) -> bytes:
 _ONE_BYTE_VARINTS = tuple(_encode_varint(v) for v in range(VARINT_CONTINUE))
 
 
+TWO_BYTE_VARINT_LIMIT = 1 << 14
+THREE_BYTE_VARINT_LIMIT = 1 << 21
+
+
 def varint(value: int) -> bytes:
-    """Base-128 varint of a non-negative integer."""
-    return _ONE_BYTE_VARINTS[value] if value < VARINT_CONTINUE else _encode_varint(value)
+    """Base-128 varint of a non-negative integer (ids and sizes: short ones spelled out)."""
+    if 0 <= value < VARINT_CONTINUE:
+        return _ONE_BYTE_VARINTS[value]
+    if VARINT_CONTINUE <= value < TWO_BYTE_VARINT_LIMIT:
+        return bytes((value & VARINT_PAYLOAD_MASK | VARINT_CONTINUE, value >> VARINT_BITS_PER_BYTE))
+    if TWO_BYTE_VARINT_LIMIT <= value < THREE_BYTE_VARINT_LIMIT:
+        return bytes(
+            (
+                value & VARINT_PAYLOAD_MASK | VARINT_CONTINUE,
+                value >> VARINT_BITS_PER_BYTE & VARINT_PAYLOAD_MASK | VARINT_CONTINUE,
+                value >> 2 * VARINT_BITS_PER_BYTE,
+            )
+        )
+    if value < 0:
+        raise ValueError(f"a varint must be >= 0, got {value}")
+    return _encode_varint(value)
 
 
 # A world's frames keep their sizes from step to step, so the same few headers recur.

@@ -9,6 +9,7 @@ import pytest
 from bridge import wire
 from bridge.client_stream import Watchdog
 from bridge.frame_meta import read_chunk_layout, read_frameset_layout, write_frame_meta
+from bridge.pbwire import varint
 from bridge.proto_gen.genworld.v1 import types_pb2 as pb
 from bridge.proto_gen.genworld.v1 import world_service_pb2 as service_pb
 from bridge.reassembly import FrameSetAssembler, read_frameset
@@ -200,3 +201,10 @@ def test_an_agent_id_that_is_not_utf8_is_refused_as_protobuf_refuses_it():
     assert read_frameset_layout(blob) is None
     with pytest.raises(InvalidArgumentError, match="not a valid"):
         _generic(blob)
+
+
+@pytest.mark.parametrize("value", [0, 1, 127, 128, 300, 2**14 - 1, 2**14, 2**21 - 1, 2**21, 2**35, 2**64 - 1])
+def test_varint_boundaries_match_protobuf(value):
+    assert varint(value) == service_pb.FrameSet(step_id=value).SerializeToString()[1:] or value == 0
+    with pytest.raises(ValueError, match=">= 0"):
+        varint(-value - 1)
