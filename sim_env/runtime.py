@@ -114,6 +114,9 @@ class GenerativeRuntime:
         dtype: dtype of the DiT weights, its ST-cache and the TAEHV (bfloat16 for wan2.1-1.3b on
             a GPU); the sampler state, poses and depth stay float32/float64.
         taehv_checkpoint: TAEHV weights for latent configs (None: random, seeded).
+        padded_attention: keep the ST-cache's padded attention mirror so cached attention runs
+            mask-free on FlashAttention / cuDNN (`sim_env.model.st_cache`); None = on CUDA. The
+            CPU default keeps the masked reference path (bit-identical to earlier releases).
     """
 
     def __init__(
@@ -137,6 +140,7 @@ class GenerativeRuntime:
         condition_hands: bool = True,
         dtype: torch.dtype = torch.float32,
         taehv_checkpoint: str | None = None,
+        padded_attention: bool | None = None,
     ) -> None:
         if num_worlds < 1 or agents_per_world < 1:
             raise InvalidArgumentError("num_worlds and agents_per_world must be positive")
@@ -175,7 +179,9 @@ class GenerativeRuntime:
         self.sampler = FlowSampler(
             self._velocity, FlowSchedule.uniform(denoising_steps, shift=schedule_shift), device=dev
         )
-        self.cache = STCache(cfg, n, device=dev, dtype=dtype)
+        if padded_attention is None:
+            padded_attention = dev.type == "cuda"
+        self.cache = STCache(cfg, n, device=dev, dtype=dtype, padded_attention=padded_attention)
         use_pool = cfg.memory_frames and memory_mode == "full"
         self.admission = PoolAdmission(MemoryPoolPolicy(cfg.memory_frames)) if use_pool else None
         self.memory = PointCloudMemory(self.num_worlds, memory_capacity, voxel_size, device=dev)
@@ -403,6 +409,7 @@ class GenerativeRuntime:
             live.copy_(
                 torch.where(keep.reshape(*keep.shape, *([1] * (live.dim() - keep.dim()))), live, saved)
             )
+        self.cache.refresh_attention()  # the restored history of the other streams
         self.noise_counter.copy_(torch.where(mask, self.noise_counter, counter))
         self.collided.masked_fill_(mask, False)
         return self._outputs()

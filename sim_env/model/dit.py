@@ -20,7 +20,9 @@ noisy target channels (see ``sim_env/sampler.py`` for the sign convention).
 Attention is chunk-causal: a frame attends to every frame of its own chunk and of earlier
 chunks. Without a cache this is an explicit block mask over the whole clip (training); with an
 :class:`~sim_env.model.st_cache.STCache` the input is exactly one chunk, its keys/values are
-written into the chunk slots and the queries attend to the fixed-shape cache.
+written into the chunk slots and the queries attend to the fixed-shape cache. A cache built with
+``padded_attention`` holds pre-rotated keys with a validity channel, so cached attention needs no
+mask and runs on FlashAttention / cuDNN kernels (`STCache` explains the padding).
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ from torch import nn
 from sim_env.model.config import DiTConfig
 from sim_env.model.plucker import PluckerEmbedding
 from sim_env.model.rope import apply_rope, grid_positions, rope_cos_sin
-from sim_env.model.st_cache import STCache
+from sim_env.model.st_cache import MASK_CHANNELS, STCache
 
 # Number of adaLN vectors per block (shift, scale, gate for attention and for the FFN) and head.
 BLOCK_MODULATIONS = 6
@@ -77,6 +79,22 @@ class Attention(nn.Module):
         )
         return out.transpose(1, 2).flatten(2)
 
+    @staticmethod
+    def _attend_padded(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+        """Mask-free SDPA over a padded cache mirror: (B, Lq, heads, head_dim) queries → (B, Lq, dim).
+
+        The queries get a 1 in the keys' validity channel and zeros in the other pad channels, so
+        valid scores are exactly q·k and invalid slots drop out; the softmax scale stays that of
+        the real head width and the values' pad channels (zero) are cut off.
+        """
+        d = q.shape[-1]
+        q = F.pad(q, (0, MASK_CHANNELS))
+        q[..., d] = 1.0
+        out = F.scaled_dot_product_attention(
+            q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2), scale=1.0 / math.sqrt(d)
+        )
+        return out[..., :d].transpose(1, 2).flatten(2)
+
 
 class SelfAttention(Attention):
     """Self-attention over the clip (masked) or over the ST-cache (chunk queries)."""
@@ -99,6 +117,8 @@ class SelfAttention(Attention):
         else:
             cache.write_chunk(layer, k, v)
             q = apply_rope(q, *cache.chunk_rope())
+            if cache.attn_keys is not None and cache.attn_values is not None:
+                return self.o(self._attend_padded(q, cache.attn_keys[layer], cache.attn_values[layer]))
             k = apply_rope(cache.keys[layer], cache.cos, cache.sin)
             v = cache.values[layer]
         return self.o(self._attend(q, k, v, bias))
@@ -257,7 +277,9 @@ class CausalDiT(nn.Module):
         if frame_positions is None:
             frame_positions = torch.arange(frames, device=device)
         elif frame_positions.shape != (frames,):
-            raise ValueError(f"frame_positions must have shape ({frames},), got {tuple(frame_positions.shape)}")
+            raise ValueError(
+                f"frame_positions must have shape ({frames},), got {tuple(frame_positions.shape)}"
+            )
         positions = grid_positions(frame_positions.to(device), *cfg.grid)
         rope = rope_cos_sin(positions, cfg.head_dim, cfg.rope_theta, dtype)
         chunk_of_token = torch.arange(frames * t, device=device) // (t * cfg.chunk_frames)
@@ -304,7 +326,8 @@ class CausalDiT(nn.Module):
         else:
             if frames != cfg.chunk_frames:
                 raise ValueError(f"cached forward takes one chunk of {cfg.chunk_frames} frames, got {frames}")
-            rope, bias = None, cache.attention_bias(tokens.dtype)
+            rope = None
+            bias = cache.attention_bias(tokens.dtype) if cache.attn_keys is None else None
         for layer, block in enumerate(self.blocks):
             tokens = block(tokens, e, ctx, rope, bias, cache, layer)
         return self.unpatchify(self.head(tokens, e_head)).to(x.dtype)

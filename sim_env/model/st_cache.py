@@ -17,6 +17,17 @@ fixed per-slot tables at attention time, so a frame that moves from the window i
 simply takes that slot's position. Empty slots are masked out with an additive −inf bias
 (``valid``), not by slicing, so shapes are static. All updates are in-place tensor ops with no
 ``.item()`` or other host synchronisation: a step can be captured in a CUDA graph.
+
+Fast attention (``padded_attention=True``, used by the runtime on CUDA): an additive mask keeps
+SDPA off its FlashAttention kernel, and rotating every slot's keys in every layer of every pass
+repeats work that only changes when the history does. The cache then also keeps ``attn_keys`` /
+``attn_values``: keys already rotated with their slot's position and values, both padded with
+``MASK_CHANNELS`` extra channels. Channel ``head_dim`` of a key is 0 for a slot that may be
+attended and ``INVALID_KEY_SCORE`` otherwise; the model gives every query a 1 there, so an
+invalid slot's score drops by ~10⁴ (its softmax weight underflows to exactly 0) and a valid
+slot's score is unchanged (it adds an exact 0). Attention then runs mask-free on any SDPA
+backend. The history part of the mirror is refreshed once per mutation of the history (reset,
+anchor commit, window roll, memory write: once per step), the chunk part at every chunk write.
 """
 
 from __future__ import annotations
@@ -27,10 +38,17 @@ from typing import Protocol
 import torch
 
 from sim_env.model.config import DiTConfig
-from sim_env.model.rope import grid_positions, rope_cos_sin
+from sim_env.model.rope import apply_rope, grid_positions, rope_cos_sin
 
 # Index a policy returns for a world whose leaving frame should not enter the pool.
 DROP = -1
+# Extra head channels of the padded attention mirror (a multiple of 8, as attention kernels want);
+# the first carries the validity score, the rest are zero.
+MASK_CHANNELS = 8
+# Validity channel of a slot that must not be attended: with the query's 1 it lowers the score
+# by this × softmax scale (≥ 10³ for head_dim ≤ 512), so exp() underflows to 0 even in float32.
+# Representable in bfloat16 and float16.
+INVALID_KEY_SCORE = -30000.0
 
 
 class AdmitPolicy(Protocol):
@@ -85,6 +103,8 @@ class STCache:
         poses: (B, slots, 4, 4) camera-to-world pose of each frame slot.
         positions: (slots·tokens, 3) fixed (t, h, w) RoPE positions; t is the frame-slot index.
         cos, sin: rotation tables for ``positions``.
+        attn_keys, attn_values: with ``padded_attention``, (layers, B, slots·tokens, heads,
+            head_dim + MASK_CHANNELS) rotated keys with the validity channel, and values; else None.
     """
 
     def __init__(
@@ -93,6 +113,7 @@ class STCache:
         batch_size: int,
         device: torch.device | str = "cpu",
         dtype: torch.dtype = torch.float32,
+        padded_attention: bool = False,
     ) -> None:
         self.config = config
         self.batch_size = batch_size
@@ -119,6 +140,14 @@ class STCache:
         self.positions = grid_positions(slot_time, *config.grid)
         self.cos, self.sin = rope_cos_sin(self.positions, config.head_dim, config.rope_theta, dtype)
         self._batch_index = torch.arange(batch_size, device=device)
+        self.padded_attention = bool(padded_attention)
+        self.attn_keys: torch.Tensor | None = None
+        self.attn_values: torch.Tensor | None = None
+        if self.padded_attention:
+            padded = (*shape[:-1], config.head_dim + MASK_CHANNELS)
+            self.attn_keys = torch.zeros(padded, device=device, dtype=dtype)
+            self.attn_values = torch.zeros(padded, device=device, dtype=dtype)
+            self.refresh_attention()
 
     # ------------------------------------------------------------------ views
     def _tokens(self, region: Region) -> slice:
@@ -143,12 +172,33 @@ class STCache:
         bias = torch.zeros(attend.shape, dtype=dtype, device=attend.device)
         return bias.masked_fill_(~attend, float("-inf"))[:, None, None, :]
 
+    def refresh_attention(self) -> None:
+        """Rebuild the padded attention mirror of every slot from keys, values, ``valid`` and ``active``.
+
+        A no-op without ``padded_attention``. The mutating methods call it; code that writes
+        ``keys``, ``values``, ``valid`` or ``active`` directly must call it afterwards.
+        """
+        if self.attn_keys is None or self.attn_values is None:
+            return
+        d = self.config.head_dim
+        for layer in range(self.config.num_layers):  # one layer at a time bounds the temporaries
+            self.attn_keys[layer, ..., :d] = apply_rope(self.keys[layer], self.cos, self.sin)
+        self.attn_values[..., :d] = self.values
+        attend = (self.valid & self.active).repeat_interleave(self.tokens_per_frame, dim=1)
+        score = torch.where(attend, 0.0, INVALID_KEY_SCORE).to(self.attn_keys.dtype)  # (B, slots·tokens)
+        self.attn_keys[..., d] = score[None, :, :, None]
+
     # ------------------------------------------------------------------ writes
     def write_chunk(self, layer: int, k: torch.Tensor, v: torch.Tensor) -> None:
         """Store the current chunk's un-rotated keys/values of one layer, (B, C·tokens, heads, head_dim)."""
         tok = self._tokens(self.chunk)
         self.keys[layer, :, tok].copy_(k)
         self.values[layer, :, tok].copy_(v)
+        if self.attn_keys is not None and self.attn_values is not None:
+            d = self.config.head_dim
+            cos, sin = self.chunk_rope()
+            self.attn_keys[layer, :, tok, :, :d] = apply_rope(self.keys[layer, :, tok], cos, sin)
+            self.attn_values[layer, :, tok, :, :d] = self.values[layer, :, tok]
 
     def commit_anchor(self, pose: torch.Tensor, worlds: torch.Tensor | None = None) -> None:
         """Copy the first ``anchor_frames`` chunk frames into the anchor slots.
@@ -168,6 +218,7 @@ class STCache:
             take[:, None, None, None], pose.to(self.poses.dtype), self.poses[:, dst]
         )
         self.valid[:, dst] |= take[:, None]
+        self.refresh_attention()
 
     def advance(self, chunk_pose: torch.Tensor, admit: AdmitPolicy = drop_policy) -> None:
         """Roll the window after the clean pass: the chunk enters the window.
@@ -188,11 +239,12 @@ class STCache:
                 index = admit(fk[:, :, f], fv[:, :, f], self.poses[:, f], self)
                 if index is not None:
                     index = torch.where(self.valid[:, f], index, torch.full_like(index, DROP))
-                    self.write_memory(index, fk[:, :, f], fv[:, :, f], self.poses[:, f])
+                    self._write_memory(index, fk[:, :, f], fv[:, :, f], self.poses[:, f])
         if w:
             self._copy_frames(slice(start + c, start + c + w), slice(start, start + w), None)
             self.poses[:, start : start + w] = self.poses[:, start + c : start + c + w].clone()
             self.valid[:, start : start + w] = self.valid[:, start + c : start + c + w].clone()
+        self.refresh_attention()
 
     def write_memory(self, index: torch.Tensor, k: torch.Tensor, v: torch.Tensor, pose: torch.Tensor) -> None:
         """Write one frame per world into memory slot ``index`` (B,); ``DROP`` leaves a world as is.
@@ -203,6 +255,13 @@ class STCache:
             v: values, same shape.
             pose: (B, 4, 4) pose of the frame.
         """
+        self._write_memory(index, k, v, pose)
+        self.refresh_attention()
+
+    def _write_memory(
+        self, index: torch.Tensor, k: torch.Tensor, v: torch.Tensor, pose: torch.Tensor
+    ) -> None:
+        """`write_memory` without refreshing the attention mirror (the caller refreshes once)."""
         keep = index >= 0
         slot = self.memory.start + index.clamp(min=0, max=max(self.memory.frames - 1, 0))
         b = self._batch_index
@@ -222,6 +281,7 @@ class STCache:
         history = slice(0, self.chunk.start)
         self.valid[:, history] &= ~forget
         self.active[:, history] |= forget
+        self.refresh_attention()
 
     # ------------------------------------------------------------------ helpers
     def _world_mask(self, worlds: torch.Tensor | None) -> torch.Tensor:
@@ -240,5 +300,6 @@ class STCache:
             frames[:, :, dst] = data
 
     def memory_bytes(self) -> int:
-        """Bytes held by the K/V tensors (constant for the cache's lifetime)."""
-        return self.keys.numel() * self.keys.element_size() * 2
+        """Bytes held by the K/V tensors and the attention mirror (constant for the cache's lifetime)."""
+        tensors = [self.keys, self.values, self.attn_keys, self.attn_values]
+        return sum(t.numel() * t.element_size() for t in tensors if t is not None)
