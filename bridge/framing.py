@@ -44,7 +44,8 @@ IMAGE_HEADER_CACHE_SIZE = 64
 
 
 @functools.lru_cache(maxsize=IMAGE_HEADER_CACHE_SIZE)
-def _image_header(pixel_format: int, codec: int, width: int, height: int, total_bytes: int) -> bytes:
+def image_header(pixel_format: int, codec: int, width: int, height: int, total_bytes: int) -> bytes:
+    """Serialised `Image` without `data` (cached: a world's planes keep their format and size)."""
     meta = pb.Image(format=pixel_format, codec=codec, width=width, height=height, total_bytes=total_bytes)
     return meta.SerializeToString()
 
@@ -64,7 +65,7 @@ class EncodedPlane(NamedTuple):
     def create(pixel_format: int, codec: int, width: int, height: int, data: Buffer) -> EncodedPlane:
         """Plane of `data` (any C-contiguous buffer) with its header."""
         view = bytes_view(data)
-        return EncodedPlane(_image_header(pixel_format, codec, width, height, view.nbytes), view)
+        return EncodedPlane(image_header(pixel_format, codec, width, height, view.nbytes), view)
 
     @staticmethod
     def from_meta(meta: pb.Image, data: Buffer) -> EncodedPlane:

@@ -35,7 +35,14 @@ from bridge.frame_meta import (
     varint_at,
     write_frame_meta,
 )
-from bridge.framing import MIN_CHUNK_BYTES, EncodedFrame, EncodedFrameSet, EncodedPlane, split_frameset
+from bridge.framing import (
+    MIN_CHUNK_BYTES,
+    EncodedFrame,
+    EncodedFrameSet,
+    EncodedPlane,
+    image_header,
+    split_frameset,
+)
 from bridge.pbwire import varint
 from bridge.proto_gen.genworld.v1 import types_pb2 as pb
 from bridge.proto_gen.genworld.v1 import world_service_pb2 as service_pb
@@ -111,6 +118,7 @@ class Codec(enum.IntEnum):
 
 RGB_CHANNELS = 3
 _FLOAT64 = np.dtype(np.float64)
+_UINT8 = np.dtype(np.uint8)
 DEPTH_DTYPE = np.dtype("<f4")  # the wire is little-endian whatever the host
 # Images larger than this are refused before any decompression (guards memory).
 MAX_IMAGE_PIXELS = 8192 * 8192
@@ -132,6 +140,8 @@ _FORMAT_NAMES = {
     pb.PIXEL_FORMAT_DEPTH_F32: "PIXEL_FORMAT_DEPTH_F32",
 }
 _DEPTH_IS_NATIVE_F32 = DEPTH_DTYPE == np.float32  # frombuffer's native float32 is the wire's dtype
+# The engine's depth dtype that is the wire's as it is (None on a big-endian host).
+_DEPTH_NATIVE = np.dtype(np.float32) if _DEPTH_IS_NATIVE_F32 else None
 _PLANE_DTYPES = {pb.PIXEL_FORMAT_RGB8: np.dtype(np.uint8), pb.PIXEL_FORMAT_DEPTH_F32: DEPTH_DTYPE}
 _CODEC_NAMES = {c.value: f"CODEC_{c.name}" for c in Codec}
 _POSE_FIELDS = ("x", "y", "z", "qw", "qx", "qy", "qz")
@@ -375,8 +385,75 @@ def check_observation(
     return pose, K
 
 
+def _encode_raw_frame(agent_id: str, obs: Observation) -> EncodedFrame | None:
+    """`encode_frame` of the common case, or None to take the general path.
+
+    The common case: RAW codec, C-contiguous uint8 (H, W, 3) rgb and float32 (H, W) depth,
+    float64 ndarray pose and K, no hands. Same checks as the general path, fewer calls:
+    this runs for every frame served.
+    """
+    rgb, depth, pose, K = obs.rgb, obs.depth, obs.pose, obs.K
+    if not (
+        type(rgb) is np.ndarray
+        and type(depth) is np.ndarray
+        and type(pose) is np.ndarray
+        and type(K) is np.ndarray
+        and obs.hand_keypoints is None
+        and type(obs.frame_id) is int
+        and rgb.dtype == _UINT8
+        and depth.dtype == _DEPTH_NATIVE
+        and pose.dtype == _FLOAT64
+        and K.dtype == _FLOAT64
+        and rgb.ndim == 3
+        and rgb.shape[2] == RGB_CHANNELS
+        and depth.shape == rgb.shape[:2]
+        and pose.shape == (4, 4)
+        and K.shape == (3, 3)
+        and rgb.flags.c_contiguous
+        and depth.flags.c_contiguous
+    ):
+        return None
+    k = K.tolist()
+    frame_id, sim_time = obs.frame_id, obs.sim_time
+    if (
+        frame_id < 0
+        or not math.isfinite(sum(map(sum, pose.tolist())) + sum(k[0]) + sum(k[1]) + sum(k[2]))
+        or abs(k[0][1]) > K_SKEW_TOLERANCE
+        or type(sim_time) not in (float, int)
+    ):
+        return None  # the general path names the field
+    height, width = depth.shape
+    (x, y, z), (qw, qx, qy, qz) = pose_to_quat_floats(pose)
+    header = write_frame_meta(
+        agent_id,
+        frame_id,
+        float(sim_time),
+        (x, y, z, qw, qx, qy, qz),
+        (k[0][0], k[1][1], k[0][2], k[1][2]),
+        width,
+        height,
+        bool(obs.collided),
+        None,
+    )
+    rgb_view, depth_view = memoryview(rgb).cast("B"), memoryview(depth).cast("B")
+    return EncodedFrame(
+        header,
+        EncodedPlane(
+            image_header(pb.PIXEL_FORMAT_RGB8, pb.CODEC_RAW, width, height, rgb_view.nbytes), rgb_view
+        ),
+        EncodedPlane(
+            image_header(pb.PIXEL_FORMAT_DEPTH_F32, pb.CODEC_RAW, width, height, depth_view.nbytes),
+            depth_view,
+        ),
+    )
+
+
 def encode_frame(agent_id: str, obs: Observation, codec: Codec = Codec.RAW) -> EncodedFrame:
     """One agent's Observation ready for framing (RAW planes are views of its arrays)."""
+    if codec == Codec.RAW:
+        encoded = _encode_raw_frame(agent_id, obs)
+        if encoded is not None:
+            return encoded
     field = f"Observation[{agent_id!r}]"
     pose, K = check_observation(obs, field)
     if abs(K[0][1]) > K_SKEW_TOLERANCE:

@@ -208,3 +208,24 @@ def test_varint_boundaries_match_protobuf(value):
     assert varint(value) == service_pb.FrameSet(step_id=value).SerializeToString()[1:] or value == 0
     with pytest.raises(ValueError, match=">= 0"):
         varint(-value - 1)
+
+
+def test_the_common_case_encoder_writes_what_the_general_path_writes():
+    obs = _observation(24, 32, seed=5, collided=True)
+    general = type(obs)(
+        np.asfortranarray(obs.rgb),  # not C-contiguous, and plain lists: the general path
+        obs.depth,
+        obs.pose.tolist(),
+        obs.K.tolist(),
+        frame_id=obs.frame_id,
+        sim_time=obs.sim_time,
+        collided=True,
+    )
+    assert wire._encode_raw_frame("a", general) is None
+    fast = wire._encode_raw_frame("a", obs)
+    assert fast is not None
+    assert wire.EncodedFrameSet(2, (fast,)).to_bytes() == wire.encode_frameset(2, {"a": general}).to_bytes()
+    bad = type(obs)(obs.rgb, obs.depth, obs.pose, obs.K * np.nan, frame_id=1, sim_time=0.0)
+    assert wire._encode_raw_frame("a", bad) is None
+    with pytest.raises(InvalidArgumentError, match=r"Observation\['a'\]\.K must be a finite 3x3"):
+        wire.encode_frame("a", bad)
