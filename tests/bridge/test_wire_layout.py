@@ -229,3 +229,19 @@ def test_the_common_case_encoder_writes_what_the_general_path_writes():
     assert wire._encode_raw_frame("a", bad) is None
     with pytest.raises(InvalidArgumentError, match=r"Observation\['a'\]\.K must be a finite 3x3"):
         wire.encode_frame("a", bad)
+
+
+def test_the_common_case_decoder_reads_what_the_general_path_reads():
+    obs = _observation(24, 32, seed=6, collided=True)
+    flat = read_frameset_layout(wire.encode_frameset(3, {"a": obs}).to_bytes())
+    assert flat is not None
+    fast = wire._decode_raw_flat_frame(flat.frames[0])
+    assert fast is not None
+    f = flat.frames[0]
+    general = wire._observation_of(
+        f, f.rgb, f.depth, f.pose, f.intrinsics, f.hand_keypoints, f.rgb_data, f.depth_data, "frame"
+    )
+    _assert_same(general, fast)
+    np.testing.assert_array_equal(general.pose, fast.pose)
+    hands = read_frameset_layout(wire.encode_frameset(3, {"a": _observation(24, 32, hands=True)}).to_bytes())
+    assert wire._decode_raw_flat_frame(hands.frames[0]) is None  # hands: the general path
