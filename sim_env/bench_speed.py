@@ -1,0 +1,412 @@
+"""Issue 7's speed table in one run: real time at 832×480, batched RL throughput, DiT efficiency.
+
+`main()` measures, on one CUDA device and in this order:
+
+1. the bf16 matrix-product ceiling of this GPU right now (`sim_env.perf.ceiling`);
+2. attention kernels at the ``wan2.1-1.3b`` cache shape: SDPA with the ST-cache's additive mask
+   versus the padded mask-free form (`sim_env.model.st_cache`) per backend; the fastest
+   backend for the padded form is preferred for everything below;
+3. one cached DiT pass of ``wan2.1-1.3b`` (CUDA graph): the masked reference path versus the
+   padded fast path on the same cache contents and inputs (ms, achieved TFLOP/s against the
+   ceiling, and the PSNR of fast vs reference outputs);
+4. ``wan2.1-1.3b``, 12-frame chunks, 4 steps + cache pass, TAEHV decode: generated frames/s
+   sustained over ``--wan-frames`` frames (CUDA-graph replays), with the eager phase split;
+5. the 1-latent-frame chunk mode (``wan2.1-1.3b-chunk1``): action-to-frame latency p50/p99,
+   each step timed from a host-side action to its 4 decoded frames on the device;
+6. ``tiny64`` with ``--tiny-worlds`` worlds: env-steps/s (float32 and bfloat16);
+7. the three RL tiers on ``tiny64`` (`sim_env.bench_rl`).
+
+Weights are random (speed does not depend on their values). Prints markdown tables and writes
+every figure to ``--json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import logging
+import math
+import statistics
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import asdict
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch.nn.attention import SDPBackend, sdpa_kernel
+
+from bridge.bench import report
+from sim_env.bench_rl import bench_tiers
+from sim_env.bench_world import _reset, bench_one, graphed_step, measure_phases
+from sim_env.model.config import get_config
+from sim_env.model.st_cache import INVALID_KEY_SCORE, MASK_CHANNELS, STCache
+from sim_env.perf.ceiling import matmul_ceiling_tflops
+from sim_env.perf.flops import attention_flops, dit_forward_flops, step_flops
+from sim_env.runtime import GenerativeRuntime
+
+log = logging.getLogger(__name__)
+
+WAN, WAN_CHUNK1, TINY = "wan2.1-1.3b", "wan2.1-1.3b-chunk1", "tiny64"
+DENOISING_STEPS = 4
+NAV_SCALE = 0.25
+KERNEL_REPEATS = 10
+BACKENDS = {
+    "flash": SDPBackend.FLASH_ATTENTION,
+    "cudnn": SDPBackend.CUDNN_ATTENTION,
+    "efficient": SDPBackend.EFFICIENT_ATTENTION,
+}
+INVALID_FRACTION = 0.3  # of the key slots, in the kernel and DiT comparisons
+
+
+# ---------------------------------------------------------------------------- helpers
+def _graph_ms(fn: Callable[[], object], repeats: int = KERNEL_REPEATS) -> float:
+    """Median ms of a CUDA-graph replay of ``fn`` (warmed up on a side stream first)."""
+    side = torch.cuda.Stream()
+    side.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(side):
+        for _ in range(2):
+            fn()
+    torch.cuda.current_stream().wait_stream(side)
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        fn()
+    times = []
+    for _ in range(repeats):
+        start, stop = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        start.record()
+        graph.replay()
+        stop.record()
+        stop.synchronize()
+        times.append(start.elapsed_time(stop))
+    return statistics.median(times)
+
+
+@contextlib.contextmanager
+def preferred_backend(name: str | None) -> Iterator[None]:
+    """Run SDPA with backend ``name`` tried first (then flash, cuDNN, efficient, math); None = default."""
+    if name is None:
+        yield
+        return
+    order = [BACKENDS[name], *(b for b in BACKENDS.values() if b != BACKENDS[name]), SDPBackend.MATH]
+    with sdpa_kernel(order, set_priority=True):
+        yield
+
+
+def _psnr(test: torch.Tensor, reference: torch.Tensor) -> float:
+    """PSNR (dB) of ``test`` against ``reference`` over the reference's peak-to-peak range."""
+    ref = reference.float()
+    mse = (test.float() - ref).pow(2).mean().item()
+    peak = (ref.max() - ref.min()).item()
+    return math.inf if mse == 0 else 10 * math.log10(peak**2 / mse)
+
+
+def _navs(count: int, n: int, seed: int, device: torch.device | str) -> list[torch.Tensor]:
+    gen = torch.Generator().manual_seed(seed)
+    return [
+        (NAV_SCALE * (2 * torch.rand(n, 6, generator=gen, dtype=torch.float64) - 1)).to(device)
+        for _ in range(count)
+    ]
+
+
+# ---------------------------------------------------------------------------- sections
+def attention_kernels(device: torch.device) -> list[dict[str, Any]]:
+    """Time and TFLOP/s of one layer's cached attention at the wan2.1-1.3b shape, per form and backend."""
+    cfg = get_config(WAN)
+    heads, d = cfg.num_heads, cfg.head_dim
+    lq, lk = cfg.chunk_frames * cfg.tokens_per_frame, cfg.cache_frames * cfg.tokens_per_frame
+    gen = torch.Generator(device=device).manual_seed(0)
+    q, k, v = (
+        torch.randn(1, heads, length, d, device=device, dtype=torch.bfloat16, generator=gen)
+        for length in (lq, lk, lk)
+    )
+    valid = torch.arange(lk, device=device) >= int(INVALID_FRACTION * lk)
+    bias = torch.zeros(1, 1, 1, lk, device=device, dtype=torch.bfloat16).masked_fill_(~valid, float("-inf"))
+    qp = F.pad(q, (0, MASK_CHANNELS))
+    qp[..., d] = 1.0
+    kp, vp = F.pad(k, (0, MASK_CHANNELS)), F.pad(v, (0, MASK_CHANNELS))
+    kp[..., d] = torch.where(valid, 0.0, INVALID_KEY_SCORE).to(kp.dtype)
+    forms: dict[str, Callable[[], torch.Tensor]] = {
+        "masked (additive bias)": lambda: F.scaled_dot_product_attention(q, k, v, attn_mask=bias),
+        "padded (mask-free, d+8)": lambda: F.scaled_dot_product_attention(qp, kp, vp, scale=d**-0.5),
+        "no mask (upper bound)": lambda: F.scaled_dot_product_attention(q, k, v),
+    }
+    flops = attention_flops(lq, lk, cfg.dim)
+    rows = []
+    reference = forms["masked (additive bias)"]()
+    for form, fn in forms.items():
+        for backend in (None, *BACKENDS):
+            row: dict[str, Any] = {"form": form, "backend": backend or "default"}
+            try:
+                with preferred_backend(None) if backend is None else sdpa_kernel([BACKENDS[backend]]):
+                    out = fn()
+                    row["ms"] = _graph_ms(fn)
+                row["tflops"] = flops / row["ms"] / 1e9
+                if form.startswith("padded"):
+                    row["max_abs_err_vs_masked"] = (
+                        (out[..., :d].float() - reference.float()).abs().max().item()
+                    )
+            except RuntimeError as exc:  # backend does not take this form
+                row["error"] = str(exc).splitlines()[0][:160]
+            rows.append(row)
+    return rows
+
+
+def best_padded_backend(rows: Sequence[dict[str, Any]]) -> str | None:
+    """The fastest named backend for the padded form (None if none ran)."""
+    timed = [r for r in rows if r["form"].startswith("padded") and r["backend"] != "default" and "ms" in r]
+    return min(timed, key=lambda r: r["ms"])["backend"] if timed else None
+
+
+def dit_pass(runtime: GenerativeRuntime, ceiling: float) -> dict[str, Any]:
+    """One cached DiT pass (graph replay): masked reference vs padded fast path on the same inputs."""
+    cfg, device, n = runtime.config, runtime.device, runtime.num_streams
+    gen = torch.Generator(device=device).manual_seed(3)
+    shape = (n, cfg.out_channels, cfg.chunk_frames, cfg.height, cfg.width)
+    x = torch.randn(shape, device=device, generator=gen).to(runtime.dtype)
+    cond = torch.randn((n, cfg.condition_channels, *shape[2:]), device=device, generator=gen)
+    t = torch.full((n, cfg.chunk_frames), 500.0, device=device)
+    plucker = torch.randn(n, cfg.chunk_frames, *cfg.grid, 6, device=device, generator=gen)
+    caches = {}
+    for padded in (False, True):
+        cache = STCache(cfg, n, device=device, dtype=runtime.dtype, padded_attention=padded)
+        cache.keys.copy_(runtime.cache.keys)
+        cache.values.copy_(runtime.cache.values)
+        cache.valid.copy_(runtime.cache.valid)
+        cache.valid[:, cache.memory.start : cache.memory.stop] = False  # some slots masked out
+        cache.refresh_attention()
+        caches["fast" if padded else "reference"] = cache
+    result: dict[str, Any] = {"flops_per_pass": dit_forward_flops(cfg, n), "ceiling_tflops": ceiling}
+    outputs = {}
+    for name, cache in caches.items():
+
+        def forward(cache: STCache = cache) -> torch.Tensor:
+            return runtime.model(x, t, cond, plucker, cache, runtime._context)
+
+        outputs[name] = forward()
+        ms = _graph_ms(forward)
+        tflops = result["flops_per_pass"] / ms / 1e9
+        result[name] = {"ms": ms, "tflops": tflops, "fraction_of_ceiling": tflops / ceiling}
+    result["psnr_fast_vs_reference_db"] = _psnr(outputs["fast"], outputs["reference"])
+    result["max_abs_err"] = (outputs["fast"].float() - outputs["reference"].float()).abs().max().item()
+    del caches
+    return result
+
+
+def _wan_runtime(config: str, device: torch.device) -> GenerativeRuntime:
+    runtime = GenerativeRuntime(
+        config=config, device=str(device), num_worlds=1, denoising_steps=DENOISING_STEPS, dtype=torch.bfloat16
+    )
+    _reset(runtime, seed=0)
+    return runtime
+
+
+def wan_sustained(device: torch.device, frames: int, phase_steps: int, ceiling: float) -> dict[str, Any]:
+    """Frames/s of wan2.1-1.3b (B = 1) over ``frames`` generated frames, phase split, DiT pass."""
+    runtime = _wan_runtime(WAN, device)
+    steps = math.ceil(frames / runtime.video_frames)
+    navs = _navs(max(steps, phase_steps, 3), 1, seed=1, device=device)
+    step = graphed_step(runtime, navs[:3])  # warms up first
+    phases = measure_phases(runtime, navs[:phase_steps]) if phase_steps else {}
+    torch.cuda.synchronize()
+    start = time.perf_counter()
+    for nav in navs[:steps]:
+        step(nav)
+    torch.cuda.synchronize()
+    seconds = time.perf_counter() - start
+    generated = steps * runtime.video_frames
+    dit_ms = phases.get("denoise", 0.0) + phases.get("cache_pass", 0.0)
+    result = {
+        "config": WAN,
+        "frames": generated,
+        "chunks": steps,
+        "frames_per_s": generated / seconds,
+        "ms_per_chunk": 1000 * seconds / steps,
+        "cache_slots": runtime.config.cache_frames,
+        "phase_ms_eager": phases,
+        "dit_tflops_eager_split": step_flops(runtime.config, 1, DENOISING_STEPS) / dit_ms / 1e9
+        if dit_ms
+        else None,
+        "dit_tflops_whole_step": step_flops(runtime.config, 1, DENOISING_STEPS) * steps / seconds / 1e12,
+        "dit_pass": dit_pass(runtime, ceiling),
+    }
+    del runtime, step
+    torch.cuda.empty_cache()
+    return result
+
+
+def wan_latency(device: torch.device, steps: int) -> dict[str, Any]:
+    """Action-to-frame latency of the 1-latent-frame chunk mode: host action → decoded frames ready."""
+    runtime = _wan_runtime(WAN_CHUNK1, device)
+    step = graphed_step(runtime, _navs(3, 1, seed=2, device=device))
+    latencies = []
+    for nav in _navs(steps, 1, seed=3, device="cpu"):  # the action arrives on the host
+        torch.cuda.synchronize()
+        start = time.perf_counter()
+        step(nav)
+        torch.cuda.synchronize()
+        latencies.append(1000 * (time.perf_counter() - start))
+    q = statistics.quantiles(latencies, n=100, method="inclusive")
+    result = {
+        "config": WAN_CHUNK1,
+        "video_frames_per_step": runtime.video_frames,
+        "steps": steps,
+        "latency_ms_p50": statistics.median(latencies),
+        "latency_ms_p99": q[98],
+        "frames_per_s": runtime.video_frames * 1000 / statistics.mean(latencies),
+    }
+    del runtime, step
+    torch.cuda.empty_cache()
+    return result
+
+
+def tiny_throughput(device: torch.device, worlds: int, steps: int, repeats: int) -> list[dict[str, Any]]:
+    """tiny64 env-steps/s at ``worlds`` worlds, float32 and bfloat16 (CUDA graph)."""
+    rows = []
+    for dtype in (torch.float32, torch.bfloat16):
+        r = bench_one(TINY, worlds, DENOISING_STEPS, steps, repeats, device, dtype=dtype, phase_steps=0)
+        rows.append(asdict(r))
+    torch.cuda.empty_cache()
+    return rows
+
+
+def rl_tiers(device: torch.device, worlds: int, steps: int, repeats: int) -> dict[str, Any]:
+    """The three RL tiers on tiny64 (bfloat16 world, graphed step; float32 policy)."""
+    runtime = GenerativeRuntime(
+        config=TINY,
+        device=str(device),
+        num_worlds=worlds,
+        denoising_steps=DENOISING_STEPS,
+        dtype=torch.bfloat16,
+    )
+    _reset(runtime, seed=0)
+    step = graphed_step(runtime, _navs(3, worlds, seed=4, device=device))
+    first = step(_navs(1, worlds, seed=5, device=device)[0])
+    result = asdict(bench_tiers(runtime, step, first, steps=steps, repeats=repeats))
+    del runtime, step
+    torch.cuda.empty_cache()
+    return result
+
+
+# ---------------------------------------------------------------------------- report
+def _fmt(value: float | None, digits: int = 1) -> str:
+    return "n/a" if value is None else f"{value:,.{digits}f}"
+
+
+def print_report(out: dict[str, Any]) -> None:
+    """The whole table as markdown."""
+    print(f"# genworld speed — {out['device']}, torch {out['torch']}, {out['date']}\n")
+    print(f"bf16 matmul ceiling: {out['ceiling_tflops']:.0f} TFLOP/s; attention backend: {out['backend']}\n")
+    rows = [
+        [r["form"], r["backend"], _fmt(r.get("ms"), 2), _fmt(r.get("tflops"), 0), r.get("error", "")]
+        for r in out["attention"]
+    ]
+    print(report.markdown_table(["attention form", "backend", "ms", "TFLOP/s", "note"], rows, text_columns=2))
+    wan, lat = out["wan"], out["latency"]
+    dit = wan["dit_pass"]
+    print()
+    rows = [
+        [
+            f"{WAN} 832×480, 12-frame chunk, 4 steps + cache pass",
+            "frames/s (sustained)",
+            _fmt(wan["frames_per_s"]),
+        ],
+        [f"{WAN} over {wan['frames']} frames", "ms/chunk", _fmt(wan["ms_per_chunk"])],
+        [f"{WAN_CHUNK1} (4 frames/step)", "action→frame p50 ms", _fmt(lat["latency_ms_p50"])],
+        [f"{WAN_CHUNK1}", "action→frame p99 ms", _fmt(lat["latency_ms_p99"])],
+        [f"{WAN_CHUNK1}", "frames/s", _fmt(lat["frames_per_s"])],
+    ]
+    for r in out["tiny"]:
+        rows.append(
+            [f"{TINY} {r['num_worlds']} worlds, {r['dtype']}", "env-steps/s", _fmt(r["env_steps_per_s"])]
+        )
+    tiers = out["tiers"]
+    for key, name in (
+        ("env_steps_per_s", "env step"),
+        ("with_policy_steps_per_s", "+ policy inference"),
+        ("with_ppo_steps_per_s", "+ PPO update"),
+    ):
+        rows.append([f"{TINY} {tiers['num_streams']} worlds bf16: {name}", "env-steps/s", _fmt(tiers[key])])
+    for name in ("reference", "fast"):
+        rows.append(
+            [
+                f"{WAN} DiT pass, {name}",
+                "ms / TFLOP/s / of ceiling",
+                f"{dit[name]['ms']:.1f} / {dit[name]['tflops']:.0f} / {dit[name]['fraction_of_ceiling']:.2f}",
+            ]
+        )
+    rows.append([f"{WAN} DiT pass fast vs reference", "PSNR dB", _fmt(dit["psnr_fast_vs_reference_db"])])
+    whole = wan["dit_tflops_whole_step"]
+    rows.append(
+        [
+            f"{WAN} DiT FLOPs over the whole sustained step",
+            "TFLOP/s / of ceiling",
+            f"{whole:.0f} / {whole / out['ceiling_tflops']:.2f}",
+        ]
+    )
+    print(report.markdown_table(["measurement", "unit", "value"], rows, text_columns=2))
+    if wan["phase_ms_eager"]:
+        print()
+        phases = wan["phase_ms_eager"]
+        print(report.markdown_table(list(phases), [[f"{v:.1f}" for v in phases.values()]], text_columns=0))
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run every section, print the table and write the JSON; exit status 2 without CUDA."""
+    parser = argparse.ArgumentParser(prog="genworld bench speed", description=__doc__.splitlines()[0])
+    parser.add_argument("--json", default=None, help="write every figure here")
+    parser.add_argument("--wan-frames", type=int, default=1000, help="sustained-run length in video frames")
+    parser.add_argument("--phase-steps", type=int, default=3, help="eager steps of the wan phase split")
+    parser.add_argument(
+        "--latency-steps", type=int, default=100, help="timed steps of the 1-frame chunk mode"
+    )
+    parser.add_argument("--tiny-worlds", type=int, default=256)
+    parser.add_argument("--tiny-steps", type=int, default=30, help="timed steps per repeat (tiny64)")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--backend", choices=["auto", "default", *BACKENDS], default="auto")
+    args = parser.parse_args(argv)
+    if not torch.cuda.is_available():
+        print("genworld bench speed: needs a CUDA device")
+        return 2
+    if min(args.wan_frames, args.latency_steps, args.tiny_worlds, args.tiny_steps, args.repeats) < 1:
+        raise ValueError(
+            "--wan-frames, --latency-steps, --tiny-worlds, --tiny-steps and --repeats must be positive"
+        )
+    device = torch.device("cuda")
+    started = time.perf_counter()
+    out: dict[str, Any] = {
+        "device": torch.cuda.get_device_name(device),
+        "torch": torch.__version__,
+        "date": time.strftime("%Y-%m-%d", time.gmtime()),
+    }
+    out["ceiling_tflops"] = matmul_ceiling_tflops(device)
+    out["attention"] = attention_kernels(device)
+    backend = best_padded_backend(out["attention"]) if args.backend == "auto" else args.backend
+    out["backend"] = None if backend == "default" else backend
+    sections: list[tuple[str, Callable[[], Any]]] = [
+        ("wan", lambda: wan_sustained(device, args.wan_frames, args.phase_steps, out["ceiling_tflops"])),
+        ("latency", lambda: wan_latency(device, args.latency_steps)),
+        ("tiny", lambda: tiny_throughput(device, args.tiny_worlds, args.tiny_steps, args.repeats)),
+        ("tiers", lambda: rl_tiers(device, args.tiny_worlds, args.tiny_steps, args.repeats)),
+    ]
+    for name, run in sections:
+        log.info("bench speed: %s", name)
+        section_start = time.perf_counter()
+        with preferred_backend(out["backend"]):
+            out[name] = run()
+        out.setdefault("section_seconds", {})[name] = time.perf_counter() - section_start
+        if args.json:  # keep what is measured even if a later section fails
+            with open(args.json, "w", encoding="utf-8") as f:
+                json.dump(out, f, indent=2)
+    out["seconds"] = time.perf_counter() - started
+    if args.json:
+        with open(args.json, "w", encoding="utf-8") as f:
+            json.dump(out, f, indent=2)
+    print_report(out)
+    return 0
+
+
+if __name__ == "__main__":
+    logging.basicConfig(level=logging.INFO)
+    raise SystemExit(main())

@@ -1,0 +1,98 @@
+"""Optimised runtime paths give the reference outputs on fixed inputs (CUDA only).
+
+The speed work (issue 7) swaps the masked SDPA over the ST-cache for the padded mask-free form
+(`STCache(padded_attention=True)`, the CUDA default) and runs the world in bfloat16. These checks
+pin that down on fixed inputs:
+
+- a cached DiT forward at the Wan width (2 layers of wan2.1-1.3b's blocks, bfloat16) through the
+  padded mirror vs. the masked reference, with a third of the history slots empty: PSNR bound;
+- `GenerativeRuntime` steps with the padded path vs. the reference path (float32, eager), for the
+  pixel path (tiny64) and the latent chunk path (tiny-latent-test): same frames within rounding.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import pytest
+import torch
+
+from bridge.conventions import intrinsics_from_fov, look_at
+from sim_env.model.config import CONFIGS
+from sim_env.model.dit import CausalDiT
+from sim_env.model.st_cache import STCache
+from sim_env.runtime import GenerativeRuntime
+
+pytestmark = [
+    pytest.mark.gpu,
+    pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device"),
+]
+
+NUM_WORLDS = 2
+STEPS = 3
+MIN_PSNR_DB = 40.0  # bfloat16 kernels differ in rounding only; a wrong mask gives < 20 dB
+RGB_ATOL = 2
+DEPTH_RTOL = 1e-3
+
+
+def _psnr(test: torch.Tensor, reference: torch.Tensor) -> float:
+    ref = reference.float()
+    mse = (test.float() - ref).pow(2).mean().item()
+    return math.inf if mse == 0 else 10 * math.log10((ref.max() - ref.min()).item() ** 2 / mse)
+
+
+def test_padded_attention_matches_masked_at_wan_width() -> None:
+    cfg = dataclasses.replace(CONFIGS["wan2.1-1.3b"], num_layers=2, height=20, width=32, context_len=16)
+    torch.manual_seed(0)
+    model = CausalDiT(cfg).to("cuda", torch.bfloat16).eval()
+    gen = torch.Generator(device="cuda").manual_seed(1)
+    caches = [STCache(cfg, 1, "cuda", torch.bfloat16, padded_attention=p) for p in (False, True)]
+    keys = torch.randn(caches[0].keys.shape, device="cuda", generator=gen).to(torch.bfloat16)
+    values = torch.randn(caches[0].values.shape, device="cuda", generator=gen).to(torch.bfloat16)
+    for cache in caches:
+        cache.keys.copy_(keys)
+        cache.values.copy_(values)
+        cache.valid[:, : cache.memory.stop] = True  # anchor + memory hold data, the window is empty
+        cache.refresh_attention()
+    x = torch.randn(
+        1, cfg.out_channels, cfg.chunk_frames, cfg.height, cfg.width, device="cuda", generator=gen
+    )
+    cond = torch.randn(1, cfg.condition_channels, *x.shape[2:], device="cuda", generator=gen)
+    plucker = torch.randn(1, cfg.chunk_frames, *cfg.grid, 6, device="cuda", generator=gen)
+    context = torch.randn(1, cfg.context_len, cfg.text_dim, device="cuda", generator=gen)
+    t = torch.full((1, cfg.chunk_frames), 700.0, device="cuda")
+    with torch.no_grad():
+        reference, fast = (
+            model(x.bfloat16(), t, cond, plucker, cache, context.bfloat16()) for cache in caches
+        )
+    assert torch.isfinite(fast).all()
+    assert _psnr(fast, reference) > MIN_PSNR_DB
+
+
+def _runtime(config: str, padded: bool) -> GenerativeRuntime:
+    runtime = GenerativeRuntime(
+        config=config, device="cuda", num_worlds=NUM_WORLDS, denoising_steps=2, padded_attention=padded
+    )
+    h, w = runtime.height, runtime.width
+    gen = torch.Generator().manual_seed(0)
+    rgb = torch.randint(0, 256, (NUM_WORLDS, h, w, 3), dtype=torch.uint8, generator=gen)
+    depth = 4.0 + torch.rand(NUM_WORLDS, h, w, generator=gen)
+    K = torch.as_tensor(intrinsics_from_fov(w, h, 70.0)).expand(NUM_WORLDS, 3, 3)
+    pose = torch.as_tensor(look_at([0.0, 0.0, 1.2], [3.0, 0.0, 1.2])).expand(NUM_WORLDS, 4, 4)
+    runtime.reset_batch(rgb, depth, K, pose, seed=3)
+    return runtime
+
+
+@pytest.mark.parametrize("config", ["tiny64", "tiny-latent-test"])
+def test_padded_runtime_matches_reference_runtime(config: str) -> None:
+    reference, fast = _runtime(config, padded=False), _runtime(config, padded=True)
+    assert fast.cache.attn_keys is not None and reference.cache.attn_keys is None
+    gen = torch.Generator().manual_seed(2)
+    for _ in range(STEPS):
+        nav = (0.5 * torch.rand(NUM_WORLDS, 6, generator=gen, dtype=torch.float64) - 0.25).cuda()
+        expected = {k: v.clone() for k, v in reference.step_batch(nav).items()}
+        got = fast.step_batch(nav)
+        torch.testing.assert_close(got["pose"], expected["pose"], rtol=0, atol=1e-9)
+        torch.testing.assert_close(got["rgb"].int(), expected["rgb"].int(), rtol=0, atol=RGB_ATOL)
+        torch.testing.assert_close(got["depth"], expected["depth"], rtol=DEPTH_RTOL, atol=1e-4)
