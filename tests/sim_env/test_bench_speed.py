@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from sim_env.bench_speed import best_padded_backend, main
+from sim_env.bench_speed import best_padded_backend, lse_corrected, main
 
 
 def test_best_padded_backend_picks_the_fastest_timed_row() -> None:
@@ -24,3 +24,16 @@ def test_best_padded_backend_picks_the_fastest_timed_row() -> None:
 def test_main_without_cuda_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
     assert main([]) == 2
     assert "needs a CUDA device" in capsys.readouterr().out
+
+
+def test_lse_correction_removes_zeroed_keys_exactly() -> None:
+    gen = torch.Generator().manual_seed(0)
+    q, k, v = (torch.randn(2, 3, n, 8, generator=gen, dtype=torch.float64) for n in (5, 12, 12))
+    valid = torch.arange(12) % 3 != 0  # 4 of 12 keys are empty slots
+    k0, v0 = (torch.where(valid[:, None], t, 0.0) for t in (k, v))
+    scores = q @ k0.transpose(-1, -2) / 8**0.5
+    out_all = scores.softmax(-1) @ v0  # what a mask-free kernel returns over zeroed keys
+    masked = scores.masked_fill(~valid, float("-inf")).softmax(-1) @ v
+    corrected = lse_corrected(out_all, scores.logsumexp(-1), int((~valid).sum()))
+    assert not torch.allclose(out_all, masked, atol=1e-3)  # the zeroed keys do matter uncorrected
+    torch.testing.assert_close(corrected.double(), masked, rtol=1e-5, atol=1e-6)
