@@ -3,7 +3,8 @@
 `STCache(padded_attention=True)` keeps pre-rotated keys with a validity channel so cached
 attention runs without a mask (FlashAttention / cuDNN on a GPU). These CPU checks drive a
 reference cache and a padded one through the same reset / chunk / roll / memory / per-world-reset
-sequence, with slots still empty and slots switched off, and compare every forward's output.
+sequence, with slots still empty and slots switched off, and compare every forward's output;
+then two runtimes (reference / padded) through steps, a teleport and a per-world reset.
 """
 
 from __future__ import annotations
@@ -12,9 +13,11 @@ import dataclasses
 
 import torch
 
+from bridge.conventions import intrinsics_from_fov, look_at
 from sim_env.model.config import CONFIGS
 from sim_env.model.dit import CausalDiT
 from sim_env.model.st_cache import DROP, MASK_CHANNELS, STCache
+from sim_env.runtime import GenerativeRuntime
 
 # tiny16-test with a memory pool and two heads: small enough for a CPU, every region present.
 CONFIG = dataclasses.replace(CONFIGS["tiny16-test"], memory_frames=2, window_frames=2, chunk_frames=1)
@@ -79,3 +82,43 @@ def test_padded_mirror_marks_invalid_slots() -> None:
     assert torch.all(score[:, cache.chunk.start :] == 0)  # the chunk is always attended
     assert torch.all(score[:, : cache.chunk.start] < -1e4)  # nothing in the history yet
     assert torch.all(cache.attn_keys[..., d + 1 :] == 0) and torch.all(cache.attn_values[..., d:] == 0)
+
+
+def _runtime(padded: bool) -> GenerativeRuntime:
+    runtime = GenerativeRuntime(
+        config="tiny16-test", num_worlds=BATCH, denoising_steps=1, seed=4, padded_attention=padded
+    )
+    h, w = runtime.height, runtime.width
+    gen = torch.Generator().manual_seed(0)
+    rgb = torch.randint(0, 256, (BATCH, h, w, 3), dtype=torch.uint8, generator=gen)
+    K = torch.as_tensor(intrinsics_from_fov(w, h, 70.0)).expand(BATCH, 3, 3)
+    pose = torch.as_tensor(look_at([0.0, 0.0, 1.2], [3.0, 0.0, 1.2])).expand(BATCH, 4, 4)
+    runtime.reset_batch(rgb, 4.0 + torch.rand(BATCH, h, w, generator=gen), K, pose, seed=5)
+    return runtime
+
+
+def test_runtime_with_padded_cache_matches_reference_through_teleport_and_reset() -> None:
+    reference, padded = _runtime(False), _runtime(True)
+    assert reference.cache.attn_keys is None and padded.cache.attn_keys is not None
+    gen = torch.Generator().manual_seed(6)
+    only_first = torch.tensor([True, False])
+    for step in range(6):
+        nav = 0.5 * torch.rand(BATCH, 6, generator=gen, dtype=torch.float64) - 0.25
+        outs = []
+        for runtime in (reference, padded):
+            if step == 2:
+                target = runtime.pose.clone()
+                target[:, 0, 3] += 0.2
+                runtime.teleport_batch(target, only_first)
+            if step == 4:
+                runtime.reset_batch(
+                    runtime.rgb.clone(),
+                    runtime.depth.clone(),
+                    runtime.K,
+                    runtime.pose,
+                    world_mask=~only_first,
+                )
+            outs.append({k: v.clone() for k, v in runtime.step_batch(nav).items()})
+        torch.testing.assert_close(outs[1]["pose"], outs[0]["pose"], rtol=0, atol=1e-12)
+        assert (outs[1]["rgb"].int() - outs[0]["rgb"].int()).abs().max() <= 1
+        torch.testing.assert_close(outs[1]["depth"], outs[0]["depth"], rtol=1e-4, atol=1e-5)
