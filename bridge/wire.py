@@ -551,9 +551,10 @@ def _decode_raw_flat_frame(frame: FlatFrame) -> Observation | None:
     norm = math.hypot(qw, qx, qy, qz)
     if abs(norm - 1.0) > QUAT_NORM_TOLERANCE:
         return None
+    # ndarray over the received buffer: one call per plane (frombuffer + reshape is two).
     return Observation(
-        np.frombuffer(rgb_data, dtype=np.uint8).reshape(height, width, RGB_CHANNELS),
-        np.frombuffer(depth_data, dtype=np.float32).reshape(height, width),
+        np.ndarray((height, width, RGB_CHANNELS), _UINT8, rgb_data),
+        np.ndarray((height, width), _DEPTH_NATIVE, depth_data),
         _pose_matrix((x, y, z), (qw, qx, qy, qz), norm),
         np.array((fx, 0.0, cx, 0.0, fy, cy, 0.0, 0.0, 1.0)).reshape(3, 3),
         frame.frame_id,
