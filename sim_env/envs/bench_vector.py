@@ -4,8 +4,8 @@
 ``gymnasium.make_vec(id, num_envs=N, vectorization_mode="vector_entry_point", ...)`` for every N and
 reports env-steps/s (Gymnasium's count: every sub-env step, excluding NEXT_STEP reset steps) as a
 markdown table. Random weights are fine: the cost of a step does not depend on the weights.
-Off the CPU the env is viewed through numpy (`vector_to_numpy`), because the benchmark's loop
-uses numpy on the returned masks; that copy is part of the measured step.
+The env is viewed through numpy (`vector_to_numpy`), because the benchmark's loop uses numpy on
+the returned masks; that device-to-host copy is part of the measured step.
 """
 
 from __future__ import annotations
@@ -44,8 +44,7 @@ def bench_vector(
             if world == "generative":
                 kwargs["denoising_steps"] = denoising_steps
             env = gym.make_vec(env_id, num_envs=n, vectorization_mode="vector_entry_point", **kwargs)
-        if device != "cpu":
-            env = vector_to_numpy(env)
+        env = vector_to_numpy(env)
         start = time.perf_counter()
         steps_per_s = benchmark_vector_step(env, target_duration=duration, seed=seed)
         env.close()
