@@ -69,6 +69,8 @@ class _DeferredMask:
         return self._host.numpy().copy()
 
     def clear(self, mask: np.ndarray | None = None) -> None:
+        if self._event is not None:
+            self._event.synchronize()  # the pending copy must land before it is edited
         self._event = None
         self._host = torch.zeros_like(self._host) if mask is None else self._host & ~torch.as_tensor(mask)
 

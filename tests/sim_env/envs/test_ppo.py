@@ -19,7 +19,9 @@ EPISODE_STEPS = 64
 
 
 def train_and_check(env) -> None:
-    model = PPO("MultiInputPolicy", env, n_steps=TOTAL_STEPS // env.num_envs, batch_size=256, n_epochs=1, seed=0)
+    model = PPO(
+        "MultiInputPolicy", env, n_steps=TOTAL_STEPS // env.num_envs, batch_size=256, n_epochs=1, seed=0
+    )
     model.learn(total_timesteps=TOTAL_STEPS)
     assert model.num_timesteps >= TOTAL_STEPS
     assert len(model.ep_info_buffer) >= TOTAL_STEPS // EPISODE_STEPS // 2  # episodes ended and were reset
