@@ -7,34 +7,23 @@ refuse bad input before it reaches an engine and the client can refuse a bad ser
 Pixels travel as bytes with explicit format and codec (ARCHITECTURE.md §5). Encoding is
 `np.ascontiguousarray` + a buffer view and decoding is `np.frombuffer`: no per-pixel Python.
 Frames decoded from RAW bytes are read-only views of the received message; copy them to
-write in place. Framing (unary FrameSets, chunks, reassembly) lives in `bridge.framing`
-and is re-exported here.
+write in place. Framing (unary FrameSets, chunks, reassembly) lives in `bridge.framing`,
+single planes in `bridge.wire_planes` and actions in `bridge.wire_actions`; this module
+re-exports them, so `bridge.wire` stays the one import for conversions. Our own frame
+layout is written and read by hand in `bridge.frame_meta` (the per-step path).
 """
 
 from __future__ import annotations
 
-import enum
-import functools
-import io
 import json
 import math
 from collections.abc import Iterable, Mapping
 from typing import Any
 
 import numpy as np
-from numpy.typing import NDArray
-from PIL import Image as PILImage
 
 from bridge.conventions import pose_to_quat_floats
-from bridge.frame_meta import (
-    FlatFrame,
-    FlatFrameSet,
-    FlatImage,
-    FlatIntrinsics,
-    FlatPose,
-    varint_at,
-    write_frame_meta,
-)
+from bridge.frame_meta import FlatFrame, FlatFrameSet, FlatImage, FlatIntrinsics, FlatPose, write_frame_meta
 from bridge.framing import (
     MIN_CHUNK_BYTES,
     EncodedFrame,
@@ -43,7 +32,6 @@ from bridge.framing import (
     image_header,
     split_frameset,
 )
-from bridge.pbwire import varint
 from bridge.proto_gen.genworld.v1 import types_pb2 as pb
 from bridge.proto_gen.genworld.v1 import world_service_pb2 as service_pb
 from bridge.reassembly import (
@@ -53,13 +41,34 @@ from bridge.reassembly import (
     read_chunk,
     read_frameset,
 )
-from bridge.types import (
-    HAND_KEYPOINTS,
-    NUM_HANDS,
-    NUM_NAV_KEYS,
-    Action,
-    InvalidArgumentError,
-    Observation,
+from bridge.types import HAND_KEYPOINTS, NUM_HANDS, InvalidArgumentError, Observation
+from bridge.wire_actions import (
+    KEY_ACTIONS,
+    action_from_proto,
+    action_to_proto,
+    actions_from_proto,
+    encode_step_actions,
+    read_key_step_request,
+    step_request,
+)
+from bridge.wire_geometry import (
+    K_SKEW_TOLERANCE,
+    QUAT_NORM_TOLERANCE,
+    intrinsics_from_proto,
+    intrinsics_to_proto,
+    pose_from_proto,
+    pose_matrix,
+    pose_to_proto,
+)
+from bridge.wire_planes import (
+    DEPTH_DTYPE,
+    DEPTH_IS_NATIVE_F32,
+    MAX_IMAGE_PIXELS,
+    RGB_CHANNELS,
+    Codec,
+    decode_plane,
+    encode_plane,
+    plane_codec,
 )
 
 __all__ = [
@@ -91,6 +100,7 @@ __all__ = [
     "options_from_json",
     "options_to_json",
     "parse_semver",
+    "plane_codec",
     "pose_from_proto",
     "pose_to_proto",
     "read_chunk",
@@ -101,241 +111,13 @@ __all__ = [
 ]
 
 
-F64 = NDArray[np.float64]
-
-
-class Codec(enum.IntEnum):
-    """Frame codecs a session can use (values of the wire enum `genworld.v1.Codec`).
-
-    RAW costs nothing to encode and is the right choice on loopback and fast LANs; PNG
-    (colour) and ZSTD (both planes) trade CPU for bandwidth on slow links.
-    """
-
-    RAW = pb.CODEC_RAW
-    PNG = pb.CODEC_PNG
-    ZSTD = pb.CODEC_ZSTD
-
-
-RGB_CHANNELS = 3
 _FLOAT64 = np.dtype(np.float64)
 _UINT8 = np.dtype(np.uint8)
-DEPTH_DTYPE = np.dtype("<f4")  # the wire is little-endian whatever the host
-# Images larger than this are refused before any decompression (guards memory).
-MAX_IMAGE_PIXELS = 8192 * 8192
-# |‖q‖ − 1| above this means the sender did not send a rotation; smaller errors are
-# float noise (e.g. a float32 quaternion) and are normalised away.
-QUAT_NORM_TOLERANCE = 1e-3
 HAND_KEYPOINT_SHAPE = (NUM_HANDS, HAND_KEYPOINTS, 3)
 HAND_KEYPOINT_DTYPE = np.dtype("<f4")
 _HAND_KEYPOINT_BYTES = int(np.prod(HAND_KEYPOINT_SHAPE)) * HAND_KEYPOINT_DTYPE.itemsize
-# Fast settings: frames are produced every step, latency matters more than ratio.
-PNG_COMPRESS_LEVEL = 1
-ZSTD_LEVEL = 1
-# Intrinsics the wire cannot carry (skew) must be this close to zero to be dropped.
-K_SKEW_TOLERANCE = 1e-9
-
-_BYTES_PER_PIXEL = {pb.PIXEL_FORMAT_RGB8: RGB_CHANNELS, pb.PIXEL_FORMAT_DEPTH_F32: DEPTH_DTYPE.itemsize}
-_FORMAT_NAMES = {
-    pb.PIXEL_FORMAT_RGB8: "PIXEL_FORMAT_RGB8",
-    pb.PIXEL_FORMAT_DEPTH_F32: "PIXEL_FORMAT_DEPTH_F32",
-}
-_DEPTH_IS_NATIVE_F32 = DEPTH_DTYPE == np.float32  # frombuffer's native float32 is the wire's dtype
 # The engine's depth dtype that is the wire's as it is (None on a big-endian host).
-_DEPTH_NATIVE = np.dtype(np.float32) if _DEPTH_IS_NATIVE_F32 else None
-_PLANE_DTYPES = {pb.PIXEL_FORMAT_RGB8: np.dtype(np.uint8), pb.PIXEL_FORMAT_DEPTH_F32: DEPTH_DTYPE}
-_CODEC_NAMES = {c.value: f"CODEC_{c.name}" for c in Codec}
-_POSE_FIELDS = ("x", "y", "z", "qw", "qx", "qy", "qz")
-
-
-@functools.cache
-def _zstd() -> Any:
-    """The zstandard module, imported on first use: RAW and PNG sessions never need it."""
-    import zstandard
-
-    return zstandard
-
-
-# --------------------------------------------------------------------------- poses, K
-def pose_to_proto(pose: NDArray[np.float64]) -> pb.Pose:
-    """Camera-to-world 4x4 pose as translation + named unit quaternion."""
-    (x, y, z), (qw, qx, qy, qz) = pose_to_quat_floats(pose)
-    return pb.Pose(x=x, y=y, z=z, qw=qw, qx=qx, qy=qy, qz=qz)
-
-
-def pose_from_proto(msg: pb.Pose, field: str = "pose") -> NDArray[np.float64]:
-    """The 4x4 pose of a `Pose` message.
-
-    Raises:
-        InvalidArgumentError: a component is NaN/inf, or the quaternion is not unit length.
-    """
-    t = (msg.x, msg.y, msg.z)
-    q = (msg.qw, msg.qx, msg.qy, msg.qz)
-    # A sum is finite iff every term is: one test instead of seven on the common path.
-    if not math.isfinite(sum(t) + sum(q)):
-        for name, value in zip(_POSE_FIELDS, (*t, *q), strict=True):
-            if not math.isfinite(value):
-                raise InvalidArgumentError(f"{field}.{name} is {value}; a pose must be finite")
-    norm = math.hypot(*q)
-    if abs(norm - 1.0) > QUAT_NORM_TOLERANCE:
-        raise InvalidArgumentError(
-            f"{field} (qw, qx, qy, qz) has norm {norm:.6g}; a rigid pose needs a unit quaternion"
-        )
-    return _pose_matrix(t, q, norm)
-
-
-def _pose_matrix(t: tuple[float, float, float], q: tuple[float, float, float, float], norm: float) -> F64:
-    """`conventions.pose_from_quat_floats` for a quaternion of known norm, as one flat array.
-
-    The same formulas (q and -q give the same matrix, so the canonical sign is not needed);
-    built from one flat tuple, which costs half of numpy's nested-list path on every frame.
-    """
-    w, x, y, z = q[0] / norm, q[1] / norm, q[2] / norm, q[3] / norm
-    return np.array(
-        (
-            1 - 2 * (y * y + z * z),
-            2 * (x * y - w * z),
-            2 * (x * z + w * y),
-            t[0],
-            2 * (x * y + w * z),
-            1 - 2 * (x * x + z * z),
-            2 * (y * z - w * x),
-            t[1],
-            2 * (x * z - w * y),
-            2 * (y * z + w * x),
-            1 - 2 * (x * x + y * y),
-            t[2],
-            0.0,
-            0.0,
-            0.0,
-            1.0,
-        )
-    ).reshape(4, 4)
-
-
-def intrinsics_to_proto(K: NDArray[np.float64], width: int, height: int) -> pb.Intrinsics:
-    """Pinhole intrinsics; the wire has no skew, so K must have none."""
-    K = np.asarray(K, dtype=np.float64)
-    if abs(K[0, 1]) > K_SKEW_TOLERANCE:
-        raise InvalidArgumentError(f"K has skew {K[0, 1]}; the wire carries fx, fy, cx, cy only")
-    return pb.Intrinsics(fx=K[0, 0], fy=K[1, 1], cx=K[0, 2], cy=K[1, 2], width=width, height=height)
-
-
-def intrinsics_from_proto(msg: pb.Intrinsics, field: str = "intrinsics") -> NDArray[np.float64]:
-    """The 3x3 K of an `Intrinsics` message (finite, positive focal lengths)."""
-    fx, fy, cx, cy = msg.fx, msg.fy, msg.cx, msg.cy
-    if not math.isfinite(fx + fy + cx + cy):  # finite iff every term is
-        for name, value in (("fx", fx), ("fy", fy), ("cx", cx), ("cy", cy)):
-            if not math.isfinite(value):
-                raise InvalidArgumentError(f"{field}.{name} must be finite, got {value}")
-    if fx <= 0 or fy <= 0:
-        raise InvalidArgumentError(f"{field}.fx and .fy must be positive, got {fx}, {fy}")
-    return np.array((fx, 0.0, cx, 0.0, fy, cy, 0.0, 0.0, 1.0)).reshape(3, 3)
-
-
-# --------------------------------------------------------------------------- images
-def plane_codec(codec: Codec, pixel_format: int) -> Codec:
-    """The codec a plane actually uses: PNG is lossless for RGB8 only, so depth uses ZSTD."""
-    if codec == Codec.PNG and pixel_format != pb.PIXEL_FORMAT_RGB8:
-        return Codec.ZSTD
-    return codec
-
-
-def encode_plane(array: np.ndarray, pixel_format: int, codec: Codec = Codec.RAW) -> EncodedPlane:
-    """Encodes an (H, W, 3) uint8 or (H, W) float32 plane; RAW is a zero-copy view."""
-    if codec == Codec.RAW and array.dtype == _PLANE_DTYPES[pixel_format] and array.flags.c_contiguous:
-        # The per-step path: a view of the engine's array, no conversion.
-        if array.ndim == (3 if pixel_format == pb.PIXEL_FORMAT_RGB8 else 2):
-            height, width = array.shape[:2]
-            if pixel_format == pb.PIXEL_FORMAT_RGB8 and array.shape[2] != RGB_CHANNELS:
-                raise InvalidArgumentError(f"{_FORMAT_NAMES[pixel_format]} plane has shape {array.shape}")
-            return EncodedPlane.create(pixel_format, pb.CODEC_RAW, width, height, array)
-    expected_ndim = 3 if pixel_format == pb.PIXEL_FORMAT_RGB8 else 2
-    if array.ndim != expected_ndim or (expected_ndim == 3 and array.shape[2] != RGB_CHANNELS):
-        raise InvalidArgumentError(f"{_FORMAT_NAMES[pixel_format]} plane has shape {array.shape}")
-    height, width = array.shape[:2]
-    codec = plane_codec(Codec(codec), pixel_format)
-    dtype = np.uint8 if pixel_format == pb.PIXEL_FORMAT_RGB8 else DEPTH_DTYPE
-    raw = np.ascontiguousarray(array, dtype=dtype)
-    if codec == Codec.RAW:
-        data: bytes | memoryview = memoryview(raw)
-    elif codec == Codec.PNG:
-        out = io.BytesIO()
-        PILImage.fromarray(raw).save(out, format="PNG", compress_level=PNG_COMPRESS_LEVEL)
-        data = out.getvalue()
-    else:
-        data = _zstd().ZstdCompressor(level=ZSTD_LEVEL).compress(memoryview(raw).cast("B"))
-    return EncodedPlane.create(pixel_format, codec, width, height, data)
-
-
-def decode_plane(meta: pb.Image, data: bytes | bytearray | memoryview, field: str) -> np.ndarray:
-    """Decodes one plane, checking format, codec and sizes against the header.
-
-    Args:
-        meta: the `Image` header (its own `data` is ignored; pass the bytes as `data`).
-        data: the encoded plane bytes.
-        field: name used in error messages, e.g. "frames[0].rgb".
-
-    Returns:
-        (H, W, 3) uint8 for RGB8, (H, W) float32 for DEPTH_F32.
-    """
-    pixel_format, codec, height, width = meta.format, meta.codec, meta.height, meta.width
-    if codec == pb.CODEC_RAW and pixel_format in _BYTES_PER_PIXEL and height * width <= MAX_IMAGE_PIXELS:
-        # The per-step path: same checks as below, in the order that RAW planes need.
-        size = len(data)
-        if meta.total_bytes and meta.total_bytes != size:
-            raise InvalidArgumentError(f"{field}.total_bytes is {meta.total_bytes} but data has {size} bytes")
-        if size == height * width * _BYTES_PER_PIXEL[pixel_format]:
-            if pixel_format == pb.PIXEL_FORMAT_RGB8:
-                return np.frombuffer(data, dtype=np.uint8).reshape(height, width, RGB_CHANNELS)
-            if _DEPTH_IS_NATIVE_F32:
-                return np.frombuffer(data, dtype=np.float32).reshape(height, width)
-    if meta.format not in _BYTES_PER_PIXEL:
-        raise InvalidArgumentError(f"{field}.format: unknown pixel format {meta.format}")
-    if meta.codec not in _CODEC_NAMES:
-        raise InvalidArgumentError(f"{field}.codec: unknown codec {meta.codec}")
-    height, width = meta.height, meta.width
-    if height * width > MAX_IMAGE_PIXELS:
-        raise InvalidArgumentError(f"{field}: {width}x{height} exceeds {MAX_IMAGE_PIXELS} pixels")
-    if meta.total_bytes and meta.total_bytes != len(data):
-        raise InvalidArgumentError(
-            f"{field}.total_bytes is {meta.total_bytes} but data has {len(data)} bytes"
-        )
-    expected = height * width * _BYTES_PER_PIXEL[meta.format]
-    rgb = meta.format == pb.PIXEL_FORMAT_RGB8
-    if meta.codec == pb.CODEC_PNG:
-        if not rgb:
-            raise InvalidArgumentError(f"{field}.codec: CODEC_PNG is for PIXEL_FORMAT_RGB8 only")
-        return _decode_png(data, width, height, field)
-    if meta.codec == pb.CODEC_ZSTD:
-        try:
-            data = _zstd().ZstdDecompressor().decompress(bytes(data), max_output_size=expected)
-        except _zstd().ZstdError as exc:
-            raise InvalidArgumentError(f"{field}.data is not valid zstd of {expected} bytes: {exc}") from exc
-    if len(data) != expected:
-        raise InvalidArgumentError(
-            f"{field}.data has {len(data)} bytes, expected {expected} for {width}x{height} "
-            f"{_FORMAT_NAMES[meta.format]}"
-        )
-    if rgb:
-        return np.frombuffer(data, dtype=np.uint8).reshape(height, width, RGB_CHANNELS)
-    depth = np.frombuffer(data, dtype=DEPTH_DTYPE).reshape(height, width)
-    return depth if depth.dtype == np.float32 else depth.astype(np.float32)
-
-
-def _decode_png(data: bytes | bytearray | memoryview, width: int, height: int, field: str) -> np.ndarray:
-    """RGB pixels of a PNG, refusing one whose size or mode disagrees with its header."""
-    try:
-        with PILImage.open(io.BytesIO(data)) as img:
-            if img.size != (width, height) or img.mode != "RGB":
-                raise InvalidArgumentError(
-                    f"{field}.data: PNG is {img.mode} {img.size[0]}x{img.size[1]}, "
-                    f"header says RGB {width}x{height}"
-                )
-            return np.asarray(img, dtype=np.uint8)
-    except InvalidArgumentError:
-        raise
-    except (OSError, ValueError, PILImage.DecompressionBombError) as exc:
-        raise InvalidArgumentError(f"{field}.data is not a valid PNG: {exc}") from exc
+_DEPTH_NATIVE = np.dtype(np.float32) if DEPTH_IS_NATIVE_F32 else None
 
 
 # --------------------------------------------------------------------------- frames
@@ -530,7 +312,7 @@ def _decode_raw_flat_frame(frame: FlatFrame) -> Observation | None:
         or depth.height != height
         or frame.hand_keypoints is not None
         or width * height > MAX_IMAGE_PIXELS
-        or not _DEPTH_IS_NATIVE_F32
+        or not DEPTH_IS_NATIVE_F32
     ):
         return None
     rgb_data, depth_data = frame.rgb_data, frame.depth_data
@@ -555,7 +337,7 @@ def _decode_raw_flat_frame(frame: FlatFrame) -> Observation | None:
     return Observation(
         np.ndarray((height, width, RGB_CHANNELS), _UINT8, rgb_data),
         np.ndarray((height, width), _DEPTH_NATIVE, depth_data),
-        _pose_matrix((x, y, z), (qw, qx, qy, qz), norm),
+        pose_matrix((x, y, z), (qw, qx, qy, qz), norm),
         np.array((fx, 0.0, cx, 0.0, fy, cy, 0.0, 0.0, 1.0)).reshape(3, 3),
         frame.frame_id,
         sim_time,
@@ -684,121 +466,6 @@ def frameset_from_proto(
         decode_frame(f.meta, f.rgb, f.depth, f"FrameSet.frames[{i}]") for i, f in enumerate(frameset.frames)
     )
     return _observations(decoded, "FrameSet.frames")
-
-
-# --------------------------------------------------------------------------- actions
-def action_to_proto(agent_id: str, action: Action) -> pb.Action:
-    """An agent's Action as a wire `Action`."""
-    kind = action.kind
-    if kind == "key":
-        return pb.Action(agent_id=agent_id, key=action.key)
-    if kind == "nav":
-        return pb.Action(agent_id=agent_id, nav=pb.ContinuousNav(values=action.nav_vector.tolist()))
-    return pb.Action(agent_id=agent_id, hand=pb.HandAction(values=action.hand_vector.tolist()))
-
-
-_STEP_ID_KEY = b"\x08"  # StepRequest.step_id: field 1, varint
-_ACTION_KEY = b"\x12"  # StepRequest.actions: field 2, LEN
-ACTION_FIELD_CACHE_SIZE = 1024
-
-
-@functools.lru_cache(maxsize=ACTION_FIELD_CACHE_SIZE)
-def _key_action_field(agent_id: str, key: int) -> bytes:
-    """A StepRequest.actions entry pressing `key` (the same few recur every step)."""
-    body = pb.Action(agent_id=agent_id, key=key).SerializeToString()
-    return _ACTION_KEY + varint(len(body)) + body
-
-
-def encode_step_actions(actions: Mapping[str, Action]) -> bytes:
-    """The serialised `StepRequest.actions` entries (written by hand: built on every step).
-
-    Raises:
-        InvalidArgumentError: a value of `actions` is not an Action.
-    """
-    parts = []
-    for agent_id, action in actions.items():
-        if not isinstance(action, Action):
-            raise InvalidArgumentError(
-                f"actions[{agent_id!r}] must be an Action, got {type(action).__name__}"
-            )
-        if action.key is not None:
-            parts.append(_key_action_field(agent_id, action.key))
-        else:
-            body = action_to_proto(agent_id, action).SerializeToString()
-            parts += [_ACTION_KEY, varint(len(body)), body]
-    return b"".join(parts)
-
-
-def step_request(step_id: int, encoded_actions: bytes) -> bytes:
-    """The serialised `StepRequest` of `step_id` and `encode_step_actions`' output."""
-    return _STEP_ID_KEY + varint(step_id) + encoded_actions
-
-
-def read_key_step_request(raw: bytes) -> tuple[int, str, int] | None:
-    """(step_id, agent_id, key) of a StepRequest holding exactly one key action, else None.
-
-    Recognises only the canonical bytes of such a request (what `step_request` and
-    protobuf write), so a match means protobuf would parse the same values; anything
-    else, valid or not, returns None and goes through protobuf and `actions_from_proto`.
-    The values are not validated here.
-    """
-    if type(raw) is not bytes or len(raw) < 2 or raw[0] != _STEP_ID_KEY[0]:
-        return None
-    try:
-        step_id, pos = varint_at(raw, 1)
-        size, name_size = raw[pos + 1], raw[pos + 3]
-        # actions[0]: one LEN field of < 128 bytes holding agent_id (< 128 bytes) and key.
-        if raw[pos] != _ACTION_KEY[0] or size >= 0x80 or pos + 2 + size != len(raw):
-            return None
-        if raw[pos + 2] != 0x0A or name_size >= 0x80:
-            return None
-        pos += 4 + name_size
-        if pos + 2 != len(raw) or raw[pos] != 0x10 or raw[pos + 1] >= 0x80:
-            return None
-        return step_id, raw[pos - name_size : pos].decode(), raw[pos + 1]
-    except (IndexError, UnicodeDecodeError, InvalidArgumentError):
-        return None
-
-
-def action_from_proto(msg: pb.Action, field: str = "action") -> tuple[str, Action]:
-    """(agent_id, Action) of a wire `Action`, validated (key range, lengths, finiteness, grips)."""
-    kind = msg.WhichOneof("kind")
-    try:
-        if kind == "key":
-            return msg.agent_id, Action.from_key(msg.key)
-        if kind == "nav":
-            return msg.agent_id, Action.from_nav(list(msg.nav.values))
-        if kind == "hand":
-            return msg.agent_id, Action.from_hand(list(msg.hand.values))
-    except InvalidArgumentError as exc:
-        raise InvalidArgumentError(f"{field}.{kind}: {exc}") from exc
-    raise InvalidArgumentError(f"{field} sets no action (expected one of key, nav, hand)")
-
-
-# Validated key actions by key: Actions are immutable values, so every step pressing the
-# same key can share one (saves building and validating a dataclass per agent per step).
-KEY_ACTIONS = {key: Action.from_key(key) for key in range(NUM_NAV_KEYS)}
-
-
-def actions_from_proto(
-    msgs: Iterable[pb.Action], agent_ids: Iterable[str], field: str = "StepRequest.actions"
-) -> dict[str, Action]:
-    """Per-agent actions of a StepRequest; unknown or repeated agents are refused."""
-    known = agent_ids if isinstance(agent_ids, tuple | frozenset | set) else tuple(agent_ids)
-    out: dict[str, Action] = {}
-    for i, msg in enumerate(msgs):
-        action = KEY_ACTIONS.get(msg.key) if msg.WhichOneof("kind") == "key" else None
-        agent_id = msg.agent_id
-        if action is None:
-            agent_id, action = action_from_proto(msg, f"{field}[{i}]")
-        if agent_id not in known:
-            raise InvalidArgumentError(
-                f"{field}[{i}].agent_id: unknown agent {agent_id!r}; this world has {list(known)}"
-            )
-        if agent_id in out:
-            raise InvalidArgumentError(f"{field}[{i}].agent_id: agent {agent_id!r} already has an action")
-        out[agent_id] = action
-    return out
 
 
 # --------------------------------------------------------------------------- misc
