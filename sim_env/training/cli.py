@@ -63,6 +63,7 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--memory-capacity", type=int, default=f.memory_capacity, help="voxels of the point-cloud memory"
     )
+    parser.add_argument("--depth-weight", type=float, default=f.depth_weight, help="loss weight of depth")
     parser.add_argument("--injection-start", type=float, default=c.injection_start)
     parser.add_argument("--injection-end", type=float, default=c.injection_end)
     parser.add_argument("--anchor-mask-prob", type=float, default=c.anchor_mask_prob)
@@ -105,6 +106,7 @@ def settings_from_args(args: argparse.Namespace) -> TrainSettings:
             rollout_frames=args.rollout_frames,
             rollout_steps=args.rollout_steps,
             memory_capacity=args.memory_capacity,
+            depth_weight=args.depth_weight,
         ),
         curriculum=ConditionCurriculum(args.injection_start, args.injection_end, args.anchor_mask_prob),
     )

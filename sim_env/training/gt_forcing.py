@@ -141,5 +141,7 @@ def ground_truth_forcing_step(
     noise = gaussian(tuple(x0.shape), generator, dev)
     keep = (torch.rand(b, generator=generator) < keep_prob).to(dev)
     cond = mask_explicit_anchor(cond, keep, cfg.out_channels)
-    loss = velocity_loss(model, x0, noise, sigma.to(dev), cond, plucker, layout, autocast)
+    loss = velocity_loss(
+        model, x0, noise, sigma.to(dev), cond, plucker, layout, autocast, options.depth_weight
+    )
     return StepResult(loss, {"history": float(rollout), "anchor_kept": float(keep.float().mean())})
