@@ -1,14 +1,15 @@
 """A short Stable-Baselines3 PPO run on GenWorld/Navigate-v0 in the MuJoCo and the generative world.
 
-Small on purpose (2,048 steps, one epoch): the test proves the envs train end to end (rollouts,
-autoreset with terminal observations, episode statistics, updates), not that PPO converges.
+Small on purpose (one epoch; 2,048 steps in MuJoCo, 1,024 batched steps of the world model, whose
+CPU step dominates): the test proves the envs train end to end (rollouts, autoreset with terminal
+observations, episode statistics, updates), not that PPO converges.
 """
 
 import gymnasium as gym
 import numpy as np
 from stable_baselines3 import PPO
 from stable_baselines3.common.monitor import Monitor
-from stable_baselines3.common.vec_env import VecMonitor
+from stable_baselines3.common.vec_env import DummyVecEnv, VecMonitor
 
 import sim_env  # noqa: F401 - registers the ids
 from sim_env.envs.sb3 import SB3VecEnv
@@ -32,11 +33,9 @@ def train_and_check(env) -> None:
 
 def test_ppo_on_the_mujoco_single_env():
     env = Monitor(gym.make("GenWorld/Navigate-v0", max_episode_steps=EPISODE_STEPS, **MUJOCO))
-    from stable_baselines3.common.vec_env import DummyVecEnv
-
     vec = DummyVecEnv([lambda: env])
     try:
-        train_and_check(vec)
+        train_and_check(vec, 2048)
     finally:
         vec.close()
 
@@ -52,6 +51,6 @@ def test_ppo_on_the_batched_generative_vector_env():
     )
     vec = VecMonitor(SB3VecEnv(vector))
     try:
-        train_and_check(vec)
+        train_and_check(vec, 1024)
     finally:
         vec.close()
