@@ -15,17 +15,16 @@ import sim_env  # noqa: F401 - registers the ids
 from sim_env.envs.sb3 import SB3VecEnv
 from tests.sim_env.envs.conftest import FAST_GENERATIVE, MUJOCO
 
-TOTAL_STEPS = 2048
-EPISODE_STEPS = 64
+EPISODE_STEPS = 32
 
 
-def train_and_check(env) -> None:
+def train_and_check(env, total_steps: int) -> None:
     model = PPO(
-        "MultiInputPolicy", env, n_steps=TOTAL_STEPS // env.num_envs, batch_size=256, n_epochs=1, seed=0
+        "MultiInputPolicy", env, n_steps=total_steps // env.num_envs, batch_size=256, n_epochs=1, seed=0
     )
-    model.learn(total_timesteps=TOTAL_STEPS)
-    assert model.num_timesteps >= TOTAL_STEPS
-    assert len(model.ep_info_buffer) >= TOTAL_STEPS // EPISODE_STEPS // 2  # episodes ended and were reset
+    model.learn(total_timesteps=total_steps)
+    assert model.num_timesteps >= total_steps
+    assert len(model.ep_info_buffer) >= total_steps // EPISODE_STEPS // 2  # episodes ended and were reset
     obs = env.reset()
     actions, _ = model.predict(obs, deterministic=True)
     assert all(env.action_space.contains(np.int64(a)) for a in np.atleast_1d(actions))
