@@ -414,9 +414,8 @@ def print_report(out: dict[str, Any]) -> None:
         print(report.markdown_table(list(phases), [[f"{v:.1f}" for v in phases.values()]], text_columns=0))
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Run every section, print the table and write the JSON; exit status 2 without CUDA."""
-    parser = argparse.ArgumentParser(prog="genworld bench speed", description=__doc__.splitlines()[0])
+def add_speed_bench_arguments(parser: argparse.ArgumentParser) -> None:
+    """Flags of `genworld bench speed`."""
     parser.add_argument("--json", default=None, help="write every figure here")
     parser.add_argument("--wan-frames", type=int, default=1000, help="sustained-run length in video frames")
     parser.add_argument("--phase-steps", type=int, default=3, help="eager steps of the wan phase split")
@@ -427,7 +426,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--tiny-steps", type=int, default=30, help="timed steps per repeat (tiny64)")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--backend", choices=["auto", "default", *BACKENDS], default="auto")
-    args = parser.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """`python -m sim_env.bench_speed`: the same as `genworld bench speed`."""
+    parser = argparse.ArgumentParser(prog="genworld bench speed", description=__doc__.splitlines()[0])
+    add_speed_bench_arguments(parser)
+    return run_speed_bench(parser.parse_args(argv))
+
+
+def run_speed_bench(args: argparse.Namespace) -> int:
+    """Run every section, print the table and write the JSON; exit status 2 without CUDA."""
     if not torch.cuda.is_available():
         print("genworld bench speed: needs a CUDA device")
         return 2

@@ -44,6 +44,13 @@ def _add_bench_world(subparsers: argparse._SubParsersAction) -> None:
     from sim_env.bench_world import add_world_bench_arguments
 
     add_world_bench_arguments(world)
+    from sim_env.bench_speed import add_speed_bench_arguments
+
+    add_speed_bench_arguments(
+        _subparsers_of(subparsers.choices["bench"]).add_parser(
+            "speed", help="issue-7 speed table: wan 832x480, chunk-1 latency, tiny64 x256, RL tiers (CUDA)"
+        )
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -74,6 +81,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from sim_env.evaluation.cli import run_eval
 
         return run_eval(args)
+    if args.command == "bench" and args.bench_target == "speed":
+        from sim_env.bench_speed import run_speed_bench
+
+        return run_speed_bench(args)
     if args.command == "bench" and args.bench_target == "world":
         from sim_env.bench_world import run_world_bench
 
