@@ -49,6 +49,7 @@ from bridge.types import (
     WorldInfo,
     validate_pose,
 )
+from bridge.wire_native import DecodedFrameSet, decode_single_frame
 
 log = logging.getLogger(__name__)
 
@@ -366,11 +367,11 @@ class WorldClient:
                 raise
             raise error_for_rpc(exc, what) from None
 
-    def _stream_step(self, request: bytes) -> AssembledFrameSet | FlatFrameSet:
+    def _stream_step(self, request: bytes) -> AssembledFrameSet | FlatFrameSet | DecodedFrameSet:
         """One step over the long-lived StepStream, reopening it after transient failures."""
         return self._retrying("StepStream", self._stream_attempt, _retryable_stream_error, request)
 
-    def _stream_attempt(self, request: bytes) -> AssembledFrameSet | FlatFrameSet:
+    def _stream_attempt(self, request: bytes) -> AssembledFrameSet | FlatFrameSet | DecodedFrameSet:
         assert self._watchdog is not None
         if self._stream_call is None:
             self._stream_call = StepStreamCall(
@@ -396,14 +397,21 @@ class WorldClient:
             self._stream_call = None
 
     def _decode(
-        self, frames: bytes | AssembledFrameSet | FlatFrameSet, step_id: int, what: str
+        self, frames: bytes | AssembledFrameSet | FlatFrameSet | DecodedFrameSet, step_id: int, what: str
     ) -> dict[str, Observation]:
         try:
             if isinstance(frames, bytes):
-                # Our servers' layout is read in one pass; any other goes through protobuf.
-                frames = read_frameset_layout(frames) or read_frameset(frames)
+                # Our servers' layout is read in one pass (in C where built); any other
+                # goes through protobuf.
+                frames = (
+                    decode_single_frame(frames, False)
+                    or read_frameset_layout(frames)
+                    or read_frameset(frames)
+                )
             if frames.step_id != step_id:
                 raise WorldError(f"{what}: the server answered step {frames.step_id}, expected {step_id}")
+            if isinstance(frames, DecodedFrameSet):
+                return frames.observations
             return wire.frameset_from_proto(frames)
         except InvalidArgumentError as exc:  # the server's fault, not the caller's input
             raise WorldError(f"{what}: the server sent an invalid FrameSet: {exc}") from None

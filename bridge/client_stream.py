@@ -16,6 +16,7 @@ import grpc
 
 from bridge.frame_meta import FlatFrameSet, read_chunk_layout
 from bridge.reassembly import AssembledFrameSet, FrameSetAssembler
+from bridge.wire_native import DecodedFrameSet, decode_single_frame
 
 
 class StreamInterruptedError(Exception):
@@ -117,7 +118,7 @@ class StepStreamCall:
         self._assembler = FrameSetAssembler(max_frame_bytes)
         self._timed_out = False
 
-    def step(self, request: bytes, timeout_s: float) -> AssembledFrameSet | FlatFrameSet:
+    def step(self, request: bytes, timeout_s: float) -> AssembledFrameSet | FlatFrameSet | DecodedFrameSet:
         """Sends one serialised StepRequest and reassembles its frames.
 
         Raises:
@@ -130,7 +131,7 @@ class StepStreamCall:
             for chunk in self._responses:
                 if self._assembler.idle:
                     # A whole one-frame FrameSet in our layout skips the assembler.
-                    flat = read_chunk_layout(chunk)
+                    flat = decode_single_frame(chunk, True) or read_chunk_layout(chunk)
                     if flat is not None:
                         return flat
                 result = self._assembler.add(chunk)

@@ -19,7 +19,7 @@ from typing import TypeVar
 import grpc
 from google.protobuf.message import DecodeError, Message
 
-from bridge import wire
+from bridge import wire, wire_native
 from bridge.framing import MIN_CHUNK_BYTES, EncodedFrameSet
 from bridge.grpc_status import SESSION_METADATA_KEY, status_for_error
 from bridge.proto_gen.genworld.v1 import world_service_pb2 as service_pb
@@ -30,6 +30,7 @@ from bridge.types import (
     Action,
     FailedPreconditionError,
     InvalidArgumentError,
+    Observation,
     ResourceExhaustedError,
     SessionLostError,
     VersionMismatchError,
@@ -186,7 +187,7 @@ class WorldService:
             self._check_open(session)
             with session.world_lock:
                 observations = session.world.reset(seed=seed, options=options)
-            payload = self._encode(session, 0, observations).to_bytes()
+            payload = self._unary_payload(session, 0, observations)
             session.has_reset = True
             session.last_result = None  # a stale step must not be replayed into the new episode
         return self._checked_size(payload)
@@ -199,7 +200,7 @@ class WorldService:
             cached = self._replay_or_advance(session, step_id)
             if cached is not None:
                 return self._checked_size(cached.as_unary())
-            blob = self._step_world(session, step_id, actions).to_bytes()
+            blob = self._unary_payload(session, step_id, self._step_world(session, step_id, actions))
             session.last_result = SentStep(step_id, unary=blob)
         return self._checked_size(blob)
 
@@ -221,7 +222,7 @@ class WorldService:
                 raise FailedPreconditionError("SetPose before Reset: call Reset first")
             with session.world_lock:
                 observation = session.world.set_pose(request.agent_id, pose)
-            payload = self._encode(session, 0, {request.agent_id: observation}).to_bytes()
+            payload = self._unary_payload(session, 0, {request.agent_id: observation})
             session.last_result = None
         return self._checked_size(payload)
 
@@ -254,7 +255,7 @@ class WorldService:
             cached = self._replay_or_advance(session, step_id)
             if cached is not None:
                 return cached.as_chunks(session.max_chunk_bytes)
-            chunks = self._step_world(session, step_id, actions).chunks(session.max_chunk_bytes)
+            chunks = self._chunk_payloads(session, step_id, self._step_world(session, step_id, actions))
             session.last_result = SentStep(step_id, chunks=tuple(chunks))
         return chunks
 
@@ -307,12 +308,31 @@ class WorldService:
         session.last_result = None
         return None
 
-    def _step_world(self, session: Session, step_id: int, actions: dict[str, Action]) -> EncodedFrameSet:
-        """Steps the world (under `session.lock`) and frames its answer to `step_id`."""
+    @staticmethod
+    def _step_world(session: Session, step_id: int, actions: dict[str, Action]) -> dict[str, Observation]:
+        """Steps the world (under `session.lock`); its output must be framed before the lock is freed."""
         with session.world_lock:
             observations = session.world.step(actions)
         session.last_step_id = step_id
-        return self._encode(session, step_id, observations)
+        return observations
+
+    @classmethod
+    def _unary_payload(cls, session: Session, step_id: int, observations: dict[str, Observation]) -> bytes:
+        """The serialised FrameSet: the C codec's common case, else the Python framing (same bytes)."""
+        payload = wire_native.encode_single_frame(step_id, observations, session.codec, 0)
+        if payload is not None:
+            return payload
+        return cls._encode(session, step_id, observations).to_bytes()
+
+    @classmethod
+    def _chunk_payloads(
+        cls, session: Session, step_id: int, observations: dict[str, Observation]
+    ) -> list[bytes]:
+        """The serialised FrameChunks: the C codec's one-chunk case, else the Python framing."""
+        chunk = wire_native.encode_single_frame(step_id, observations, session.codec, session.max_chunk_bytes)
+        if chunk is not None:
+            return [chunk]
+        return cls._encode(session, step_id, observations).chunks(session.max_chunk_bytes)
 
     @staticmethod
     def _encode(session: Session, step_id: int, observations: dict) -> EncodedFrameSet:
