@@ -49,7 +49,7 @@ from bridge.types import (
     WorldInfo,
     validate_pose,
 )
-from bridge.wire_native import DecodedFrameSet, decode_single_frame
+from bridge.wire_native import DecodedFrameSet, announce_codec, decode_single_frame
 
 log = logging.getLogger(__name__)
 
@@ -117,6 +117,7 @@ class WorldClient:
         self._codec = codec
         self._stream = stream
         self._auth = ((AUTH_METADATA_KEY, f"{BEARER_PREFIX}{token}"),) if token else ()
+        announce_codec()
         options = [
             ("grpc.max_send_message_length", MAX_SEND_BYTES),
             ("grpc.max_receive_message_length", MAX_RECEIVE_BYTES),

@@ -97,6 +97,7 @@ class WorldService:
     def __init__(self, registry: SessionRegistry, limits: ServiceLimits) -> None:
         self._registry = registry
         self._limits = limits
+        wire_native.announce_codec()
 
     def handlers(self) -> dict[str, grpc.RpcMethodHandler]:
         """Method name → handler, all with identity (de)serialisers."""

@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Mapping
+from types import ModuleType
 from typing import NamedTuple
 
 import numpy as np
@@ -29,11 +30,10 @@ from bridge.wire_planes import DEPTH_IS_NATIVE_F32, MAX_IMAGE_PIXELS, RGB_CHANNE
 
 log = logging.getLogger(__name__)
 
-_framecodec, CODEC_DESCRIPTION = load_framecodec()
-if _framecodec is not None and not DEPTH_IS_NATIVE_F32:  # a big-endian host: the C codec never applies
-    _framecodec, CODEC_DESCRIPTION = None, "frame codec: pure Python (big-endian host)"
-if _framecodec is not None:
-    _framecodec.configure(
+
+def configure_codec(module: ModuleType) -> ModuleType:
+    """`module` (the C codec) given the Python side's constants; returns it."""
+    module.configure(
         np.ndarray,
         math.hypot,
         pb.PIXEL_FORMAT_RGB8,
@@ -42,9 +42,26 @@ if _framecodec is not None:
         MAX_IMAGE_PIXELS,
         QUAT_NORM_TOLERANCE,
     )
-log.info(CODEC_DESCRIPTION)
+    return module
 
-NATIVE_CODEC = _framecodec is not None
+
+_framecodec, CODEC_DESCRIPTION = load_framecodec()
+if _framecodec is not None and not DEPTH_IS_NATIVE_F32:  # a big-endian host: the C codec never applies
+    _framecodec, CODEC_DESCRIPTION = None, "frame codec: pure Python (big-endian host)"
+if _framecodec is not None:
+    configure_codec(_framecodec)
+_announced = False
+
+
+def announce_codec() -> None:
+    """Logs once per process which frame codec is in use (servers and clients call this)."""
+    global _announced
+    if not _announced:
+        _announced = True
+        log.info(CODEC_DESCRIPTION)
+
+
+NATIVE_CODEC = _framecodec is not None  # at import; tests may swap `_framecodec`
 _UINT8 = np.dtype(np.uint8)
 _FLOAT32 = np.dtype(np.float32)
 _POSE_SHAPE, _K_SHAPE = (4, 4), (3, 3)
