@@ -10,10 +10,15 @@ as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 extras=""
 [ "${1:-}" = "--dev" ] && extras="[dev]"
 
-# System packages: an off-screen OpenGL for MuJoCo on machines without a GPU.
+# System packages: an off-screen OpenGL for MuJoCo on machines without a GPU, and a C
+# compiler with Python's headers for the optional frame codec (bridge/_native; without
+# them the install still succeeds and the pure-Python codec is used).
 need_apt=()
 ldconfig -p | grep -q libOSMesa.so || need_apt+=(libosmesa6)
 ldconfig -p | grep -q 'libGL.so.1' || need_apt+=(libgl1)
+command -v cc >/dev/null 2>&1 || need_apt+=(build-essential)
+"${PYTHON:-python3}" -c 'import os, sysconfig; os.stat(os.path.join(sysconfig.get_paths()["include"], "Python.h"))' \
+  >/dev/null 2>&1 || need_apt+=(python3-dev)
 if [ ${#need_apt[@]} -gt 0 ] && command -v apt-get >/dev/null 2>&1; then
   log "apt-get install ${need_apt[*]}"
   as_root apt-get update -qq
