@@ -10,7 +10,8 @@ Frames decoded from RAW bytes are read-only views of the received message; copy 
 write in place. Framing (unary FrameSets, chunks, reassembly) lives in `bridge.framing`,
 single planes in `bridge.wire_planes` and actions in `bridge.wire_actions`; this module
 re-exports them, so `bridge.wire` stays the one import for conversions. Our own frame
-layout is written and read by hand in `bridge.frame_meta` (the per-step path).
+layout is written and read by hand in `bridge.frame_meta` (the per-step path), and its
+common one-agent case in C by `bridge.wire_native` where the extension is built.
 """
 
 from __future__ import annotations

@@ -14,6 +14,8 @@ from types import ModuleType
 log = logging.getLogger(__name__)
 
 PURE_PYTHON_ENV = "GENWORLD_PURE_PYTHON"
+# The `_framecodec.VERSION` this Python code expects (FRAMECODEC_VERSION in the C source).
+FRAMECODEC_VERSION = 1
 
 
 def pure_python_forced() -> bool:
@@ -29,4 +31,10 @@ def load_framecodec() -> tuple[ModuleType | None, str]:
         from bridge._native import _framecodec
     except ImportError as exc:
         return None, f"frame codec: pure Python (the C extension is not built: {exc})"
+    built = getattr(_framecodec, "VERSION", None)
+    if built != FRAMECODEC_VERSION:
+        return None, (
+            f"frame codec: pure Python (the built C extension is version {built}, this source expects "
+            f"{FRAMECODEC_VERSION}: run `pip install -e .` again)"
+        )
     return _framecodec, "frame codec: C extension bridge._native._framecodec"

@@ -627,4 +627,15 @@ static struct PyModuleDef framecodec_module = {
     methods,
 };
 
-PyMODINIT_FUNC PyInit__framecodec(void) { return PyModule_Create(&framecodec_module); }
+/* Bumped with every change of the functions' signatures or results: bridge._native
+ * refuses a stale build (an in-place .so older than this source) rather than misuse it. */
+#define FRAMECODEC_VERSION 1
+
+PyMODINIT_FUNC PyInit__framecodec(void) {
+    PyObject *module = PyModule_Create(&framecodec_module);
+    if (module != NULL && PyModule_AddIntConstant(module, "VERSION", FRAMECODEC_VERSION) != 0) {
+        Py_DECREF(module);
+        return NULL;
+    }
+    return module;
+}

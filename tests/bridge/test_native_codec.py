@@ -290,3 +290,18 @@ def test_without_the_codec_both_functions_step_aside(monkeypatch):
     blob = _python_bytes(1, {"a": _observation()}, 0)
     assert wire_native.encode_single_frame(1, {"a": _observation()}, wire.Codec.RAW, 0) is None
     assert wire_native.decode_single_frame(blob, False) is None
+
+
+def test_loader_refuses_a_stale_build_and_a_missing_one(native, monkeypatch):
+    from bridge import _native
+
+    monkeypatch.delenv(PURE_PYTHON_ENV, raising=False)
+    module, description = _native.load_framecodec()
+    assert module is native and "C extension" in description
+    monkeypatch.setattr(native, "VERSION", _native.FRAMECODEC_VERSION + 1)
+    module, description = _native.load_framecodec()
+    assert module is None and "pip install -e ." in description
+    monkeypatch.setitem(sys.modules, "bridge._native._framecodec", None)  # import fails
+    monkeypatch.delattr(_native, "_framecodec", raising=False)
+    module, description = _native.load_framecodec()
+    assert module is None and "not built" in description
