@@ -64,6 +64,7 @@ def announce_codec() -> None:
 NATIVE_CODEC = _framecodec is not None  # at import; tests may swap `_framecodec`
 _UINT8 = np.dtype(np.uint8)
 _FLOAT32 = np.dtype(np.float32)
+_FLOAT64 = np.dtype(np.float64)
 _POSE_SHAPE, _K_SHAPE = (4, 4), (3, 3)
 
 
@@ -129,8 +130,8 @@ def decode_single_frame(message: object, chunk: bool) -> DecodedFrameSet | None:
     observation = Observation(
         np.ndarray((height, width, RGB_CHANNELS), _UINT8, message, rgb_at),
         np.ndarray((height, width), _FLOAT32, message, depth_at),
-        np.array(pose).reshape(_POSE_SHAPE),
-        np.array(k).reshape(_K_SHAPE),
+        np.ndarray(_POSE_SHAPE, _FLOAT64, pose),  # writable: over a fresh bytearray
+        np.ndarray(_K_SHAPE, _FLOAT64, k),
         frame_id,
         sim_time,
         None,

@@ -15,7 +15,7 @@ log = logging.getLogger(__name__)
 
 PURE_PYTHON_ENV = "GENWORLD_PURE_PYTHON"
 # The `_framecodec.VERSION` this Python code expects (FRAMECODEC_VERSION in the C source).
-FRAMECODEC_VERSION = 1
+FRAMECODEC_VERSION = 2
 
 
 def pure_python_forced() -> bool:

@@ -12,9 +12,10 @@
  *       `encode_frameset(...).to_bytes()` / `.chunks(...)[0]` write.
  *   decode_frame(message, chunk) -> tuple | None
  *       (step_id, agent_id, frame_id, sim_time, collided, height, width, rgb_offset,
- *        depth_offset, pose16, k9) of a one-frame FrameSet (chunk false) or whole-frame
+ *        depth_offset, pose, k) of a one-frame FrameSet (chunk false) or whole-frame
  *       FrameChunk (chunk true) in our layout whose values pass the client's fast-path
- *       checks; None for anything else, valid or not (the Python path then decides).
+ *       checks, pose and K being bytearrays of 16 and 9 native doubles (row-major);
+ *       None for anything else, valid or not (the Python path then decides).
  *
  * The client's input is untrusted: every read is bounds-checked against the message.
  * Floating-point formulas are those of the Python code, operation by operation, and the
@@ -426,22 +427,6 @@ static int read_image(Reader *r, Image *image) {
     return 1;
 }
 
-static PyObject *float_tuple(const double *values, Py_ssize_t count) {
-    PyObject *tuple = PyTuple_New(count);
-    if (tuple == NULL) {
-        return NULL;
-    }
-    for (Py_ssize_t i = 0; i < count; i++) {
-        PyObject *item = PyFloat_FromDouble(values[i]);
-        if (item == NULL) {
-            Py_DECREF(tuple);
-            return NULL;
-        }
-        PyTuple_SET_ITEM(tuple, i, item);
-    }
-    return tuple;
-}
-
 static PyObject *decode_frame(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
     (void)module;
     if (nargs != 2) {
@@ -569,17 +554,19 @@ static PyObject *decode_frame(PyObject *module, PyObject *const *args, Py_ssize_
         PyErr_Clear();
         Py_RETURN_NONE;
     }
-    PyObject *pose_tuple = float_tuple(pose, 16), *k_tuple = float_tuple(K, 9);
+    /* Pose and K as native doubles in fresh bytearrays: one writable ndarray call each. */
+    PyObject *pose_bytes = PyByteArray_FromStringAndSize((const char *)pose, sizeof pose);
+    PyObject *k_bytes = PyByteArray_FromStringAndSize((const char *)K, sizeof K);
     PyObject *result = NULL;
-    if (pose_tuple != NULL && k_tuple != NULL) {
+    if (pose_bytes != NULL && k_bytes != NULL) {
         result = Py_BuildValue("(KOKdOKKnnOO)", (unsigned long long)step_id, agent_id,
                                (unsigned long long)frame_id, sim_time, collided ? Py_True : Py_False,
                                (unsigned long long)height, (unsigned long long)width, rgb.data_start,
-                               depth.data_start, pose_tuple, k_tuple);
+                               depth.data_start, pose_bytes, k_bytes);
     }
     Py_DECREF(agent_id);
-    Py_XDECREF(pose_tuple);
-    Py_XDECREF(k_tuple);
+    Py_XDECREF(pose_bytes);
+    Py_XDECREF(k_bytes);
     return result;
 }
 
@@ -618,7 +605,7 @@ static PyMethodDef methods[] = {
      "hand_keypoints, max_chunk_bytes) -> bytes | None"},
     {"decode_frame", (PyCFunction)(void (*)(void))decode_frame, METH_FASTCALL,
      "decode_frame(message, chunk) -> (step_id, agent_id, frame_id, sim_time, collided, height, "
-     "width, rgb_offset, depth_offset, pose16, k9) | None"},
+     "width, rgb_offset, depth_offset, pose_bytes, k_bytes) | None"},
     {NULL, NULL, 0, NULL},
 };
 
@@ -629,7 +616,7 @@ static struct PyModuleDef framecodec_module = {
 
 /* Bumped with every change of the functions' signatures or results: bridge._native
  * refuses a stale build (an in-place .so older than this source) rather than misuse it. */
-#define FRAMECODEC_VERSION 1
+#define FRAMECODEC_VERSION 2
 
 PyMODINIT_FUNC PyInit__framecodec(void) {
     PyObject *module = PyModule_Create(&framecodec_module);

@@ -53,6 +53,7 @@ def _assert_identical(a: Observation, b: Observation) -> None:
         x, y = getattr(a, name), getattr(b, name)
         assert x.dtype == y.dtype and x.shape == y.shape, name
         assert x.tobytes() == y.tobytes(), name
+    assert a.pose.flags.writeable and a.K.flags.writeable and a.pose.flags.aligned  # as np.array makes them
     assert (a.frame_id, a.sim_time, a.collided, a.hand_keypoints) == (
         b.frame_id,
         b.sim_time,
