@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
 from numpy.typing import NDArray
+
+log = logging.getLogger(__name__)
 
 # Depth is shown on a log scale between these distances: indoor scenes span ~0.3–20 m.
 DEPTH_VIS_NEAR_M = 0.3
@@ -56,10 +59,17 @@ def upscale(image: NDArray[np.uint8], factor: int) -> NDArray[np.uint8]:
 
 
 def write_video(path: str | Path, frames: list[NDArray[np.uint8]], fps: int = 10) -> Path:
-    """Writes an MP4 (H.264 via imageio-ffmpeg), or an animated GIF for a .gif path."""
+    """Writes an MP4 (H.264 via imageio-ffmpeg), or an animated GIF for a .gif path.
+
+    Without imageio-ffmpeg (minimal GPU images) an MP4 request writes a GIF next to it
+    instead of failing late inside another imageio plugin; the returned path says which.
+    """
     import imageio.v2 as imageio
 
     path = Path(path)
+    if path.suffix.lower() != ".gif" and not _has_ffmpeg():
+        log.warning("imageio-ffmpeg is not installed: writing %s as a GIF", path.name)
+        path = path.with_suffix(".gif")
     path.parent.mkdir(parents=True, exist_ok=True)
     even = [f[: f.shape[0] // 2 * 2, : f.shape[1] // 2 * 2] for f in frames]  # yuv420 needs even sizes
     if path.suffix.lower() == ".gif":
@@ -67,3 +77,14 @@ def write_video(path: str | Path, frames: list[NDArray[np.uint8]], fps: int = 10
     else:
         imageio.mimsave(path, even, fps=fps, macro_block_size=1)
     return path
+
+
+def _has_ffmpeg() -> bool:
+    """Whether imageio can encode MP4 here (imageio-ffmpeg and its bundled binary)."""
+    try:
+        import imageio_ffmpeg
+
+        imageio_ffmpeg.get_ffmpeg_exe()
+    except (ImportError, RuntimeError):
+        return False
+    return True

@@ -17,6 +17,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import torch
 from safetensors import safe_open
@@ -30,6 +31,9 @@ WRAPPER_PREFIXES = ("model.", "module.", "_orig_mod.", "_fsdp_wrapped_module.")
 # Keys under which trainers nest the weights (Self-Forcing: generator_ema preferred).
 NESTED_STATE_KEYS = ("generator_ema", "generator", "state_dict", "model", "module")
 CONFIG_METADATA_KEY = "genworld.config"
+# The shipped default model (`checkpoint="default"`): trained by scripts/gpu_train_default.sh,
+# described in docs/model.md.
+DEFAULT_CHECKPOINT = Path(__file__).resolve().parent / "weights" / "tiny64.safetensors"
 # (out, in, t, h, w): only the patch embedding is widened when conditioning channels are added.
 CONV3D_WEIGHT_DIMS = 5
 

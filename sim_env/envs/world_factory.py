@@ -14,13 +14,12 @@ import torch
 
 from bridge.types import InvalidArgumentError
 from bridge.worlds import make_world
+from sim_env.checkpoints import DEFAULT_CHECKPOINT
 from sim_env.envs.backends import GenerativeBackend, HostWorldBackend
 from sim_env.envs.config import EnvConfig
 
 log = logging.getLogger(__name__)
 
-WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
-DEFAULT_CHECKPOINT = WEIGHTS_DIR / "tiny64.safetensors"
 DEFAULT_CONFIG = "tiny64"
 
 

@@ -27,6 +27,7 @@ from tqdm import tqdm
 from bridge.engines.mujoco_world import MujocoWorld
 from bridge.types import Observation
 from bridge.viz import colorize_depth, side_by_side, upscale, write_video
+from sim_env.checkpoints import DEFAULT_CHECKPOINT
 from sim_env.conditioning import hand_skeleton_map
 from sim_env.evaluation.baselines import AGENT, ReprojectionWorld
 from sim_env.evaluation.metrics import (
@@ -109,12 +110,12 @@ class EvalSettings:
 def resolve_checkpoint(checkpoint: str | None) -> str | None:
     """``default`` → the shipped tiny64 weights; anything else unchanged."""
     if checkpoint == "default":
-        path = Path(__file__).resolve().parents[1] / "weights" / "tiny64.safetensors"
-        if not path.exists():
+        if not DEFAULT_CHECKPOINT.exists():
             raise FileNotFoundError(
-                f"checkpoint: no shipped weights at {path} (scripts/train_default_model.sh trains them)"
+                f"checkpoint: no shipped weights at {DEFAULT_CHECKPOINT} "
+                "(scripts/gpu_train_default.sh trains them)"
             )
-        return str(path)
+        return str(DEFAULT_CHECKPOINT)
     return checkpoint
 
 
