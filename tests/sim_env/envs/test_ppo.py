@@ -1,6 +1,6 @@
 """A short Stable-Baselines3 PPO run on GenWorld/Navigate-v0 in the MuJoCo and the generative world.
 
-Small on purpose (one epoch; 2,048 steps in MuJoCo, 1,024 batched steps of the world model, whose
+Small on purpose (one epoch; 2,048 steps in MuJoCo and 2,048 batched steps of the world model, whose
 CPU step dominates): the test proves the envs train end to end (rollouts, autoreset with terminal
 observations, episode statistics, updates), not that PPO converges.
 """
@@ -50,6 +50,6 @@ def test_ppo_on_the_batched_generative_vector_env():
     )
     vec = VecMonitor(SB3VecEnv(vector))
     try:
-        train_and_check(vec, 1024)
+        train_and_check(vec, 2048)
     finally:
         vec.close()
