@@ -1,7 +1,7 @@
 """`genworld demo`: the default env on the CPU, a scripted agent, ground truth beside it.
 
-Runs `GenWorld/Navigate-v0` with the shipped model (random weights until one ships — the demo
-says so) and ``shadow="mujoco"``: every step the MuJoCo engine renders the same pose, so the
+Runs `GenWorld/Navigate-v0` with the shipped model (random weights if its file is missing — the
+demo says so) and ``shadow="mujoco"``: every step the MuJoCo engine renders the same pose, so the
 video shows generated | ground truth | generated depth, and the console prints each step's
 fidelity (PSNR, depth error) and the env's steps per second.
 """
