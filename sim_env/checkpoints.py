@@ -14,6 +14,7 @@ the pretrained function is unchanged until finetuning (reported as ``expanded``)
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -25,6 +26,9 @@ from safetensors.torch import save_file
 from torch import nn
 
 from sim_env.model.config import DiTConfig
+from sim_env.model.dit import CausalDiT
+
+log = logging.getLogger(__name__)
 
 # Wrapper prefixes added by training frameworks; stripped repeatedly, in any order.
 WRAPPER_PREFIXES = ("model.", "module.", "_orig_mod.", "_fsdp_wrapped_module.")
@@ -165,3 +169,27 @@ def _is_channel_expansion(value: torch.Tensor, target: torch.Tensor) -> bool:
         and value.shape[2:] == target.shape[2:]
         and value.shape[1] < target.shape[1]
     )
+
+
+def load_world_model(checkpoint: str | os.PathLike | None, config: DiTConfig, seed: int = 0) -> CausalDiT:
+    """A `CausalDiT` with a checkpoint's weights (its stored config wins), or seeded random ones.
+
+    Random weights are seeded without touching the global RNG, so building a world does not
+    change the caller's random stream; partial checkpoints load what matches and say what not.
+    """
+    if checkpoint is None:
+        log.warning("generative world: no checkpoint given - using RANDOM weights (seed %d)", seed)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            return CausalDiT(config)
+    state, stored = load_checkpoint(checkpoint)
+    model = CausalDiT(stored or config)
+    report = load_compatible(model, state)
+    if not report.ok:
+        log.warning(
+            "checkpoint %s: %d missing, %d mismatched keys left at init",
+            checkpoint,
+            len(report.missing),
+            len(report.mismatched),
+        )
+    return model

@@ -52,7 +52,7 @@ from bridge.types import (
     FailedPreconditionError,
     InvalidArgumentError,
 )
-from sim_env.checkpoints import load_checkpoint, load_compatible
+from sim_env.checkpoints import load_world_model
 from sim_env.conditioning import (
     PoolAdmission,
     build_condition,
@@ -71,7 +71,6 @@ from sim_env.memory.point_cloud import PointCloudMemory
 from sim_env.memory.pool_policy import MemoryPoolPolicy
 from sim_env.memory.splat import splat
 from sim_env.model.config import DiTConfig, get_config
-from sim_env.model.dit import CausalDiT
 from sim_env.model.st_cache import STCache
 from sim_env.sampler import NUM_TRAIN_TIMESTEPS, FlowSampler, FlowSchedule
 from sim_env.stream_noise import StreamNoise, stream_keys
@@ -149,7 +148,7 @@ class GenerativeRuntime:
         self.memory_mode, self.condition_hands = memory_mode, bool(condition_hands)
         self.device = torch.device(device)
         self.checkpoint, self.seed = checkpoint, int(seed)
-        model = self._load_model(checkpoint, get_config(config), self.seed)
+        model = load_world_model(checkpoint, get_config(config), self.seed)
         self.model, self.dtype = model.to(self.device, dtype).eval(), dtype
         cfg: DiTConfig = self.model.config
         self.config = cfg
@@ -225,27 +224,6 @@ class GenerativeRuntime:
     def image_size(self) -> tuple[int, int]:
         """(height, width) of the frames a step returns."""
         return self.height, self.width
-
-    # ------------------------------------------------------------------ construction
-    @staticmethod
-    def _load_model(checkpoint: str | None, config: DiTConfig, seed: int) -> CausalDiT:
-        """Random weights (seeded, without touching the global RNG) or a checkpoint's."""
-        if checkpoint is None:
-            log.warning("generative world: no checkpoint given - using RANDOM weights (seed %d)", seed)
-            with torch.random.fork_rng(devices=[]):
-                torch.manual_seed(seed)
-                return CausalDiT(config)
-        state, stored = load_checkpoint(checkpoint)
-        model = CausalDiT(stored or config)
-        report = load_compatible(model, state)
-        if not report.ok:
-            log.warning(
-                "checkpoint %s: %d missing, %d mismatched keys left at init",
-                checkpoint,
-                len(report.missing),
-                len(report.mismatched),
-            )
-        return model
 
     # ------------------------------------------------------------------ tensor API
     @torch.no_grad()
