@@ -220,30 +220,6 @@ CONFIGS: dict[str, DiTConfig] = {
         chunk_frames=3,
         vae="taew2_1",
     ),
-    # The 1-latent-frame chunk mode of wan2.1-1.3b (4 video frames per step): lowest
-    # action-to-frame latency, same cache history as the 3-frame mode (8 slots).
-    "wan2.1-1.3b-chunk1": DiTConfig(
-        name="wan2.1-1.3b-chunk1",
-        dim=1536,
-        num_layers=30,
-        num_heads=12,
-        ffn_dim=8960,
-        patch_size=(1, 2, 2),
-        out_channels=16,
-        hand_channels=1,
-        text_dim=4096,
-        context_len=512,
-        freq_dim=256,
-        height=60,
-        width=104,
-        image_height=480,
-        image_width=832,
-        anchor_frames=1,
-        memory_frames=3,
-        window_frames=3,
-        chunk_frames=1,
-        vae="taew2_1",
-    ),
     # Test-only latent config: the wan2.1-1.3b chunk structure (16 latent channels, 3 latent
     # frames = 12 video frames per chunk, text-context cross-attention) at 32×48 pixels
     # (4×6 latents) with one narrow layer and the few-channel TAEHV, so CPU tests run in seconds.
@@ -294,6 +270,11 @@ CONFIGS: dict[str, DiTConfig] = {
         chunk_frames=1,
     ),
 }
+# The 1-latent-frame chunk mode of wan2.1-1.3b (4 video frames per step): lowest
+# action-to-frame latency, same cache history as the 3-frame mode (8 slots).
+CONFIGS["wan2.1-1.3b-chunk1"] = dataclasses.replace(
+    CONFIGS["wan2.1-1.3b"], name="wan2.1-1.3b-chunk1", chunk_frames=1
+)
 
 
 def get_config(name: str) -> DiTConfig:
