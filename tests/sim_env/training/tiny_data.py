@@ -2,38 +2,19 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 from bridge.recorder import record
-from sim_env.model.config import DiTConfig
+from sim_env.model.config import get_config
 
 RES = (16, 16)
 STEPS_PER_EPISODE = 8
 # 16×16 frames need far fewer voxels than the runtime's 64×64 default (4 frames = 1,024 points).
 MEMORY_CAPACITY = 1024
 
-TINY_CONFIG = DiTConfig(
-    name="test16",
-    dim=32,
-    num_layers=2,
-    num_heads=2,
-    ffn_dim=64,
-    patch_size=(1, 4, 4),
-    out_channels=4,
-    hand_channels=1,
-    text_dim=16,
-    context_len=2,
-    learned_context=True,
-    freq_dim=32,
-    height=RES[0],
-    width=RES[1],
-    image_height=RES[0],
-    image_width=RES[1],
-    anchor_frames=1,
-    memory_frames=2,
-    window_frames=2,
-    chunk_frames=1,
-)
+# The runtime's 16×16 test config with a second block, so training has depth to fit.
+TINY_CONFIG = dataclasses.replace(get_config("tiny16-test"), name="test16", num_layers=2)
 
 
 def write_tiny_data(root: Path) -> dict[str, Path]:
