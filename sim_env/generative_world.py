@@ -24,7 +24,9 @@ from bridge.types import (
     CAPABILITY_RGB,
     CAPABILITY_SET_POSE,
     HAND_DIM,
+    HAND_KEYPOINTS,
     NAV_DIM,
+    NUM_HANDS,
     Action,
     InvalidArgumentError,
     Observation,
@@ -93,7 +95,9 @@ class GenerativeWorld(GenerativeRuntime):
         def stack(name: str) -> torch.Tensor:
             return torch.as_tensor(np.stack([getattr(o, name) for o in obs]))
 
-        self.reset_batch(stack("rgb"), stack("depth"), stack("K"), stack("pose"), seed=seed)
+        self.reset_batch(
+            stack("rgb"), stack("depth"), stack("K"), stack("pose"), seed=seed, reference_hands=_hands(obs)
+        )
         return self._observations()
 
     def _render_reference(self, seed: int, scene: str) -> dict[str, Observation]:
@@ -177,3 +181,11 @@ class GenerativeWorld(GenerativeRuntime):
             )
             for i, agent in enumerate(self.agent_ids)
         }
+
+
+def _hands(obs: list[Observation]) -> torch.Tensor | None:
+    """(N, 2, 21, 3) hand keypoints of the references (NaN rows where none), None without hands."""
+    if all(o.hand_keypoints is None for o in obs):
+        return None
+    nan = np.full((NUM_HANDS, HAND_KEYPOINTS, 3), np.nan, dtype=np.float32)
+    return torch.as_tensor(np.stack([nan if o.hand_keypoints is None else o.hand_keypoints for o in obs]))

@@ -19,8 +19,9 @@ stream's own ST-cache and hashed counter-based noise, so a stream's frames do no
 the batch); run the clean cache pass; decode RGB-D; insert it into the memory and advance the
 cache with `MemoryPoolPolicy` admission.
 
-Ablations: ``memory_mode="window"`` (no memory pool, a point cloud of the latest frame only) and
-``condition_hands=False`` (no hand skeleton), for the evaluation's baselines. Per-world reset
+Ablations: ``memory_mode="window"`` (no memory pool, a point cloud of the latest frame only),
+``condition_hands=False`` (no hand skeleton) and ``pin_reference=False`` (reference voxels age
+and merge like generated ones), for the evaluation's baselines. Per-world reset
 (``reset_batch(world_mask=...)``) is the vector env's autoreset.
 
 Two paths share this step. Pixel-space RGB-D configs (``tiny64``) generate one frame per step
@@ -69,6 +70,7 @@ from sim_env.kinematics import HandKinematics, apply_hand_actions, integrate_nav
 from sim_env.latent_chunk import LatentChunkPath
 from sim_env.memory.point_cloud import PointCloudMemory
 from sim_env.memory.pool_policy import MemoryPoolPolicy
+from sim_env.memory.reference_pin import reference_pin_mask
 from sim_env.memory.splat import splat
 from sim_env.model.config import DiTConfig, get_config
 from sim_env.model.st_cache import STCache
@@ -110,6 +112,8 @@ class GenerativeRuntime:
             a point cloud holding only the latest frame(s) — what a model without long-term
             memory sees.
         condition_hands: False zeroes the hand-skeleton condition channel (the hand ablation).
+        pin_reference: pin the reference frames' voxels in the point-cloud memory (hands
+            excepted) so they are never evicted or recoloured by generated frames.
         dtype: dtype of the DiT weights, its ST-cache and the TAEHV (bfloat16 for wan2.1-1.3b on
             a GPU); the sampler state, poses and depth stay float32/float64.
         taehv_checkpoint: TAEHV weights for latent configs (None: random, seeded).
@@ -137,6 +141,7 @@ class GenerativeRuntime:
         dt: float = 0.1,
         memory_mode: str = "full",
         condition_hands: bool = True,
+        pin_reference: bool = True,
         dtype: torch.dtype = torch.float32,
         taehv_checkpoint: str | None = None,
         padded_attention: bool | None = None,
@@ -146,6 +151,7 @@ class GenerativeRuntime:
         if memory_mode not in MEMORY_MODES:
             raise InvalidArgumentError(f"memory_mode must be one of {MEMORY_MODES}, got {memory_mode!r}")
         self.memory_mode, self.condition_hands = memory_mode, bool(condition_hands)
+        self.pin_reference = bool(pin_reference)
         self.device = torch.device(device)
         self.checkpoint, self.seed = checkpoint, int(seed)
         model = load_world_model(checkpoint, get_config(config), self.seed)
@@ -236,13 +242,16 @@ class GenerativeRuntime:
         seed: int | None = None,
         stream_seeds: Sequence[int] | None = None,
         world_mask: torch.Tensor | None = None,
+        reference_hands: torch.Tensor | None = None,
     ) -> dict[str, torch.Tensor]:
         """Start every stream (or the worlds in ``world_mask``) from a reference RGB-D frame and pose.
 
         The reference frames seed the point-cloud memory (all agents of a world insert into
-        it) and, encoded as clean frames, the ST-cache anchor. With ``world_mask`` only those
-        worlds (all their agents) start over — memory, cache, noise, pose, frame, hands — and
-        every other stream keeps its state untouched: the vector env's autoreset.
+        it; with ``pin_reference`` their voxels are pinned, hands excepted — see
+        `sim_env.memory.reference_pin`) and, encoded as clean frames, the ST-cache anchor.
+        With ``world_mask`` only those worlds (all their agents) start over — memory, cache,
+        noise, pose, frame, hands — and every other stream keeps its state untouched: the
+        vector env's autoreset.
 
         Args:
             rgb: (N, H, W, 3) uint8 reference colours.
@@ -253,6 +262,8 @@ class GenerativeRuntime:
             stream_seeds: explicit per-stream noise seeds (overrides ``seed``).
             world_mask: (B,) bool, the worlds to reset (None: all). Inputs keep their full
                 (N, ...) shapes; rows of streams outside the mask are ignored.
+            reference_hands: (N, 2, 21, 3) camera-frame keypoints of the hands the references
+                show (NaN where a stream shows none); those pixels are not pinned. None: no hands.
 
         Returns:
             The observation tensors, as `step_batch`.
@@ -312,7 +323,10 @@ class GenerativeRuntime:
         take(self.hands_active, torch.zeros_like(self.hands_active))
         self.memory.reset(worlds)
         self.cache.reset(streams)
-        self._insert_memory(streams)
+        pin = None
+        if self.pin_reference:
+            pin = reference_pin_mask(reference_hands, self.K, self.height, self.width)
+        self._insert_memory(streams, pin_mask=pin)
         # Encode the references as clean frames (t = 0). Every stream runs (static shapes), but
         # the chunk slots this writes are scratch until committed, and only reset streams commit.
         if self.latent is None:
@@ -474,10 +488,16 @@ class GenerativeRuntime:
         cfg = self.config
         return hand_skeleton_map(keypoints, active, self.K_model, cfg.height, cfg.width, self._skeleton)
 
-    def _insert_memory(self, mask: torch.Tensor | None, depth: torch.Tensor | None = None) -> None:
+    def _insert_memory(
+        self,
+        mask: torch.Tensor | None,
+        depth: torch.Tensor | None = None,
+        pin_mask: torch.Tensor | None = None,
+    ) -> None:
         """Insert every stream's current RGB-D into its world's memory, one agent slot at a time.
 
         ``depth`` (N, H, W) replaces the current depth (the latent path inserts raw reprojected depth).
+        ``pin_mask`` (N, H, W) marks the pixels whose voxels are pinned (reference frames).
 
         In ``memory_mode="window"`` the worlds being written forget their cloud first, so it
         holds only the latest frame of each agent.
@@ -497,6 +517,7 @@ class GenerativeRuntime:
                 per_agent(self.K, i),
                 per_agent(self.pose, i),
                 world_mask=None if mask is None else per_agent(mask, i),
+                pin_mask=None if pin_mask is None else per_agent(pin_mask, i),
             )
 
     def _outputs(self) -> dict[str, torch.Tensor]:

@@ -166,6 +166,7 @@ class GenerativeBackend:
         self._ref_depth = torch.full((n, h, w), float("inf"))
         self._ref_K = torch.eye(3, dtype=torch.float64).repeat(n, 1, 1)
         self._ref_pose = torch.eye(4, dtype=torch.float64).repeat(n, 1, 1)
+        self._ref_hands = torch.full((n, NUM_HANDS, HAND_KEYPOINTS, 3), float("nan"))
         self._seeds = [0] * n
         self._engine = None
 
@@ -193,6 +194,10 @@ class GenerativeBackend:
                 self._ref_depth[i] = torch.from_numpy(obs.depth)
                 self._ref_K[i] = torch.from_numpy(obs.K)
                 self._ref_pose[i] = torch.from_numpy(obs.pose)
+                if obs.hand_keypoints is not None:
+                    self._ref_hands[i] = torch.from_numpy(obs.hand_keypoints)
+                else:
+                    self._ref_hands[i] = float("nan")
                 self._seeds[i] = int(seeds[b]) * STREAM_SEED_STRIDE + k
         mask = torch.as_tensor(np.asarray(world_mask, dtype=bool), device=self.device)
         dev = self.device
@@ -203,6 +208,7 @@ class GenerativeBackend:
             self._ref_pose.to(dev),
             stream_seeds=self._seeds,
             world_mask=mask,
+            reference_hands=self._ref_hands.to(dev),
         )
         return self._frames(out), facts
 

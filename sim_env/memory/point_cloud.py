@@ -36,6 +36,7 @@ DEFAULT_VOXEL_SIZE = 0.02  # metres
 # Eviction priority = (last_seen + 1) << DIST_BITS | (closeness to the camera in DIST_UNIT steps).
 DIST_BITS = 24
 DIST_UNIT = 0.01  # metres; distances saturate at 2^24 cm (168 km)
+PIN_BIT = 62  # pinned voxels outrank every unpinned one
 
 
 class PointCloudMemory:
@@ -77,6 +78,7 @@ class PointCloudMemory:
         self.key = torch.full(shape, EMPTY_VOXEL, dtype=torch.int64, **kw)
         self.valid = torch.zeros(shape, dtype=torch.bool, **kw)
         self.last_seen = torch.zeros(shape, dtype=torch.int64, **kw)
+        self.pinned = torch.zeros(shape, dtype=torch.bool, **kw)
         self.step = torch.zeros(self.num_worlds, dtype=torch.int64, **kw)
 
     @property
@@ -99,6 +101,7 @@ class PointCloudMemory:
         self.key.masked_fill_(m[:, None], EMPTY_VOXEL)
         self.weight.masked_fill_(m[:, None], 0.0)
         self.last_seen.masked_fill_(m[:, None], 0)
+        self.pinned.masked_fill_(m[:, None], False)
         self.step.masked_fill_(m, 0)
 
     def voxel_keys(self, xyz: torch.Tensor, ok: torch.Tensor) -> torch.Tensor:
@@ -117,6 +120,7 @@ class PointCloudMemory:
         pose_c2w: torch.Tensor,
         world_mask: torch.Tensor | None = None,
         pixel_mask: torch.Tensor | None = None,
+        pin_mask: torch.Tensor | None = None,
     ) -> None:
         """Lifts one RGB-D frame per world into its cloud, merging by voxel and evicting if full.
 
@@ -127,6 +131,8 @@ class PointCloudMemory:
             pose_c2w: (B, 4, 4) camera-to-world poses.
             world_mask: (B,) bool, worlds to update (others keep every slot as it was); None = all.
             pixel_mask: (B, H, W) bool, pixels allowed in (e.g. static scene only); None = all.
+            pin_mask: (B, H, W) bool, pixels whose voxels are pinned: never evicted, and later
+                unpinned points never move or recolour them (ground-truth reference frames).
         """
         B, H, W = depth.shape
         dtype, device = self.xyz.dtype, self.device
@@ -158,7 +164,9 @@ class PointCloudMemory:
         all_xyz = torch.cat([self.xyz, new_xyz], dim=1)
         all_rgb = torch.cat([self.rgb, rgb.reshape(B, H * W, -1).to(dtype)], dim=1)
         all_seen = torch.cat([self.last_seen, torch.where(new_ok, step[:, None], 0)], dim=1)
-        self._reduce_and_keep(all_key, all_w, all_xyz, all_rgb, all_seen, pose[:, :3, 3], world_mask)
+        new_pin = torch.zeros_like(new_ok) if pin_mask is None else pin_mask.reshape(B, H * W) & new_ok
+        all_pin = torch.cat([self.pinned, new_pin], dim=1)
+        self._reduce_and_keep(all_key, all_w, all_xyz, all_rgb, all_seen, all_pin, pose[:, :3, 3], world_mask)
 
     def _reduce_and_keep(
         self,
@@ -167,6 +175,7 @@ class PointCloudMemory:
         xyz: torch.Tensor,
         rgb: torch.Tensor,
         seen: torch.Tensor,
+        pin: torch.Tensor,
         camera_centre: torch.Tensor,
         world_mask: torch.Tensor | None,
     ) -> None:
@@ -174,6 +183,7 @@ class PointCloudMemory:
         B, M = key.shape
         key, order = torch.sort(key, dim=1, stable=True)
         w, seen = torch.gather(w, 1, order), torch.gather(seen, 1, order)
+        pin = torch.gather(pin.long(), 1, order)  # int64: scatter_reduce has no bool amax
         xyz = torch.gather(xyz, 1, order[..., None].expand(B, M, 3))
         rgb = torch.gather(rgb, 1, order[..., None].expand(B, M, 3))
         first = torch.ones_like(key, dtype=torch.bool)
@@ -181,6 +191,9 @@ class PointCloudMemory:
         segment = torch.cumsum(first.long(), dim=1) - 1  # run id in [0, M)
 
         seg_key = torch.full_like(key, EMPTY_VOXEL).scatter_reduce(1, segment, key, "amin")
+        seg_pin = torch.zeros_like(pin).scatter_reduce(1, segment, pin, "amax")
+        # Unpinned points leave a pinned voxel as it is.
+        w = torch.where(torch.gather(seg_pin, 1, segment) > pin, 0.0, w)
         seg_w = torch.zeros_like(w).scatter_add(1, segment, w)
         idx3 = segment[..., None].expand(B, M, 3)
         seg_xyz = torch.zeros_like(xyz).scatter_add(1, idx3, xyz * w[..., None])
@@ -192,7 +205,8 @@ class PointCloudMemory:
 
         dist = torch.linalg.vector_norm(seg_xyz - camera_centre[:, None], dim=-1)
         closeness = ((1 << DIST_BITS) - 1) - (dist / DIST_UNIT).clamp(0, (1 << DIST_BITS) - 1).long()
-        priority = torch.where(seg_ok, ((seg_seen + 1) << DIST_BITS) | closeness, -1)
+        priority = ((seg_seen + 1) << DIST_BITS) | closeness | (seg_pin << PIN_BIT)
+        priority = torch.where(seg_ok, priority, -1)
         keep = torch.topk(priority, self.capacity, dim=1, sorted=False).indices
         kept_ok = torch.gather(seg_ok, 1, keep)
         keep3 = keep[..., None].expand(B, self.capacity, 3)
@@ -210,6 +224,7 @@ class PointCloudMemory:
         write(self.xyz, torch.gather(seg_xyz, 1, keep3), 0.0)
         write(self.rgb, torch.gather(seg_rgb, 1, keep3), 0.0)
         write(self.last_seen, torch.gather(seg_seen, 1, keep), 0)
+        write(self.pinned, torch.gather(seg_pin, 1, keep) > 0, False)
         self.valid.copy_(kept_ok)
 
     def render(

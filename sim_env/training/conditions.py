@@ -20,6 +20,7 @@ from sim_env.conditioning import (
     skeleton_tables,
 )
 from sim_env.memory.point_cloud import PointCloudMemory
+from sim_env.memory.reference_pin import reference_pin_mask
 from sim_env.memory.splat import splat
 from sim_env.model.config import DiTConfig
 from sim_env.model.plucker import plucker_rays
@@ -48,9 +49,22 @@ class Reprojection:
         self.config = config
         self.memory = PointCloudMemory(batch, capacity, voxel_size, device=device)
 
-    def insert(self, rgb: torch.Tensor, depth: torch.Tensor, K: torch.Tensor, pose: torch.Tensor) -> None:
-        """Insert one RGB-D frame per clip: rgb (B, H, W, 3), depth (B, H, W), K (B, 3, 3), pose (B, 4, 4)."""
-        self.memory.insert(rgb, depth, K, pose)
+    def insert(
+        self,
+        rgb: torch.Tensor,
+        depth: torch.Tensor,
+        K: torch.Tensor,
+        pose: torch.Tensor,
+        reference_hands: torch.Tensor | None = None,
+        reference: bool = False,
+    ) -> None:
+        """Insert one RGB-D frame per clip: rgb (B, H, W, 3), depth (B, H, W), K (B, 3, 3), pose (B, 4, 4).
+
+        ``reference=True`` pins the frame's voxels as the runtime pins its reference frames, except
+        near ``reference_hands`` (B, 2, 21, 3) camera-frame keypoints (`reference_pin_mask`).
+        """
+        pin = reference_pin_mask(reference_hands, K, *depth.shape[1:]) if reference else None
+        self.memory.insert(rgb, depth, K, pose, pin_mask=pin)
 
     def render(self, K: torch.Tensor, pose: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Splat every memory into its camera: (rgb (B, H, W, 3), depth (B, H, W), mask (B, H, W))."""
@@ -65,8 +79,11 @@ def ground_truth_reprojections(
     pose: torch.Tensor,
     config: DiTConfig,
     capacity: int = DEFAULT_MEMORY_CAPACITY,
+    reference_hands: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Render frames 0..t−1 of each recorded window into camera t, for every t.
+
+    Frame 0 is the reference: pinned in the memory as the runtime pins it, hands excepted.
 
     Args:
         rgb: (B, T, H, W, 3) uint8.
@@ -75,6 +92,7 @@ def ground_truth_reprojections(
         pose: (B, T, 4, 4).
         config: model config.
         capacity: voxels of the memory.
+        reference_hands: (B, 2, 21, 3) camera-frame hand keypoints of frame 0, or None.
 
     Returns:
         (rgb (B, T, H, W, 3), depth (B, T, H, W), mask (B, T, H, W)); frame 0 is empty (the
@@ -86,7 +104,7 @@ def ground_truth_reprojections(
     out_depth = torch.full((b, t, config.height, config.width), float("inf"), device=rgb.device)
     out_mask = torch.zeros(b, t, config.height, config.width, dtype=torch.bool, device=rgb.device)
     for j in range(1, t):
-        memory.insert(rgb[:, j - 1], depth[:, j - 1], K[:, j - 1], pose[:, j - 1])
+        memory.insert(rgb[:, j - 1], depth[:, j - 1], K[:, j - 1], pose[:, j - 1], reference_hands, j == 1)
         r_rgb, r_depth, r_mask = memory.render(K[:, j], pose[:, j])
         out_rgb[:, j], out_depth[:, j], out_mask[:, j] = r_rgb, r_depth, r_mask
     return out_rgb, out_depth, out_mask

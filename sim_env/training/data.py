@@ -89,6 +89,11 @@ class WindowBatch:
             self.has_hands,
         )
 
+    def reference_hands(self) -> torch.Tensor:
+        """(B, 2, 21, 3) keypoints of each window's first (reference) frame, NaN without hands."""
+        keypoints = self.hand_keypoints[:, 0]
+        return torch.where(self.has_hands[:, None, None, None], keypoints, float("nan"))
+
 
 def collate_windows(items: Sequence[dict[str, torch.Tensor]]) -> WindowBatch:
     """Stack dataset items; windows without hands get zero keypoints and ``has_hands`` False."""

@@ -139,7 +139,7 @@ def diffusion_forcing_step(
     layout = runtime_layout(cfg, history, generator)
     clip = batch.frames(layout.current + 1)
     r_rgb, r_depth, r_mask = ground_truth_reprojections(
-        clip.rgb, clip.depth, clip.K, clip.pose, cfg, options.memory_capacity
+        clip.rgb, clip.depth, clip.K, clip.pose, cfg, options.memory_capacity, clip.reference_hands()
     )
     idx = torch.tensor(layout.frame_indices, device=dev)
     hands = hand_maps(clip.hand_keypoints[:, idx], clip.has_hands, clip.K[:, idx], cfg)

@@ -115,7 +115,9 @@ def ground_truth_forcing_step(
     schedule = FlowSchedule.uniform(options.rollout_steps, shift=schedule_shift)
     b = batch.rgb.shape[0]
     memory = Reprojection(b, cfg, dev, options.memory_capacity)
-    memory.insert(batch.rgb[:, 0], batch.depth[:, 0], batch.K[:, 0], batch.pose[:, 0])
+    memory.insert(
+        batch.rgb[:, 0], batch.depth[:, 0], batch.K[:, 0], batch.pose[:, 0], batch.reference_hands(), True
+    )
     frames = [encode_frame(batch.rgb[:, 0], batch.depth[:, 0])]
     was_training = model.training
     model.eval()

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
+
+import numpy as np
 import pytest
 import torch
 
 from bridge.types import FailedPreconditionError, InvalidArgumentError
 from sim_env.generative_world import GenerativeWorld
+from sim_env.memory.reference_pin import reference_pin_mask
 from tests.sim_env.test_generative_world import batch_tensors, reference
 
 STEPS = 1
@@ -83,3 +87,28 @@ def test_hand_conditioning_switch_changes_the_frames() -> None:
         world.reset_batch(*batch_tensors([reference(0)]), seed=1)
         out[flag] = world.step_batch(torch.zeros(1, 6, dtype=torch.float64), hand)["rgb"].clone()
     assert not torch.equal(out[True], out[False])
+
+
+def test_reset_pins_the_reference_except_the_hands() -> None:
+    ref = reference(0)
+    fx, cx, cy = float(ref.K[0, 0]), float(ref.K[0, 2]), float(ref.K[1, 2])
+    hands = np.full((2, 21, 3), np.nan, np.float32)
+    u = np.linspace(10.0, 20.0, 21)  # one hand over columns 10..20 of rows 40..50, 0.5 m away
+    v = np.linspace(40.0, 50.0, 21)
+    hands[0] = np.stack([(u - cx) * 0.5 / fx, (v - cy) * 0.5 / fx, np.full(21, 0.5)], -1)
+    with_hands = dataclasses.replace(ref, hand_keypoints=hands)
+    pinned = make(num_worlds=1)
+    pinned.reset(options={"reference": {"agent_0": with_hands}})
+    mem = pinned.memory
+    n_valid, n_pinned = int(mem.valid.sum()), int(mem.pinned.sum())
+    assert 0 < n_pinned < n_valid  # the hand box went in unpinned
+    K = torch.as_tensor(ref.K)[None]
+    expected = reference_pin_mask(torch.as_tensor(hands)[None], K, *ref.depth.shape)
+    assert not expected.all() and expected.float().mean() > 0.8
+    assert n_pinned <= int(expected.sum())
+    for _ in range(3):
+        pinned.step_batch(TURN[None])
+    assert int((mem.pinned & mem.valid).sum()) == n_pinned  # nothing pinned was evicted or added
+    unpinned = make(num_worlds=1, pin_reference=False)
+    unpinned.reset(options={"reference": {"agent_0": with_hands}})
+    assert not unpinned.memory.pinned.any()

@@ -126,3 +126,39 @@ def test_batch_invariance_insert_render():
     for a, b in zip(out_b, out_1, strict=True):
         assert torch.equal(a[2:3], b)
     assert torch.equal(together.xyz[2:3], alone.xyz) and torch.equal(together.valid[2:3], alone.valid)
+
+
+def test_pinned_reference_survives_eviction_and_is_not_recoloured():
+    capacity = 300
+    m = PointCloudMemory(2, capacity, voxel_size=0.05, dtype=torch.float64)
+    frames = _frames(3, 2, 25)
+    rgb0, depth0, K0, pose0 = frames[0]
+    pin = torch.ones(2, H, W, dtype=torch.bool)
+    pin[1] = False  # world 1 inserts its reference unpinned: the old behaviour
+    m.insert(rgb0, depth0, K0, pose0, pin_mask=pin)
+    ref_keys = m.key[0][m.valid[0]].clone()
+    ref_rgb = m.rgb[0][m.valid[0]].clone()
+    assert m.pinned[0][m.valid[0]].all() and not m.pinned[1].any()
+    # Later frames re-observe the reference's voxels with other colours and overflow the capacity.
+    for step, (rgb, depth, Ks, poses) in enumerate(frames[1:]):
+        if step % 2 == 0:
+            rgb, depth, Ks, poses = 255 - rgb0, depth0, K0, pose0
+        m.insert(rgb, depth, Ks, poses)
+        assert (m.count() <= capacity).all()
+    kept = torch.isin(m.key[0], ref_keys) & m.valid[0]
+    assert kept.sum() == ref_keys.numel()  # world 0: every pinned voxel survived
+    order = torch.argsort(m.key[0][kept])
+    assert torch.equal(m.rgb[0][kept][order], ref_rgb[torch.argsort(ref_keys)])  # colours untouched
+    assert m.pinned[0][kept].all() and not m.pinned[0][m.valid[0] & ~kept].any()
+    # World 1 (unpinned): the re-observed voxels took the new colours in.
+    ref1 = PointCloudMemory(1, capacity, voxel_size=0.05, dtype=torch.float64)
+    ref1.insert(rgb0[1:], depth0[1:], K0[1:], pose0[1:])
+    ref1_keys = ref1.key[0][ref1.valid[0]]
+    same = torch.isin(m.key[1], ref1_keys) & m.valid[1]
+    assert same.any()
+    now = m.rgb[1][same][torch.argsort(m.key[1][same])]
+    before = ref1.rgb[0][ref1.valid[0]][torch.isin(ref1_keys, m.key[1][same])]
+    before = before[torch.argsort(ref1_keys[torch.isin(ref1_keys, m.key[1][same])])]
+    assert (now - before).abs().amax() > 50  # averaged with the inverted colours
+    m.reset(torch.tensor([True, False]))
+    assert not m.pinned[0].any()
