@@ -105,22 +105,41 @@ class ReprojectionWorld:
         if blocked:
             nav[FORWARD] = 0.0
         pose = integrate_nav(torch.as_tensor(prev.pose)[None], torch.as_tensor(nav)[None], self.nav_limits)[0]
-        mem = self.memory
+        self._obs = self._render(prev, pose.numpy(), blocked)
+        return {AGENT: self._obs}
+
+    def set_pose(self, agent_id: str, pose: NDArray[np.float64]) -> Observation:
+        """Teleport the camera (no collision check, as `World.set_pose`) and render there."""
+        if self._obs is None:
+            raise RuntimeError("call reset before set_pose")
+        if agent_id != AGENT:
+            raise ValueError(f"unknown agent id {agent_id!r}")
+        self._obs = self._render(self._obs, np.asarray(pose, dtype=np.float64), False)
+        return self._obs
+
+    def _render(self, prev: Observation, pose: NDArray[np.float64], collided: bool) -> Observation:
+        """The next frame at ``pose``: splat the memory, fill the holes."""
+        h, w, mem = self.height, self.width, self.memory
         rgb, depth, mask = splat(
-            mem.xyz, mem.rgb, mem.valid, torch.as_tensor(prev.K)[None].float(), pose[None].float(), h, w
+            mem.xyz,
+            mem.rgb,
+            mem.valid,
+            torch.as_tensor(prev.K)[None].float(),
+            torch.as_tensor(pose)[None].float(),
+            h,
+            w,
         )
         rgb_np = rgb[0].round().clamp(0, 255).to(torch.uint8).numpy()
         filled_rgb, filled_depth = fill_nearest(rgb_np, depth[0].numpy(), mask[0].numpy())
-        self._obs = Observation(
+        return Observation(
             rgb=filled_rgb,
             depth=filled_depth.astype(np.float32),
-            pose=pose.numpy(),
+            pose=pose,
             K=prev.K,
             frame_id=prev.frame_id + 1,
             sim_time=(prev.frame_id + 1) * self.dt,
-            collided=blocked,
+            collided=collided,
         )
-        return {AGENT: self._obs}
 
     def close(self) -> None:
         """Nothing to free."""

@@ -10,7 +10,7 @@ from pathlib import Path
 import torch
 
 from sim_env.evaluation.plots import plot_report
-from sim_env.evaluation.runner import VARIANTS, EvalSettings, run_evaluation
+from sim_env.evaluation.runner import POSE_SOURCES, VARIANTS, EvalSettings, run_evaluation
 from sim_env.evaluation.trajectories import TRAJECTORY_NAMES
 
 log = logging.getLogger(__name__)
@@ -30,6 +30,13 @@ def add_eval_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--variants", default=",".join(VARIANTS), help="comma-separated subset")
     parser.add_argument("--trajectories", default=",".join(TRAJECTORY_NAMES), help="comma-separated subset")
     parser.add_argument("--memory-capacity", type=int, default=None, help="voxels of the memories")
+    parser.add_argument(
+        "--pose-source",
+        choices=POSE_SOURCES,
+        default="world",
+        help="world: each world moves itself, the engine shadows it; engine: the engine moves and "
+        "each world is teleported to its pose (every variant scored on the same views)",
+    )
 
 
 def run_eval(args: argparse.Namespace) -> int:
@@ -46,6 +53,7 @@ def run_eval(args: argparse.Namespace) -> int:
         trajectories=tuple(t for t in args.trajectories.split(",") if t),
         memory_capacity=args.memory_capacity,
         video_dir=args.video,
+        pose_source=args.pose_source,
     )
     report = run_evaluation(settings)
     out = Path(args.out)

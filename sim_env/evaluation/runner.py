@@ -5,6 +5,11 @@ its first frame is the reference of the world under test. Every step the same ac
 both; the engine's step gives its collision flag, then — for navigation — the engine camera is
 teleported (`set_pose`) to the pose the world under test reached, so the ground truth is always
 rendered at exactly the evaluated pose (hand actions move the simulated hands; the camera stays).
+With ``pose_source="engine"`` the roles swap for navigation: the engine moves (its physics
+decides collisions) and every world under test is teleported (`set_pose`) to the engine's new
+pose and generates its frame there, so every variant is scored on exactly the same views —
+a world that stops on a hallucinated wall cannot score on the easy views near its start.
+Collision agreement is then not measured (no world decides a collision).
 Variants: the model (``model``), the model without memory pool and global point cloud
 (``window``), reprojection only (``reprojection``) and, on hand trajectories, the model with
 its hand condition zeroed (``no_hands``).
@@ -43,6 +48,7 @@ from sim_env.evaluation.trajectories import TRAJECTORY_NAMES, Trajectory, make_t
 log = logging.getLogger(__name__)
 
 VARIANTS = ("model", "window", "reprojection", "no_hands")
+POSE_SOURCES = ("world", "engine")
 HORIZONS = (1, 8, 32, 128)
 FRAME_METRICS = ("psnr", "ssim", "depth_absrel")
 HAND_MASK_RADIUS_PX = 1
@@ -83,6 +89,8 @@ class EvalSettings:
         trajectories: which trajectories to run.
         memory_capacity: voxels of the point-cloud memories (runtime default when None).
         video_dir: write side-by-side videos here (None: no videos).
+        pose_source: ``world`` (each world moves itself; the engine shadows it) or ``engine``
+            (the engine moves; each world is teleported to the engine's pose).
     """
 
     checkpoint: str | None
@@ -95,8 +103,11 @@ class EvalSettings:
     trajectories: tuple[str, ...] = TRAJECTORY_NAMES
     memory_capacity: int | None = None
     video_dir: str | None = None
+    pose_source: str = "world"
 
     def __post_init__(self) -> None:
+        if self.pose_source not in POSE_SOURCES:
+            raise ValueError(f"pose_source must be one of {POSE_SOURCES}, got {self.pose_source!r}")
         if self.episodes < 1 or self.horizon < 1:
             raise ValueError(f"episodes and horizon must be positive, got {self.episodes}, {self.horizon}")
         bad = [v for v in self.variants if v not in VARIANTS]
@@ -162,9 +173,19 @@ def _video_frame(gen: Observation, gt: Observation) -> np.ndarray:
 
 
 def run_episode(
-    world: Any, engine: MujocoWorld, trajectory: Trajectory, seed: int, horizon: int, keep_video: bool
+    world: Any,
+    engine: MujocoWorld,
+    trajectory: Trajectory,
+    seed: int,
+    horizon: int,
+    keep_video: bool,
+    follow_engine: bool = False,
 ) -> EpisodeTrace:
-    """Roll ``world`` and the engine shadow for ``horizon`` steps from the engine's frame at ``seed``."""
+    """Roll ``world`` and the engine shadow for ``horizon`` steps from the engine's frame at ``seed``.
+
+    ``follow_engine``: navigation steps teleport the world to the engine's pose instead of
+    letting it move itself (the ``engine`` pose source).
+    """
     trace = EpisodeTrace()
     gt = engine.reset(seed=seed, options={"scene": trajectory.scene})[AGENT]
     gen = world.reset(seed=seed, options={"reference": {AGENT: gt}})[AGENT]
@@ -173,20 +194,22 @@ def run_episode(
     for _ in range(horizon):
         action = trajectory.act(gt)
         engine_obs = engine.step({AGENT: action})[AGENT]
+        nav = action.kind != "hand"
+        follow = follow_engine and nav
         start = time.perf_counter()
-        gen = world.step({AGENT: action})[AGENT]
+        gen = world.set_pose(AGENT, engine_obs.pose) if follow else world.step({AGENT: action})[AGENT]
         trace.seconds += time.perf_counter() - start
         trace.steps += 1
-        nav = action.kind != "hand"
-        gt = engine.set_pose(AGENT, gen.pose) if nav else engine_obs
+        gt = engine.set_pose(AGENT, gen.pose) if nav and not follow else engine_obs
         trace.metrics["psnr"].append(psnr(gen.rgb, gt.rgb))
         trace.metrics["ssim"].append(ssim(gen.rgb, gt.rgb))
         trace.metrics["depth_absrel"].append(depth_absrel(gen.depth, gt.depth))
         region = hand_region(gt)
         trace.hand_psnr.append(psnr(gen.rgb, gt.rgb, region) if region is not None else float("nan"))
-        trace.collided.append(bool(gen.collided))
-        trace.engine_collided.append(bool(engine_obs.collided))
-        trace.nav_step.append(nav)
+        if not follow:  # a teleported world decides no collision
+            trace.collided.append(bool(gen.collided))
+            trace.engine_collided.append(bool(engine_obs.collided))
+            trace.nav_step.append(nav)
         trace.frames.append(gen.rgb)
         trace.poses.append(gen.pose)
         if keep_video:
@@ -265,6 +288,7 @@ def run_evaluation(settings: EvalSettings) -> dict[str, Any]:
         "seed_offset": settings.seed_offset,
         "denoising_steps": settings.denoising_steps,
         "device": settings.device,
+        "pose_source": settings.pose_source,
         "horizons": [h for h in HORIZONS if h <= settings.horizon],
         "variants": {},
     }
@@ -296,7 +320,15 @@ def run_evaluation(settings: EvalSettings) -> dict[str, Any]:
                 for e in range(settings.episodes):
                     seed = settings.seed_offset + e
                     traj = make_trajectory(name, settings.horizon, seed * TRAJECTORY_SEED_STRIDE + k)
-                    trace = run_episode(world, engine, traj, seed, settings.horizon, video_dir is not None)
+                    trace = run_episode(
+                        world,
+                        engine,
+                        traj,
+                        seed,
+                        settings.horizon,
+                        video_dir is not None,
+                        follow_engine=settings.pose_source == "engine",
+                    )
                     traces.setdefault(name, []).append(trace)
                     refs.setdefault(name, []).append(trace.frames[0])
                     trajs.setdefault(name, []).append(traj)

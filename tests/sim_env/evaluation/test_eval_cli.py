@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
+
 from sim_env.cli import main
 from tests.sim_env.training.tiny_data import MEMORY_CAPACITY
 
@@ -42,3 +44,44 @@ def test_train_then_eval(tiny_data: dict, tmp_path) -> None:
         assert (tmp_path / "eval" / f"report_{metric}.png").stat().st_size > 0
     assert len(model["curves"]["hand_region_psnr"]) == 8
     assert len(list((tmp_path / "videos").glob("*.mp4"))) == 7
+
+
+def test_engine_pose_source_scores_every_variant_on_the_engine_path(tmp_path) -> None:
+    from bridge.engines.mujoco_world import MujocoWorld
+    from sim_env.evaluation.baselines import AGENT
+    from sim_env.evaluation.runner import EvalSettings, _open_world, run_episode
+    from sim_env.evaluation.trajectories import make_trajectory
+
+    settings = EvalSettings(
+        checkpoint=None, episodes=1, horizon=6, seed_offset=901, denoising_steps=1, pose_source="engine"
+    )
+    engine = MujocoWorld("rooms", 64, 64)
+    try:
+        poses = {}
+        for variant in ("model", "reprojection"):
+            world = _open_world(variant, settings)
+            traj = make_trajectory("random_walk", 6, 7)
+            trace = run_episode(world, engine, traj, 901, 6, False, follow_engine=True)
+            poses[variant] = np.stack(trace.poses)
+            assert trace.collided == [] and len(trace.metrics["psnr"]) == 6
+        # The engine alone decides the path: the same for every variant, and the engine's own.
+        traj = make_trajectory("random_walk", 6, 7)
+        obs = engine.reset(seed=901, options={"scene": "rooms"})[AGENT]
+        engine_poses = [obs.pose]
+        for _ in range(6):
+            obs = engine.step({AGENT: traj.act(obs)})[AGENT]
+            engine_poses.append(obs.pose)
+        np.testing.assert_allclose(poses["model"], np.stack(engine_poses), atol=1e-6)
+        np.testing.assert_allclose(poses["reprojection"], np.stack(engine_poses), atol=1e-6)
+    finally:
+        engine.close()
+    report_path = tmp_path / "report.json"
+    rc = main(
+        f"eval --checkpoint random --episodes 1 --horizon 4 --seed-offset 902 --out {report_path} "
+        "--device cpu --denoising-steps 1 --trajectories loop --variants model,window "
+        "--pose-source engine".split()
+    )
+    assert rc == 0
+    report = json.loads(report_path.read_text())
+    assert report["pose_source"] == "engine"
+    assert "collision_agreement" not in report["variants"]["model"]
