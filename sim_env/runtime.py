@@ -85,6 +85,7 @@ DEFAULT_MEMORY_CAPACITY = 16384  # voxels per world (4 full 64×64 frames)
 DEFAULT_VOXEL_SIZE_M = 0.05  # ~ the footprint of a 64×64, 70° pixel at 3 m
 MEMORY_MODES = ("full", "window")
 DEFAULT_SCHEDULE_SHIFT = 5.0  # Wan2.1 / Self-Forcing shift for few-step sampling
+ZERO_KEY_MIN_HEAD_DIM = 64  # below, the padded form's extra channels stay inside cuDNN's tile
 STREAM_SEED_STRIDE = 1 << 16  # stream i of an episode seeded s draws noise from s·stride + i
 
 
@@ -118,8 +119,12 @@ class GenerativeRuntime:
             a GPU); the sampler state, poses and depth stay float32/float64.
         taehv_checkpoint: TAEHV weights for latent configs (None: random, seeded).
         padded_attention: keep the ST-cache's padded attention mirror so cached attention runs
-            mask-free on FlashAttention / cuDNN (`sim_env.model.st_cache`); None = on CUDA. The
-            CPU default keeps the masked reference path (bit-identical to earlier releases).
+            mask-free on FlashAttention / cuDNN (`sim_env.model.st_cache`); None = on CUDA where
+            zero-key attention is not chosen. The CPU default keeps the masked reference path
+            (bit-identical to earlier releases).
+        zero_key_attention: the zero-key mirror with the exact log-sum-exp correction instead
+            (`sim_env.model.st_cache`); None = on CUDA in half precision with head_dim ≥ 64,
+            where the padded form's 8 extra channels push cuDNN onto a wider, slower tile.
     """
 
     def __init__(
@@ -145,6 +150,7 @@ class GenerativeRuntime:
         dtype: torch.dtype = torch.float32,
         taehv_checkpoint: str | None = None,
         padded_attention: bool | None = None,
+        zero_key_attention: bool | None = None,
     ) -> None:
         if num_worlds < 1 or agents_per_world < 1:
             raise InvalidArgumentError("num_worlds and agents_per_world must be positive")
@@ -184,9 +190,21 @@ class GenerativeRuntime:
         self.sampler = FlowSampler(
             self._velocity, FlowSchedule.uniform(denoising_steps, shift=schedule_shift), device=dev
         )
+        half = dtype in (torch.float16, torch.bfloat16)
+        if zero_key_attention is None:
+            zero_key_attention = bool(
+                dev.type == "cuda" and half and cfg.head_dim >= ZERO_KEY_MIN_HEAD_DIM and not padded_attention
+            )
         if padded_attention is None:
-            padded_attention = dev.type == "cuda"
-        self.cache = STCache(cfg, n, device=dev, dtype=dtype, padded_attention=padded_attention)
+            padded_attention = dev.type == "cuda" and not zero_key_attention
+        self.cache = STCache(
+            cfg,
+            n,
+            device=dev,
+            dtype=dtype,
+            padded_attention=padded_attention,
+            zero_key_attention=zero_key_attention,
+        )
         use_pool = cfg.memory_frames and memory_mode == "full"
         self.admission = PoolAdmission(MemoryPoolPolicy(cfg.memory_frames)) if use_pool else None
         self.memory = PointCloudMemory(self.num_worlds, memory_capacity, voxel_size, device=dev)

@@ -55,6 +55,24 @@ def timestep_embedding(t: torch.Tensor, freq_dim: int) -> torch.Tensor:
     return torch.cat([angles.cos(), angles.sin()], dim=-1)
 
 
+def attention_with_lse(
+    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Softmax attention on (B, heads, L, d) tensors and its float32 log-normaliser (B, heads, Lq).
+
+    cuDNN's fused kernel on CUDA (half precision); elsewhere the same quantities from explicit
+    float32 scores, which is what the CPU tests check the correction against.
+    """
+    if q.is_cuda and q.dtype in (torch.bfloat16, torch.float16):
+        cudnn = torch.ops.aten._scaled_dot_product_cudnn_attention
+        out, lse = cudnn(q, k, v, None, True, 0.0, False, False)[:2]  # compute_log_sumexp=True
+        return out, lse.reshape(out.shape[:-1]).float()
+    scores = (q.float() @ k.float().transpose(-1, -2)) / math.sqrt(q.shape[-1])
+    lse = torch.logsumexp(scores, dim=-1)
+    out = torch.exp(scores - lse[..., None]) @ v.float()
+    return out.to(q.dtype), lse
+
+
 class Attention(nn.Module):
     """Multi-head attention with RMSNorm on queries and keys (over the full width, as Wan2.1)."""
 
@@ -95,6 +113,21 @@ class Attention(nn.Module):
         )
         return out[..., :d].transpose(1, 2).flatten(2)
 
+    @staticmethod
+    def _attend_zero_keys(
+        q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, invalid_keys: torch.Tensor
+    ) -> torch.Tensor:
+        """Mask-free attention over a zero-key cache mirror, (B, Lq, heads, head_dim) → (B, Lq, dim).
+
+        Each of a stream's ``invalid_keys`` (B,) zero keys scores 0 and so adds exactly 1 to the
+        softmax normaliser exp(lse) and nothing to the weighted sum (its value is 0); dividing
+        the output by the valid share 1 − invalid_keys · exp(−lse) removes them exactly.
+        """
+        out, lse = attention_with_lse(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2))
+        valid_share = 1.0 - invalid_keys[:, None, None] * torch.exp(-lse)  # (B, heads, Lq)
+        out = (out.float() / valid_share[..., None]).to(q.dtype)
+        return out.transpose(1, 2).flatten(2)
+
 
 class SelfAttention(Attention):
     """Self-attention over the clip (masked) or over the ST-cache (chunk queries)."""
@@ -118,7 +151,10 @@ class SelfAttention(Attention):
             cache.write_chunk(layer, k, v)
             q = apply_rope(q, *cache.chunk_rope())
             if cache.attn_keys is not None and cache.attn_values is not None:
-                return self.o(self._attend_padded(q, cache.attn_keys[layer], cache.attn_values[layer]))
+                k, v = cache.attn_keys[layer], cache.attn_values[layer]
+                if cache.invalid_keys is not None:
+                    return self.o(self._attend_zero_keys(q, k, v, cache.invalid_keys))
+                return self.o(self._attend_padded(q, k, v))
             k = apply_rope(cache.keys[layer], cache.cos, cache.sin)
             v = cache.values[layer]
         return self.o(self._attend(q, k, v, bias))

@@ -28,6 +28,14 @@ invalid slot's score drops by ~10⁴ (its softmax weight underflows to exactly 0
 slot's score is unchanged (it adds an exact 0). Attention then runs mask-free on any SDPA
 backend. The history part of the mirror is refreshed once per mutation of the history (reset,
 anchor commit, window roll, memory write: once per step), the chunk part at every chunk write.
+
+Zero-key attention (``zero_key_attention=True``, the runtime's CUDA default): the mirror keeps
+the real head width, and a slot that must not be attended holds zero keys and zero values. A
+zero key scores exactly 0, so each of the ``invalid_keys`` such tokens adds exactly 1 to the
+softmax normaliser exp(lse) and nothing to the weighted sum; the model removes them exactly by
+rescaling the output with exp(lse) / (exp(lse) − invalid_keys) (`sim_env.model.dit`). Attention
+then runs mask-free at head_dim 128, where cuDNN's kernels are fastest (the padded form's
+d + 8 channels push them onto slower tiles).
 """
 
 from __future__ import annotations
@@ -104,7 +112,10 @@ class STCache:
         positions: (slots·tokens, 3) fixed (t, h, w) RoPE positions; t is the frame-slot index.
         cos, sin: rotation tables for ``positions``.
         attn_keys, attn_values: with ``padded_attention``, (layers, B, slots·tokens, heads,
-            head_dim + MASK_CHANNELS) rotated keys with the validity channel, and values; else None.
+            head_dim + MASK_CHANNELS) rotated keys with the validity channel, and values; with
+            ``zero_key_attention``, rotated keys and values at head_dim, zero in unattended
+            slots; else None.
+        invalid_keys: with ``zero_key_attention``, (B,) float32 count of unattended key tokens.
     """
 
     def __init__(
@@ -114,7 +125,10 @@ class STCache:
         device: torch.device | str = "cpu",
         dtype: torch.dtype = torch.float32,
         padded_attention: bool = False,
+        zero_key_attention: bool = False,
     ) -> None:
+        if padded_attention and zero_key_attention:
+            raise ValueError("choose one of padded_attention and zero_key_attention")
         self.config = config
         self.batch_size = batch_size
         self.tokens_per_frame = config.tokens_per_frame
@@ -141,12 +155,17 @@ class STCache:
         self.cos, self.sin = rope_cos_sin(self.positions, config.head_dim, config.rope_theta, dtype)
         self._batch_index = torch.arange(batch_size, device=device)
         self.padded_attention = bool(padded_attention)
+        self.zero_key_attention = bool(zero_key_attention)
         self.attn_keys: torch.Tensor | None = None
         self.attn_values: torch.Tensor | None = None
-        if self.padded_attention:
-            padded = (*shape[:-1], config.head_dim + MASK_CHANNELS)
-            self.attn_keys = torch.zeros(padded, device=device, dtype=dtype)
-            self.attn_values = torch.zeros(padded, device=device, dtype=dtype)
+        self.invalid_keys: torch.Tensor | None = None
+        if self.padded_attention or self.zero_key_attention:
+            extra = MASK_CHANNELS if self.padded_attention else 0
+            mirror = (*shape[:-1], config.head_dim + extra)
+            self.attn_keys = torch.zeros(mirror, device=device, dtype=dtype)
+            self.attn_values = torch.zeros(mirror, device=device, dtype=dtype)
+            if self.zero_key_attention:
+                self.invalid_keys = torch.zeros(batch_size, device=device, dtype=torch.float32)
             self.refresh_attention()
 
     # ------------------------------------------------------------------ views
@@ -181,10 +200,18 @@ class STCache:
         if self.attn_keys is None or self.attn_values is None:
             return
         d = self.config.head_dim
+        attend = (self.valid & self.active).repeat_interleave(self.tokens_per_frame, dim=1)
+        if self.invalid_keys is not None:  # zero-key form: unattended slots hold zeros
+            keep = attend[:, :, None, None]
+            for layer in range(self.config.num_layers):
+                rotated = apply_rope(self.keys[layer], self.cos, self.sin)
+                self.attn_keys[layer] = torch.where(keep, rotated, 0.0)
+                self.attn_values[layer] = torch.where(keep, self.values[layer], 0.0)
+            self.invalid_keys.copy_((~attend).sum(dim=1))
+            return
         for layer in range(self.config.num_layers):  # one layer at a time bounds the temporaries
             self.attn_keys[layer, ..., :d] = apply_rope(self.keys[layer], self.cos, self.sin)
         self.attn_values[..., :d] = self.values
-        attend = (self.valid & self.active).repeat_interleave(self.tokens_per_frame, dim=1)
         score = torch.where(attend, 0.0, INVALID_KEY_SCORE).to(self.attn_keys.dtype)  # (B, slots·tokens)
         self.attn_keys[..., d] = score[None, :, :, None]
 

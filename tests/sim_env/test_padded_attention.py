@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 
+import pytest
 import torch
 
 from bridge.conventions import intrinsics_from_fov, look_at
@@ -45,12 +46,14 @@ def _admit_first_slot(
     return torch.tensor([0, DROP])
 
 
-def test_padded_cache_attention_matches_masked_reference() -> None:
+@pytest.mark.parametrize("mirror", ["padded_attention", "zero_key_attention"])
+def test_fast_cache_attention_matches_masked_reference(mirror: str) -> None:
     torch.manual_seed(0)
     model = CausalDiT(CONFIG).eval()
-    reference, padded = STCache(CONFIG, BATCH), STCache(CONFIG, BATCH, padded_attention=True)
+    reference, padded = STCache(CONFIG, BATCH), STCache(CONFIG, BATCH, **{mirror: True})
     assert padded.attn_keys is not None
-    assert padded.attn_keys.shape[-1] == CONFIG.head_dim + MASK_CHANNELS
+    extra = MASK_CHANNELS if mirror == "padded_attention" else 0
+    assert padded.attn_keys.shape[-1] == CONFIG.head_dim + extra
     gen = torch.Generator().manual_seed(1)
     pose = torch.eye(4).expand(BATCH, CONFIG.chunk_frames, 4, 4)
     with torch.no_grad():
@@ -122,3 +125,20 @@ def test_runtime_with_padded_cache_matches_reference_through_teleport_and_reset(
         torch.testing.assert_close(outs[1]["pose"], outs[0]["pose"], rtol=0, atol=1e-12)
         assert (outs[1]["rgb"].int() - outs[0]["rgb"].int()).abs().max() <= 1
         torch.testing.assert_close(outs[1]["depth"], outs[0]["depth"], rtol=1e-4, atol=1e-5)
+
+
+def test_zero_key_mirror_zeroes_unattended_slots_and_counts_them() -> None:
+    cache = STCache(CONFIG, BATCH, zero_key_attention=True)
+    assert cache.attn_keys is not None and cache.attn_values is not None and cache.invalid_keys is not None
+    tpf = CONFIG.tokens_per_frame
+    cache.keys.normal_()
+    cache.values.normal_()
+    cache.valid[0, : cache.chunk.start] = True  # world 0: every slot filled; world 1: only the chunk
+    cache.active[0, cache.memory.start] = False  # ... but one memory slot switched off
+    cache.refresh_attention()
+    assert cache.invalid_keys.tolist() == [tpf, cache.chunk.start * tpf]
+    off = slice(cache.memory.start * tpf, (cache.memory.start + 1) * tpf)
+    assert not cache.attn_keys[:, 0, off].any() and not cache.attn_values[:, 0, off].any()
+    assert cache.attn_values[:, 0, cache.chunk.start * tpf :].abs().sum() > 0
+    with pytest.raises(ValueError, match="one of"):
+        STCache(CONFIG, BATCH, padded_attention=True, zero_key_attention=True)
