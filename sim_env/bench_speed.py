@@ -220,6 +220,7 @@ def best_padded_backend(rows: Sequence[dict[str, Any]]) -> str | None:
     return min(timed, key=lambda r: r["ms"])["backend"] if timed else None
 
 
+@torch.no_grad()
 def dit_pass(runtime: GenerativeRuntime, ceiling: float) -> dict[str, Any]:
     """One cached DiT pass (graph replay): masked reference, padded and zero-key paths, same inputs."""
     cfg, device, n = runtime.config, runtime.device, runtime.num_streams
@@ -292,9 +293,12 @@ def wan_sustained(device: torch.device, frames: int, phase_steps: int, ceiling: 
         if dit_ms
         else None,
         "dit_tflops_whole_step": step_flops(runtime.config, 1, DENOISING_STEPS) * steps / seconds / 1e12,
-        "dit_pass": dit_pass(runtime, ceiling),
     }
-    del runtime, step
+    print(f"{WAN} sustained: {result['frames_per_s']:.1f} frames/s, phases {phases}", flush=True)
+    del step  # the sustained step's graph pool
+    torch.cuda.empty_cache()
+    result["dit_pass"] = dit_pass(runtime, ceiling)
+    del runtime
     torch.cuda.empty_cache()
     return result
 
@@ -319,7 +323,7 @@ def wan_latency(device: torch.device, steps: int) -> dict[str, Any]:
         "latency_ms_p99": q[98],
         "frames_per_s": runtime.video_frames * 1000 / statistics.mean(latencies),
     }
-    del runtime, step
+    del runtime
     torch.cuda.empty_cache()
     return result
 
@@ -347,7 +351,7 @@ def rl_tiers(device: torch.device, worlds: int, steps: int, repeats: int) -> dic
     step = graphed_step(runtime, _navs(3, worlds, seed=4, device=device))
     first = step(_navs(1, worlds, seed=5, device=device)[0])
     result = asdict(bench_tiers(runtime, step, first, steps=steps, repeats=repeats))
-    del runtime, step
+    del runtime
     torch.cuda.empty_cache()
     return result
 
