@@ -64,6 +64,7 @@ DIT_PATHS: dict[str, dict[str, bool]] = {
     "padded": {"padded_attention": True},
     "zero_key": {"zero_key_attention": True},
 }
+SECTIONS = ("wan", "latency", "tiny", "tiers")
 INVALID_FRACTION = 0.3  # of the key slots, in the kernel and DiT comparisons
 
 
@@ -258,17 +259,24 @@ def dit_pass(runtime: GenerativeRuntime, ceiling: float) -> dict[str, Any]:
     return result
 
 
-def _wan_runtime(config: str, device: torch.device) -> GenerativeRuntime:
+def _wan_runtime(config: str, device: torch.device, compile_blocks: bool = False) -> GenerativeRuntime:
     runtime = GenerativeRuntime(
-        config=config, device=str(device), num_worlds=1, denoising_steps=DENOISING_STEPS, dtype=torch.bfloat16
+        config=config,
+        device=str(device),
+        num_worlds=1,
+        denoising_steps=DENOISING_STEPS,
+        dtype=torch.bfloat16,
+        compile_blocks=compile_blocks,
     )
     _reset(runtime, seed=0)
     return runtime
 
 
-def wan_sustained(device: torch.device, frames: int, phase_steps: int, ceiling: float) -> dict[str, Any]:
+def wan_sustained(
+    device: torch.device, frames: int, phase_steps: int, ceiling: float, compile_blocks: bool = False
+) -> dict[str, Any]:
     """Frames/s of wan2.1-1.3b (B = 1) over ``frames`` generated frames, phase split, DiT pass."""
-    runtime = _wan_runtime(WAN, device)
+    runtime = _wan_runtime(WAN, device, compile_blocks)
     steps = math.ceil(frames / runtime.video_frames)
     navs = _navs(max(steps, phase_steps, 3), 1, seed=1, device=device)
     step = graphed_step(runtime, navs[:3])  # warms up first
@@ -288,6 +296,7 @@ def wan_sustained(device: torch.device, frames: int, phase_steps: int, ceiling: 
         "frames_per_s": generated / seconds,
         "ms_per_chunk": 1000 * seconds / steps,
         "cache_slots": runtime.config.cache_frames,
+        "compile_blocks": compile_blocks,
         "phase_ms_eager": phases,
         "dit_tflops_eager_split": step_flops(runtime.config, 1, DENOISING_STEPS) / dit_ms / 1e9
         if dit_ms
@@ -303,9 +312,9 @@ def wan_sustained(device: torch.device, frames: int, phase_steps: int, ceiling: 
     return result
 
 
-def wan_latency(device: torch.device, steps: int) -> dict[str, Any]:
+def wan_latency(device: torch.device, steps: int, compile_blocks: bool = False) -> dict[str, Any]:
     """Action-to-frame latency of the 1-latent-frame chunk mode: host action → decoded frames ready."""
-    runtime = _wan_runtime(WAN_CHUNK1, device)
+    runtime = _wan_runtime(WAN_CHUNK1, device, compile_blocks)
     step = graphed_step(runtime, _navs(3, 1, seed=2, device=device))
     latencies = []
     for nav in _navs(steps, 1, seed=3, device="cpu"):  # the action arrives on the host
@@ -378,31 +387,48 @@ def print_report(out: dict[str, Any]) -> None:
     ]
     header = ["attention form", "backend", "ms", "TFLOP/s", "max err vs masked", "note"]
     print(report.markdown_table(header, rows, text_columns=2))
-    wan, lat = out["wan"], out["latency"]
-    dit = wan["dit_pass"]
     print()
+    rows = _wan_rows(out["wan"], out["ceiling_tflops"]) if "wan" in out else []
+    if "latency" in out:
+        lat = out["latency"]
+        rows += [
+            [f"{WAN_CHUNK1} (4 frames/step)", "action→frame p50 ms", _fmt(lat["latency_ms_p50"])],
+            [f"{WAN_CHUNK1}", "action→frame p99 ms", _fmt(lat["latency_ms_p99"])],
+            [f"{WAN_CHUNK1}", "frames/s", _fmt(lat["frames_per_s"])],
+        ]
+    for r in out.get("tiny", []):
+        rows.append(
+            [f"{TINY} {r['num_worlds']} worlds, {r['dtype']}", "env-steps/s", _fmt(r["env_steps_per_s"])]
+        )
+    if "tiers" in out:
+        tiers = out["tiers"]
+        for key, name in (
+            ("env_steps_per_s", "env step"),
+            ("with_policy_steps_per_s", "+ policy inference"),
+            ("with_ppo_steps_per_s", "+ PPO update"),
+        ):
+            rows.append(
+                [f"{TINY} {tiers['num_streams']} worlds bf16: {name}", "env-steps/s", _fmt(tiers[key])]
+            )
+    print(report.markdown_table(["measurement", "unit", "value"], rows, text_columns=2))
+    if "wan" in out and out["wan"]["phase_ms_eager"]:
+        print()
+        phases = out["wan"]["phase_ms_eager"]
+        print(report.markdown_table(list(phases), [[f"{v:.1f}" for v in phases.values()]], text_columns=0))
+
+
+def _wan_rows(wan: dict[str, Any], ceiling: float) -> list[list[str]]:
+    """Table rows of the sustained wan2.1-1.3b section."""
+    dit = wan["dit_pass"]
+    compiled = ", compiled blocks" if wan.get("compile_blocks") else ""
     rows = [
         [
-            f"{WAN} 832×480, 12-frame chunk, 4 steps + cache pass",
+            f"{WAN} 832×480, 12-frame chunk, 4 steps + cache pass{compiled}",
             "frames/s (sustained)",
             _fmt(wan["frames_per_s"]),
         ],
         [f"{WAN} over {wan['frames']} frames", "ms/chunk", _fmt(wan["ms_per_chunk"])],
-        [f"{WAN_CHUNK1} (4 frames/step)", "action→frame p50 ms", _fmt(lat["latency_ms_p50"])],
-        [f"{WAN_CHUNK1}", "action→frame p99 ms", _fmt(lat["latency_ms_p99"])],
-        [f"{WAN_CHUNK1}", "frames/s", _fmt(lat["frames_per_s"])],
     ]
-    for r in out["tiny"]:
-        rows.append(
-            [f"{TINY} {r['num_worlds']} worlds, {r['dtype']}", "env-steps/s", _fmt(r["env_steps_per_s"])]
-        )
-    tiers = out["tiers"]
-    for key, name in (
-        ("env_steps_per_s", "env step"),
-        ("with_policy_steps_per_s", "+ policy inference"),
-        ("with_ppo_steps_per_s", "+ PPO update"),
-    ):
-        rows.append([f"{TINY} {tiers['num_streams']} worlds bf16: {name}", "env-steps/s", _fmt(tiers[key])])
     for name in DIT_PATHS:
         rows.append(
             [
@@ -412,21 +438,18 @@ def print_report(out: dict[str, Any]) -> None:
             ]
         )
     for name in ("padded", "zero_key"):
-        psnr_db = _fmt(dit[f"psnr_{name}_vs_reference_db"])
-        rows.append([f"{WAN} DiT pass {name} vs reference", "PSNR dB", psnr_db])
+        rows.append(
+            [f"{WAN} DiT pass {name} vs reference", "PSNR dB", _fmt(dit[f"psnr_{name}_vs_reference_db"])]
+        )
     whole = wan["dit_tflops_whole_step"]
     rows.append(
         [
             f"{WAN} DiT FLOPs over the whole sustained step",
             "TFLOP/s / of ceiling",
-            f"{whole:.0f} / {whole / out['ceiling_tflops']:.2f}",
+            f"{whole:.0f} / {whole / ceiling:.2f}",
         ]
     )
-    print(report.markdown_table(["measurement", "unit", "value"], rows, text_columns=2))
-    if wan["phase_ms_eager"]:
-        print()
-        phases = wan["phase_ms_eager"]
-        print(report.markdown_table(list(phases), [[f"{v:.1f}" for v in phases.values()]], text_columns=0))
+    return rows
 
 
 def add_speed_bench_arguments(parser: argparse.ArgumentParser) -> None:
@@ -441,6 +464,14 @@ def add_speed_bench_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--tiny-steps", type=int, default=30, help="timed steps per repeat (tiny64)")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--backend", choices=["auto", "default", *BACKENDS], default="auto")
+    parser.add_argument(
+        "--sections",
+        default=",".join(SECTIONS),
+        help="comma-separated subset of the measured sections (the ceiling and kernel table always run)",
+    )
+    parser.add_argument(
+        "--compile-blocks", action="store_true", help="torch.compile the wan DiT blocks (GenerativeRuntime)"
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -452,6 +483,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def run_speed_bench(args: argparse.Namespace) -> int:
     """Run every section, print the table and write the JSON; exit status 2 without CUDA."""
+    chosen = [name for name in args.sections.split(",") if name]
+    unknown = sorted(set(chosen) - set(SECTIONS))
+    if unknown:
+        raise ValueError(f"--sections: unknown {unknown}; choose from {list(SECTIONS)}")
     if not torch.cuda.is_available():
         print("genworld bench speed: needs a CUDA device")
         return 2
@@ -470,13 +505,19 @@ def run_speed_bench(args: argparse.Namespace) -> int:
     out["attention"] = attention_kernels(device)
     backend = best_padded_backend(out["attention"]) if args.backend == "auto" else args.backend
     out["backend"] = None if backend == "default" else backend
-    sections: list[tuple[str, Callable[[], Any]]] = [
-        ("wan", lambda: wan_sustained(device, args.wan_frames, args.phase_steps, out["ceiling_tflops"])),
-        ("latency", lambda: wan_latency(device, args.latency_steps)),
-        ("tiny", lambda: tiny_throughput(device, args.tiny_worlds, args.tiny_steps, args.repeats)),
-        ("tiers", lambda: rl_tiers(device, args.tiny_worlds, args.tiny_steps, args.repeats)),
-    ]
-    for name, run in sections:
+    compile_blocks = bool(args.compile_blocks)
+    out["compile_blocks"] = compile_blocks
+    sections: dict[str, Callable[[], Any]] = {
+        "wan": lambda: wan_sustained(
+            device, args.wan_frames, args.phase_steps, out["ceiling_tflops"], compile_blocks
+        ),
+        "latency": lambda: wan_latency(device, args.latency_steps, compile_blocks),
+        "tiny": lambda: tiny_throughput(device, args.tiny_worlds, args.tiny_steps, args.repeats),
+        "tiers": lambda: rl_tiers(device, args.tiny_worlds, args.tiny_steps, args.repeats),
+    }
+    for name, run in sections.items():
+        if name not in chosen:
+            continue
         log.info("bench speed: %s", name)
         section_start = time.perf_counter()
         with preferred_backend(out["backend"]):

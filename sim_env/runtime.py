@@ -125,6 +125,8 @@ class GenerativeRuntime:
         zero_key_attention: the zero-key mirror with the exact log-sum-exp correction instead
             (`sim_env.model.st_cache`); None = on CUDA in half precision with head_dim ≥ 64,
             where the padded form's 8 extra channels push cuDNN onto a wider, slower tile.
+        compile_blocks: ``torch.compile`` the DiT blocks (fuses their norms, modulation, RoPE
+            and casts; compiles on the first step, and a CUDA graph can capture it afterwards).
     """
 
     def __init__(
@@ -151,6 +153,7 @@ class GenerativeRuntime:
         taehv_checkpoint: str | None = None,
         padded_attention: bool | None = None,
         zero_key_attention: bool | None = None,
+        compile_blocks: bool = False,
     ) -> None:
         if num_worlds < 1 or agents_per_world < 1:
             raise InvalidArgumentError("num_worlds and agents_per_world must be positive")
@@ -162,6 +165,9 @@ class GenerativeRuntime:
         self.checkpoint, self.seed = checkpoint, int(seed)
         model = load_world_model(checkpoint, get_config(config), self.seed)
         self.model, self.dtype = model.to(self.device, dtype).eval(), dtype
+        if compile_blocks:  # one graph for every block: each gets its own cache views (STCache.layer)
+            for block in self.model.blocks:
+                block.compile(dynamic=False)
         cfg: DiTConfig = self.model.config
         self.config = cfg
         self.num_worlds, self.agents_per_world = int(num_worlds), int(agents_per_world)

@@ -36,7 +36,7 @@ from torch import nn
 from sim_env.model.config import DiTConfig
 from sim_env.model.plucker import PluckerEmbedding
 from sim_env.model.rope import apply_rope, grid_positions, rope_cos_sin
-from sim_env.model.st_cache import MASK_CHANNELS, STCache
+from sim_env.model.st_cache import MASK_CHANNELS, LayerCache, STCache
 
 # Number of adaLN vectors per block (shift, scale, gate for attention and for the FFN) and head.
 BLOCK_MODULATIONS = 6
@@ -137,8 +137,7 @@ class SelfAttention(Attention):
         x: torch.Tensor,
         rope: tuple[torch.Tensor, torch.Tensor] | None,
         bias: torch.Tensor | None,
-        cache: STCache | None = None,
-        layer: int = 0,
+        cache: LayerCache | None = None,
     ) -> torch.Tensor:
         """Attend; with a cache, store this chunk's un-rotated K/V first, then attend to all slots."""
         q = self._heads(self.norm_q(self.q(x)))
@@ -148,15 +147,15 @@ class SelfAttention(Attention):
             assert rope is not None
             q, k = apply_rope(q, *rope), apply_rope(k, *rope)
         else:
-            cache.write_chunk(layer, k, v)
-            q = apply_rope(q, *cache.chunk_rope())
-            if cache.attn_keys is not None and cache.attn_values is not None:
-                k, v = cache.attn_keys[layer], cache.attn_values[layer]
+            cache.write_chunk(k, v)
+            q = apply_rope(q, cache.chunk_cos, cache.chunk_sin)
+            k, v = cache.attn_keys, cache.attn_values
+            if k is not None and v is not None:
                 if cache.invalid_keys is not None:
                     return self.o(self._attend_zero_keys(q, k, v, cache.invalid_keys))
                 return self.o(self._attend_padded(q, k, v))
-            k = apply_rope(cache.keys[layer], cache.cos, cache.sin)
-            v = cache.values[layer]
+            k = apply_rope(cache.keys, cache.cos, cache.sin)
+            v = cache.values
         return self.o(self._attend(q, k, v, bias))
 
 
@@ -194,17 +193,17 @@ class DiTBlock(nn.Module):
         context: torch.Tensor,
         rope: tuple[torch.Tensor, torch.Tensor] | None,
         bias: torch.Tensor | None,
-        cache: STCache | None,
-        layer: int,
+        cache: LayerCache | None,
     ) -> torch.Tensor:
-        """Update tokens ``x`` (B, F, T, dim) given per-frame modulation ``e`` (B, F, 6, dim)."""
+        """Update tokens ``x`` (B, F, T, dim) given per-frame modulation ``e`` (B, F, 6, dim).
+
+        ``cache`` is this block's layer of the ST-cache (`STCache.layer`), None for a clip.
+        """
         shift_sa, scale_sa, gate_sa, shift_ff, scale_ff, gate_ff = (self.modulation + e).chunk(
             BLOCK_MODULATIONS, dim=2
         )  # each (B, F, 1, dim): one vector per frame, broadcast over its tokens
         frames = x.shape[1]
-        y = self.self_attn(
-            (self.norm1(x) * (1 + scale_sa) + shift_sa).flatten(1, 2), rope, bias, cache, layer
-        )
+        y = self.self_attn((self.norm1(x) * (1 + scale_sa) + shift_sa).flatten(1, 2), rope, bias, cache)
         x = x + gate_sa * y.unflatten(1, (frames, -1))
         x = x + self.cross_attn(self.norm3(x).flatten(1, 2), context).unflatten(1, (frames, -1))
         x = x + gate_ff * self.ffn(self.norm2(x) * (1 + scale_ff) + shift_ff)
@@ -365,7 +364,7 @@ class CausalDiT(nn.Module):
             rope = None
             bias = cache.attention_bias(tokens.dtype) if cache.attn_keys is None else None
         for layer, block in enumerate(self.blocks):
-            tokens = block(tokens, e, ctx, rope, bias, cache, layer)
+            tokens = block(tokens, e, ctx, rope, bias, None if cache is None else cache.layer(layer))
         return self.unpatchify(self.head(tokens, e_head)).to(x.dtype)
 
 

@@ -100,6 +100,45 @@ class Region:
         return self.start + self.frames
 
 
+@dataclass(frozen=True)
+class LayerCache:
+    """One layer's view of an `STCache`: the tensors a block reads and writes, no layer index.
+
+    Handing each block views of its own layer (instead of the cache and an integer index) keeps
+    per-layer constants out of the block's code, so one ``torch.compile`` graph serves all blocks.
+
+    Attributes:
+        keys, values: (B, slots·tokens, heads, head_dim) un-rotated keys / values of the layer.
+        attn_keys, attn_values: the layer's attention mirror (padded or zero-key), or None.
+        invalid_keys: (B,) zero-key count of the zero-key mirror, or None.
+        cos, sin: rotation tables of every cache token.
+        chunk_cos, chunk_sin: rotation tables of the chunk tokens (the queries).
+        chunk: token range of the chunk slots.
+        head_dim: channels per head (the padded mirror has more).
+    """
+
+    keys: torch.Tensor
+    values: torch.Tensor
+    attn_keys: torch.Tensor | None
+    attn_values: torch.Tensor | None
+    invalid_keys: torch.Tensor | None
+    cos: torch.Tensor
+    sin: torch.Tensor
+    chunk_cos: torch.Tensor
+    chunk_sin: torch.Tensor
+    chunk: slice
+    head_dim: int
+
+    def write_chunk(self, k: torch.Tensor, v: torch.Tensor) -> None:
+        """Store the chunk's un-rotated keys/values (B, C·tokens, heads, head_dim), mirror included."""
+        tok, d = self.chunk, self.head_dim
+        self.keys[:, tok].copy_(k)
+        self.values[:, tok].copy_(v)
+        if self.attn_keys is not None and self.attn_values is not None:
+            self.attn_keys[:, tok, :, :d] = apply_rope(self.keys[:, tok], self.chunk_cos, self.chunk_sin)
+            self.attn_values[:, tok, :, :d] = self.values[:, tok]
+
+
 class STCache:
     """Preallocated per-layer K/V slots with fixed RoPE positions and a validity mask.
 
@@ -216,16 +255,26 @@ class STCache:
         self.attn_keys[..., d] = score[None, :, :, None]
 
     # ------------------------------------------------------------------ writes
+    def layer(self, layer: int) -> LayerCache:
+        """The views of one layer that its block reads and writes."""
+        chunk_cos, chunk_sin = self.chunk_rope()
+        return LayerCache(
+            keys=self.keys[layer],
+            values=self.values[layer],
+            attn_keys=None if self.attn_keys is None else self.attn_keys[layer],
+            attn_values=None if self.attn_values is None else self.attn_values[layer],
+            invalid_keys=self.invalid_keys,
+            cos=self.cos,
+            sin=self.sin,
+            chunk_cos=chunk_cos,
+            chunk_sin=chunk_sin,
+            chunk=self._tokens(self.chunk),
+            head_dim=self.config.head_dim,
+        )
+
     def write_chunk(self, layer: int, k: torch.Tensor, v: torch.Tensor) -> None:
         """Store the current chunk's un-rotated keys/values of one layer, (B, C·tokens, heads, head_dim)."""
-        tok = self._tokens(self.chunk)
-        self.keys[layer, :, tok].copy_(k)
-        self.values[layer, :, tok].copy_(v)
-        if self.attn_keys is not None and self.attn_values is not None:
-            d = self.config.head_dim
-            cos, sin = self.chunk_rope()
-            self.attn_keys[layer, :, tok, :, :d] = apply_rope(self.keys[layer, :, tok], cos, sin)
-            self.attn_values[layer, :, tok, :, :d] = self.values[layer, :, tok]
+        self.layer(layer).write_chunk(k, v)
 
     def commit_anchor(self, pose: torch.Tensor, worlds: torch.Tensor | None = None) -> None:
         """Copy the first ``anchor_frames`` chunk frames into the anchor slots.

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from sim_env.bench_speed import best_padded_backend, lse_corrected, main
+from sim_env.bench_speed import DIT_PATHS, best_padded_backend, lse_corrected, main, print_report
 
 
 def test_best_padded_backend_picks_the_fastest_timed_row() -> None:
@@ -37,3 +37,31 @@ def test_lse_correction_removes_zeroed_keys_exactly() -> None:
     corrected = lse_corrected(out_all, scores.logsumexp(-1), int((~valid).sum()))
     assert not torch.allclose(out_all, masked, atol=1e-3)  # the zeroed keys do matter uncorrected
     torch.testing.assert_close(corrected.double(), masked, rtol=1e-5, atol=1e-6)
+
+
+def test_report_prints_only_the_measured_sections(capsys: pytest.CaptureFixture[str]) -> None:
+    dit = {name: {"ms": 70.0, "tflops": 370.0, "fraction_of_ceiling": 0.47} for name in DIT_PATHS}
+    dit |= {"psnr_padded_vs_reference_db": 64.9, "psnr_zero_key_vs_reference_db": 64.3}
+    out = {
+        "device": "test GPU",
+        "torch": "x",
+        "date": "2026-11-21",
+        "ceiling_tflops": 780.0,
+        "backend": "cudnn",
+        "attention": [{"form": "padded (mask-free, d+8)", "backend": "cudnn", "ms": 1.2, "tflops": 377.0}],
+        "wan": {
+            "frames_per_s": 31.0,
+            "frames": 1008,
+            "ms_per_chunk": 390.0,
+            "compile_blocks": True,
+            "dit_pass": dit,
+            "dit_tflops_whole_step": 330.0,
+            "phase_ms_eager": {"denoise": 276.8},
+        },
+    }
+    print_report(out)
+    text = capsys.readouterr().out
+    assert "compiled blocks" in text and "| 31.0 |" in text and "DiT pass, zero_key" in text
+    assert "tiny64" not in text and "action→frame" not in text
+    with pytest.raises(ValueError, match="--sections"):  # checked before the CUDA check
+        main(["--sections", "wan,bogus"])

@@ -51,8 +51,12 @@ def _straight_path_model(x0: torch.Tensor):
 
 @pytest.mark.parametrize(
     "schedule",
-    [FlowSchedule.uniform(1), FlowSchedule.uniform(4, shift=5.0), FlowSchedule.worldfm_two_step(),
-     FlowSchedule.uniform(7, shift=3.0)],
+    [
+        FlowSchedule.uniform(1),
+        FlowSchedule.uniform(4, shift=5.0),
+        FlowSchedule.worldfm_two_step(),
+        FlowSchedule.uniform(7, shift=3.0),
+    ],
 )
 @pytest.mark.parametrize("mode", ["euler", "renoise"])
 def test_recovers_x0_exactly_on_a_straight_path(schedule: FlowSchedule, mode: str) -> None:

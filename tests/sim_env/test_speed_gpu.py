@@ -73,9 +73,9 @@ def test_fast_attention_matches_masked_at_wan_width(mirror: str) -> None:
     assert _psnr(fast, reference) > MIN_PSNR_DB
 
 
-def _runtime(config: str, padded: bool) -> GenerativeRuntime:
+def _runtime(config: str, padded: bool, **kw: bool) -> GenerativeRuntime:
     runtime = GenerativeRuntime(
-        config=config, device="cuda", num_worlds=NUM_WORLDS, denoising_steps=2, padded_attention=padded
+        config=config, device="cuda", num_worlds=NUM_WORLDS, denoising_steps=2, padded_attention=padded, **kw
     )
     h, w = runtime.height, runtime.width
     gen = torch.Generator().manual_seed(0)
@@ -97,5 +97,18 @@ def test_padded_runtime_matches_reference_runtime(config: str) -> None:
         expected = {k: v.clone() for k, v in reference.step_batch(nav).items()}
         got = fast.step_batch(nav)
         torch.testing.assert_close(got["pose"], expected["pose"], rtol=0, atol=1e-9)
+        torch.testing.assert_close(got["rgb"].int(), expected["rgb"].int(), rtol=0, atol=RGB_ATOL)
+        torch.testing.assert_close(got["depth"], expected["depth"], rtol=DEPTH_RTOL, atol=1e-4)
+
+
+def test_compiled_blocks_match_eager_runtime() -> None:
+    """`compile_blocks=True` (one torch.compile graph for every block) gives the eager frames."""
+    eager = _runtime("tiny-latent-test", padded=False)
+    compiled = _runtime("tiny-latent-test", padded=False, compile_blocks=True)
+    gen = torch.Generator().manual_seed(2)
+    for _ in range(STEPS):
+        nav = (0.5 * torch.rand(NUM_WORLDS, 6, generator=gen, dtype=torch.float64) - 0.25).cuda()
+        expected = {k: v.clone() for k, v in eager.step_batch(nav).items()}
+        got = compiled.step_batch(nav)
         torch.testing.assert_close(got["rgb"].int(), expected["rgb"].int(), rtol=0, atol=RGB_ATOL)
         torch.testing.assert_close(got["depth"], expected["depth"], rtol=DEPTH_RTOL, atol=1e-4)
