@@ -73,7 +73,7 @@ from sim_env.memory.pool_policy import MemoryPoolPolicy
 from sim_env.memory.reference_pin import reference_pin_mask
 from sim_env.memory.splat import splat
 from sim_env.model.config import DiTConfig, get_config
-from sim_env.model.st_cache import STCache
+from sim_env.model.st_cache import STCache, attention_mirror
 from sim_env.sampler import NUM_TRAIN_TIMESTEPS, FlowSampler, FlowSchedule
 from sim_env.stream_noise import StreamNoise, stream_keys
 
@@ -85,7 +85,6 @@ DEFAULT_MEMORY_CAPACITY = 16384  # voxels per world (4 full 64×64 frames)
 DEFAULT_VOXEL_SIZE_M = 0.05  # ~ the footprint of a 64×64, 70° pixel at 3 m
 MEMORY_MODES = ("full", "window")
 DEFAULT_SCHEDULE_SHIFT = 5.0  # Wan2.1 / Self-Forcing shift for few-step sampling
-ZERO_KEY_MIN_HEAD_DIM = 64  # below, the padded form's extra channels stay inside cuDNN's tile
 STREAM_SEED_STRIDE = 1 << 16  # stream i of an episode seeded s draws noise from s·stride + i
 
 
@@ -196,21 +195,8 @@ class GenerativeRuntime:
         self.sampler = FlowSampler(
             self._velocity, FlowSchedule.uniform(denoising_steps, shift=schedule_shift), device=dev
         )
-        half = dtype in (torch.float16, torch.bfloat16)
-        if zero_key_attention is None:
-            zero_key_attention = bool(
-                dev.type == "cuda" and half and cfg.head_dim >= ZERO_KEY_MIN_HEAD_DIM and not padded_attention
-            )
-        if padded_attention is None:
-            padded_attention = dev.type == "cuda" and not zero_key_attention
-        self.cache = STCache(
-            cfg,
-            n,
-            device=dev,
-            dtype=dtype,
-            padded_attention=padded_attention,
-            zero_key_attention=zero_key_attention,
-        )
+        padded, zero_key = attention_mirror(cfg, dev, dtype, padded_attention, zero_key_attention)
+        self.cache = STCache(cfg, n, dev, dtype, padded_attention=padded, zero_key_attention=zero_key)
         use_pool = cfg.memory_frames and memory_mode == "full"
         self.admission = PoolAdmission(MemoryPoolPolicy(cfg.memory_frames)) if use_pool else None
         self.memory = PointCloudMemory(self.num_worlds, memory_capacity, voxel_size, device=dev)

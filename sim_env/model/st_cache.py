@@ -59,6 +59,32 @@ MASK_CHANNELS = 8
 INVALID_KEY_SCORE = -30000.0
 
 
+# Smallest head width where the runtime picks the zero-key mirror by default: below it the padded
+# form's 8 extra channels stay inside cuDNN's head-dim tile and cost little.
+ZERO_KEY_MIN_HEAD_DIM = 64
+
+
+def attention_mirror(
+    config: DiTConfig,
+    device: torch.device,
+    dtype: torch.dtype,
+    padded_attention: bool | None = None,
+    zero_key_attention: bool | None = None,
+) -> tuple[bool, bool]:
+    """(padded_attention, zero_key_attention) for a cache, filling in the defaults left as None.
+
+    Zero-key on CUDA in half precision with head_dim ≥ `ZERO_KEY_MIN_HEAD_DIM` (cuDNN returns the
+    log-sum-exp it needs); padded elsewhere on CUDA; the masked reference path on the CPU.
+    """
+    if zero_key_attention is None:
+        half = dtype in (torch.float16, torch.bfloat16)
+        wide = config.head_dim >= ZERO_KEY_MIN_HEAD_DIM
+        zero_key_attention = device.type == "cuda" and half and wide and not padded_attention
+    if padded_attention is None:
+        padded_attention = device.type == "cuda" and not zero_key_attention
+    return bool(padded_attention), bool(zero_key_attention)
+
+
 class AdmitPolicy(Protocol):
     """Decides whether a frame leaving the local window enters the memory pool, and where."""
 
