@@ -70,7 +70,7 @@ from sim_env.kinematics import HandKinematics, apply_hand_actions, integrate_nav
 from sim_env.latent_chunk import LatentChunkPath
 from sim_env.memory.point_cloud import PointCloudMemory
 from sim_env.memory.pool_policy import MemoryPoolPolicy
-from sim_env.memory.reference_pin import reference_pin_mask
+from sim_env.memory.reference_pin import reference_fits, reference_pin_mask
 from sim_env.memory.splat import splat
 from sim_env.model.config import DiTConfig, get_config
 from sim_env.model.st_cache import STCache, attention_mirror
@@ -113,7 +113,10 @@ class GenerativeRuntime:
             memory sees.
         condition_hands: False zeroes the hand-skeleton condition channel (the hand ablation).
         pin_reference: pin the reference frames' voxels in the point-cloud memory (hands
-            excepted) so they are never evicted or recoloured by generated frames.
+            excepted) so they are never evicted or recoloured by generated frames. None = pin
+            when a world's reference pixels fill at most half of ``memory_capacity`` (tiny64:
+            4,096 of 16,384), so generated content always keeps room; larger references
+            (wan2.1-1.3b's 832×480) would fill the memory and are not pinned.
         dtype: dtype of the DiT weights, its ST-cache and the TAEHV (bfloat16 for wan2.1-1.3b on
             a GPU); the sampler state, poses and depth stay float32/float64.
         taehv_checkpoint: TAEHV weights for latent configs (None: random, seeded).
@@ -147,7 +150,7 @@ class GenerativeRuntime:
         dt: float = 0.1,
         memory_mode: str = "full",
         condition_hands: bool = True,
-        pin_reference: bool = True,
+        pin_reference: bool | None = None,
         dtype: torch.dtype = torch.float32,
         taehv_checkpoint: str | None = None,
         padded_attention: bool | None = None,
@@ -159,7 +162,6 @@ class GenerativeRuntime:
         if memory_mode not in MEMORY_MODES:
             raise InvalidArgumentError(f"memory_mode must be one of {MEMORY_MODES}, got {memory_mode!r}")
         self.memory_mode, self.condition_hands = memory_mode, bool(condition_hands)
-        self.pin_reference = bool(pin_reference)
         self.device = torch.device(device)
         self.checkpoint, self.seed = checkpoint, int(seed)
         model = load_world_model(checkpoint, get_config(config), self.seed)
@@ -200,6 +202,9 @@ class GenerativeRuntime:
         use_pool = cfg.memory_frames and memory_mode == "full"
         self.admission = PoolAdmission(MemoryPoolPolicy(cfg.memory_frames)) if use_pool else None
         self.memory = PointCloudMemory(self.num_worlds, memory_capacity, voxel_size, device=dev)
+        reference_pixels = self.agents_per_world * cfg.image_height * cfg.image_width
+        fits = reference_fits(reference_pixels, memory_capacity)
+        self.pin_reference = fits if pin_reference is None else bool(pin_reference)
         self.hands = HandKinematics(dev)
         # Per-stream counter-based noise (`sim_env.stream_noise`): key and draw counter per stream.
         self.noise = StreamNoise(n, (cfg.chunk_frames, cfg.out_channels, cfg.height, cfg.width), dev)

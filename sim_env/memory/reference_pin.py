@@ -16,6 +16,9 @@ from __future__ import annotations
 
 import torch
 
+# Pinned reference pixels may fill at most this share of the memory, so generated content
+# always keeps room (tiny64: 4,096 pixels of 16,384 voxels; 832×480 references are not pinned).
+MAX_PINNED_SHARE = 0.5
 # Margin around a hand's projected keypoints, as a fraction of the image's shorter side.
 HAND_MARGIN_FRACTION = 0.06
 MIN_HAND_DEPTH_M = 1e-3
@@ -53,3 +56,8 @@ def reference_pin_mask(
     in_v = (rows >= v0[..., None]) & (rows <= v1[..., None])  # (N, hands, H)
     hand = (in_v[..., :, None] & in_u[..., None, :] & visible[..., None, None]).any(1)
     return pin & ~hand
+
+
+def reference_fits(reference_pixels: int, capacity: int) -> bool:
+    """Whether references of ``reference_pixels`` pixels per world may be pinned in ``capacity`` voxels."""
+    return reference_pixels <= MAX_PINNED_SHARE * capacity

@@ -20,7 +20,7 @@ from sim_env.conditioning import (
     skeleton_tables,
 )
 from sim_env.memory.point_cloud import PointCloudMemory
-from sim_env.memory.reference_pin import reference_pin_mask
+from sim_env.memory.reference_pin import reference_fits, reference_pin_mask
 from sim_env.memory.splat import splat
 from sim_env.model.config import DiTConfig
 from sim_env.model.plucker import plucker_rays
@@ -60,10 +60,14 @@ class Reprojection:
     ) -> None:
         """Insert one RGB-D frame per clip: rgb (B, H, W, 3), depth (B, H, W), K (B, 3, 3), pose (B, 4, 4).
 
-        ``reference=True`` pins the frame's voxels as the runtime pins its reference frames, except
-        near ``reference_hands`` (B, 2, 21, 3) camera-frame keypoints (`reference_pin_mask`).
+        ``reference=True`` pins the frame's voxels as the runtime pins its reference frames (when
+        they fit, `reference_fits`), except near ``reference_hands`` (B, 2, 21, 3) camera-frame
+        keypoints (`reference_pin_mask`).
         """
-        pin = reference_pin_mask(reference_hands, K, *depth.shape[1:]) if reference else None
+        h, w = depth.shape[1:]
+        pin = None
+        if reference and reference_fits(h * w, self.memory.capacity):
+            pin = reference_pin_mask(reference_hands, K, h, w)
         self.memory.insert(rgb, depth, K, pose, pin_mask=pin)
 
     def render(self, K: torch.Tensor, pose: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:

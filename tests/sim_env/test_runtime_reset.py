@@ -112,3 +112,5 @@ def test_reset_pins_the_reference_except_the_hands() -> None:
     unpinned = make(num_worlds=1, pin_reference=False)
     unpinned.reset(options={"reference": {"agent_0": with_hands}})
     assert not unpinned.memory.pinned.any()
+    # By default only references that fill at most half of the memory are pinned.
+    assert pinned.pin_reference and not make(num_worlds=1, memory_capacity=2 * 64 * 64 - 1).pin_reference

@@ -7,7 +7,7 @@ import math
 import torch
 
 from bridge.conventions import intrinsics_from_fov
-from sim_env.memory.reference_pin import HAND_MARGIN_FRACTION, reference_pin_mask
+from sim_env.memory.reference_pin import HAND_MARGIN_FRACTION, reference_fits, reference_pin_mask
 
 H, W = 48, 64
 K = torch.as_tensor(intrinsics_from_fov(W, H, 70.0)).expand(3, 3, 3)
@@ -41,3 +41,10 @@ def test_hand_boxes_are_excluded_with_margin():
     assert rows.min() == math.floor(26 - margin) and rows.max() == math.ceil(34 + margin) - 1
     assert cols.min() == math.floor(16 - margin) and cols.max() == math.ceil(24 + margin) - 1
     assert pin[2, 10, 10] and not pin[2, 10, 50]
+
+
+def test_reference_fits_in_half_the_memory() -> None:
+    assert reference_fits(64 * 64, 16384)  # tiny64: pinned
+    assert reference_fits(8192, 16384)
+    assert not reference_fits(8193, 16384)
+    assert not reference_fits(832 * 480, 16384)  # wan2.1-1.3b's frames would fill the memory
