@@ -7,8 +7,7 @@ teleported (`set_pose`) to the pose the world under test reached, so the ground 
 rendered at exactly the evaluated pose (hand actions move the simulated hands; the camera stays).
 With ``pose_source="engine"`` the roles swap for navigation: the engine moves (its physics
 decides collisions) and every world under test is teleported (`set_pose`) to the engine's new
-pose and generates its frame there, so every variant is scored on exactly the same views —
-a world that stops on a hallucinated wall cannot score on the easy views near its start.
+pose and generates its frame there, so every variant is scored on exactly the same views.
 Collision agreement is then not measured (no world decides a collision).
 Variants: the model (``model``), the model without memory pool and global point cloud
 (``window``), reprojection only (``reprojection``) and, on hand trajectories, the model with

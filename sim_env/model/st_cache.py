@@ -29,7 +29,8 @@ slot's score is unchanged (it adds an exact 0). Attention then runs mask-free on
 backend. The history part of the mirror is refreshed once per mutation of the history (reset,
 anchor commit, window roll, memory write: once per step), the chunk part at every chunk write.
 
-Zero-key attention (``zero_key_attention=True``, the runtime's CUDA default): the mirror keeps
+Zero-key attention (``zero_key_attention=True``, the runtime's CUDA default in half precision
+for head_dim ≥ 64, see `attention_mirror`): the mirror keeps
 the real head width, and a slot that must not be attended holds zero keys and zero values. A
 zero key scores exactly 0, so each of the ``invalid_keys`` such tokens adds exactly 1 to the
 softmax normaliser exp(lse) and nothing to the weighted sum; the model removes them exactly by
