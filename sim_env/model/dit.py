@@ -22,7 +22,10 @@ chunks. Without a cache this is an explicit block mask over the whole clip (trai
 :class:`~sim_env.model.st_cache.STCache` the input is exactly one chunk, its keys/values are
 written into the chunk slots and the queries attend to the fixed-shape cache. A cache built with
 ``padded_attention`` holds pre-rotated keys with a validity channel, so cached attention needs no
-mask and runs on FlashAttention / cuDNN kernels (`STCache` explains the padding).
+mask and runs on FlashAttention / cuDNN kernels; one built with ``zero_key_attention`` holds
+zeros in the slots not to attend, and the output is corrected exactly with cuDNN's log-sum-exp
+(`STCache` explains both). Each block receives only its own layer's views of the cache
+(`STCache.layer`), so one ``torch.compile`` graph serves every block.
 """
 
 from __future__ import annotations
