@@ -41,6 +41,7 @@ from bridge.bench import report
 from sim_env.bench_rl import bench_tiers
 from sim_env.bench_world import _reset, bench_one, graphed_step, measure_phases
 from sim_env.model.config import get_config
+from sim_env.model.dit import remove_zero_keys
 from sim_env.model.st_cache import INVALID_KEY_SCORE, MASK_CHANNELS, STCache
 from sim_env.perf.ceiling import matmul_ceiling_tflops
 from sim_env.perf.flops import attention_flops, dit_forward_flops, step_flops
@@ -161,25 +162,6 @@ def attention_kernels(device: torch.device) -> list[dict[str, Any]]:
     return rows + zero_key_rows(q, k, v, valid, reference, flops)
 
 
-def lse_corrected(out: torch.Tensor, lse: torch.Tensor, invalid_keys: torch.Tensor | int) -> torch.Tensor:
-    """Attention over the valid keys from mask-free attention where invalid keys were zeroed.
-
-    A zero key scores exactly 0, so each of the ``invalid_keys`` adds 1 to the softmax sum
-    ``exp(lse)`` and (with a zero value) nothing to the weighted sum. Rescaling by
-    ``exp(lse) / (exp(lse) − invalid_keys)`` removes them exactly: the candidate for unpadded
-    head_dim-128 mask-free attention, measured here against the masked reference.
-
-    Args:
-        out: (B, H, Lq, d) attention output over all keys.
-        lse: (B, H, Lq) natural-log softmax normaliser of the scaled scores (any trailing 1s).
-        invalid_keys: number of zeroed keys per stream, int or (B,) tensor.
-    """
-    lse = lse.reshape(out.shape[:-1]).float()
-    count = torch.as_tensor(invalid_keys, device=out.device, dtype=torch.float32).reshape(-1, 1, 1)
-    valid_mass = 1.0 - count * torch.exp(-lse)
-    return (out.float() / valid_mass[..., None]).to(out.dtype)
-
-
 def zero_key_rows(
     q: torch.Tensor,
     k: torch.Tensor,
@@ -202,7 +184,7 @@ def zero_key_rows(
         row: dict[str, Any] = {"form": "zero keys + LSE correction (d)", "backend": backend}
 
         def corrected(op: Callable[[], tuple[torch.Tensor, torch.Tensor]] = op) -> torch.Tensor:
-            return lse_corrected(*op(), invalid)
+            return remove_zero_keys(*op(), invalid)
 
         try:
             out = corrected()

@@ -76,6 +76,25 @@ def attention_with_lse(
     return out.to(q.dtype), lse
 
 
+def remove_zero_keys(out: torch.Tensor, lse: torch.Tensor, invalid_keys: torch.Tensor | int) -> torch.Tensor:
+    """Attention over the valid keys, from mask-free attention in which the invalid keys were zeroed.
+
+    A zero key scores exactly 0, so each of the ``invalid_keys`` adds 1 to the softmax sum
+    exp(lse) and (with a zero value) nothing to the weighted sum; dividing by the valid share
+    1 − invalid_keys · exp(−lse) removes them exactly.
+
+    Args:
+        out: (B, heads, Lq, d) attention output over all keys.
+        lse: (B, heads, Lq) natural-log softmax normaliser of the scaled scores (any trailing 1s).
+        invalid_keys: zeroed keys per stream, an int or a (B,) tensor (on the device inside a
+            CUDA graph: a host int becomes a host-to-device copy).
+    """
+    lse = lse.reshape(out.shape[:-1]).float()
+    count = torch.as_tensor(invalid_keys, device=out.device, dtype=torch.float32).reshape(-1, 1, 1)
+    valid_share = 1.0 - count * torch.exp(-lse)
+    return (out.float() / valid_share[..., None]).to(out.dtype)
+
+
 class Attention(nn.Module):
     """Multi-head attention with RMSNorm on queries and keys (over the full width, as Wan2.1)."""
 
@@ -126,9 +145,9 @@ class Attention(nn.Module):
         softmax normaliser exp(lse) and nothing to the weighted sum (its value is 0); dividing
         the output by the valid share 1 − invalid_keys · exp(−lse) removes them exactly.
         """
-        out, lse = attention_with_lse(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2))
-        valid_share = 1.0 - invalid_keys[:, None, None] * torch.exp(-lse)  # (B, heads, Lq)
-        out = (out.float() / valid_share[..., None]).to(q.dtype)
+        out = remove_zero_keys(
+            *attention_with_lse(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2)), invalid_keys
+        )
         return out.transpose(1, 2).flatten(2)
 
 

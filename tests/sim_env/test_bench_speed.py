@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from sim_env.bench_speed import DIT_PATHS, best_padded_backend, lse_corrected, main, print_report
+from sim_env.bench_speed import DIT_PATHS, best_padded_backend, main, print_report
+from sim_env.model.dit import remove_zero_keys
 
 
 def test_best_padded_backend_picks_the_fastest_timed_row() -> None:
@@ -34,7 +35,7 @@ def test_lse_correction_removes_zeroed_keys_exactly() -> None:
     scores = q @ k0.transpose(-1, -2) / 8**0.5
     out_all = scores.softmax(-1) @ v0  # what a mask-free kernel returns over zeroed keys
     masked = scores.masked_fill(~valid, float("-inf")).softmax(-1) @ v
-    corrected = lse_corrected(out_all, scores.logsumexp(-1), int((~valid).sum()))
+    corrected = remove_zero_keys(out_all, scores.logsumexp(-1), int((~valid).sum()))
     assert not torch.allclose(out_all, masked, atol=1e-3)  # the zeroed keys do matter uncorrected
     torch.testing.assert_close(corrected.double(), masked, rtol=1e-5, atol=1e-6)
 
