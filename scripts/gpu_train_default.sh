@@ -8,6 +8,11 @@
 # `train` sizes the run from the probe so it ends in about TRAIN_SECONDS (default 480): the
 # learning-rate schedule and the curriculum phases follow --steps, so the step count must
 # fit the time rather than be cut by --max-minutes.
+#
+# INIT=CKPT continues from a trained checkpoint's weights: the anchor is then in from the first
+# step (the condition curriculum of WorldFM §2.4.1 already ran in the run that made CKPT).
+# Training is host-bound at small batches (~10k kernel launches per step for a 1.3 M-parameter
+# model), so a larger BATCH_SIZE costs little time per step.
 set -euo pipefail
 
 PHASE=${1:?usage: gpu_train_default.sh train|finish WORK}
@@ -15,6 +20,12 @@ WORK=${2:?usage: gpu_train_default.sh train|finish WORK}
 TRAIN_SECONDS=${TRAIN_SECONDS:-480}
 BATCH_SIZE=${BATCH_SIZE:-48}
 LOADER_WORKERS=${LOADER_WORKERS:-6}
+LR=${LR:-5e-4}
+GT_FORCING_START=${GT_FORCING_START:-0.6}
+EXTRA=(--lr "$LR" --gt-forcing-start "$GT_FORCING_START")
+if [ -n "${INIT:-}" ]; then
+  EXTRA+=(--init "$INIT" --injection-start 0 --injection-end 0)
+fi
 EVAL_EPISODES=${EVAL_EPISODES:-2}
 EVAL_HORIZON=${EVAL_HORIZON:-128}
 GENWORLD=${GENWORLD:-"python3 -m sim_env.cli"}
@@ -30,14 +41,15 @@ if [ "$PHASE" = train ]; then
   probe_steps=${PROBE_STEPS:-120}
   start=$(date +%s.%N)
   $GENWORLD train --config tiny64 --steps $probe_steps --batch-size "$BATCH_SIZE" --workers "$LOADER_WORKERS" \
-    --gt-forcing-start 0.5 --out "$WORK/probe.safetensors" --logdir '' --data "${paths[@]}" \
+    "${EXTRA[@]}" --gt-forcing-start 0.5 --out "$WORK/probe.safetensors" --logdir '' --data "${paths[@]}" \
     > "$WORK/probe.log" 2>&1
   probe_s=$(python3 -c "import time; print(time.time() - $start)")
   steps=$(python3 -c "print(max($probe_steps, int($probe_steps / $probe_s * $TRAIN_SECONDS) // 50 * 50))")
   echo "probe: $probe_steps steps (half of them with ground-truth forcing, start-up included) in ${probe_s} s -> $steps training steps"
   echo "$steps" > "$WORK/steps"
   setsid nohup $GENWORLD train --config tiny64 --steps "$steps" --max-minutes 9.5 --batch-size "$BATCH_SIZE" \
-    --workers "$LOADER_WORKERS" --out "$WORK/tiny64.safetensors" --data "${paths[@]}" \
+    --workers "$LOADER_WORKERS" "${EXTRA[@]}" --logdir "${LOGDIR-$WORK/tb}" --out "$WORK/tiny64.safetensors" \
+    --data "${paths[@]}" \
     > "$WORK/train.log" 2>&1 < /dev/null &
   echo $! > "$WORK/train.pid"
   echo "training started (pid $(cat "$WORK/train.pid"))"
