@@ -83,6 +83,8 @@ class DiTConfig:
         chunk_frames: frames generated per autoregressive step (the current chunk).
         vae: name of the TAEHV layout (``sim_env.model.taehv.TAEHV_CONFIGS``) that encodes the
             condition video to latents and decodes the generated latents; None = pixel space.
+        anchor_gate: the head also predicts a per-pixel gate that pulls the clean estimate toward
+            the reprojected anchor where it is valid (`sim_env.model.dit.anchor_blend`).
     """
 
     name: str
@@ -110,6 +112,7 @@ class DiTConfig:
     window_frames: int = 3
     chunk_frames: int = 3
     vae: str | None = None
+    anchor_gate: bool = False
 
     def __post_init__(self) -> None:
         if self.dim % self.num_heads:
@@ -125,6 +128,8 @@ class DiTConfig:
             raise ValueError("cache slot sizes must be >= 0 and chunk_frames >= 1")
         if self.anchor_frames > self.chunk_frames:
             raise ValueError("anchor_frames must be <= chunk_frames (anchors are committed from a chunk)")
+        if self.anchor_gate and not self.conditioned:
+            raise ValueError("anchor_gate needs a conditioned config (the anchor is a condition channel)")
 
     # ------------------------------------------------------------------ derived sizes
     @property
@@ -194,6 +199,7 @@ CONFIGS: dict[str, DiTConfig] = {
         memory_frames=4,
         window_frames=2,
         chunk_frames=1,
+        anchor_gate=True,
     ),
     # Wan2.1-T2V-1.3B backbone at 480×832 (latents 60×104, 30×52 = 1560 tokens per frame).
     "wan2.1-1.3b": DiTConfig(

@@ -17,6 +17,17 @@ Each frame has its own timestep (diffusion forcing / Self-Forcing): history fram
 while the current chunk is noisy. The output is the flow-matching velocity v = ε − x0 of the
 noisy target channels (see ``sim_env/sampler.py`` for the sign convention).
 
+Anchor gate (configs with ``anchor_gate``): the reprojected anchor already holds the exact
+pixels of every surface the memory has seen, but a small patch model re-synthesises them through
+its token bottleneck and blurs them. The head therefore also predicts a per-pixel gate logit g;
+with the synthesis estimate y = x_σ − σ·v̂ and the anchor a with validity m, the clean estimate is
+
+    x̂0 = y + sigmoid(g)·m·(a − y)
+
+and the model returns the velocity (x_σ − x̂0)/σ that the sampler and the loss expect
+(`anchor_blend`). Where the anchor is valid and right the gate opens and the anchor is copied
+sharply; where it is stale, occluded or missing (m = 0) the synthesis stands.
+
 Attention is chunk-causal: a frame attends to every frame of its own chunk and of earlier
 chunks. Without a cache this is an explicit block mask over the whole clip (training); with an
 :class:`~sim_env.model.st_cache.STCache` the input is exactly one chunk, its keys/values are
@@ -48,6 +59,13 @@ HEAD_MODULATIONS = 2
 TIME_EMBED_BASE = 10000.0
 # Std of the learned context tokens and of the text/time embeddings at init (Wan2.1 init).
 EMBED_INIT_STD = 0.02
+# Timesteps are 1000·σ (sim_env.sampler.NUM_TRAIN_TIMESTEPS).
+TIMESTEP_SCALE = 1000.0
+# Initial anchor-gate logit: sigmoid(−2) ≈ 0.12, a mostly-closed gate that training opens.
+GATE_INIT_LOGIT = -2.0
+# Smallest σ the gate's velocity divides by: below it the blend is no longer exact, but the
+# sampler never evaluates there and the loss sees few such draws (σ is shifted toward 1).
+GATE_MIN_SIGMA = 0.02
 
 
 def timestep_embedding(t: torch.Tensor, freq_dim: int) -> torch.Tensor:
@@ -232,8 +250,39 @@ class DiTBlock(nn.Module):
         return x
 
 
+def anchor_blend(
+    x: torch.Tensor,
+    t: torch.Tensor,
+    velocity: torch.Tensor,
+    anchor: torch.Tensor,
+    validity: torch.Tensor,
+    gate_logit: torch.Tensor,
+) -> torch.Tensor:
+    """The velocity whose clean estimate is pulled toward the anchor by the gate (float32).
+
+    Args:
+        x: (B, C, F, H, W) noisy input x_σ.
+        t: (B, F) timesteps (1000·σ).
+        velocity: (B, C, F, H, W) the head's velocity v̂ (synthesis estimate y = x_σ − σ·v̂).
+        anchor: (B, C, F, H, W) reprojected anchor a, in the same encoding as x.
+        validity: (B, 1, F, H, W) anchor validity m in [0, 1] (0 where masked or empty).
+        gate_logit: (B, 1, F, H, W) gate logit g.
+
+    Returns:
+        v̂ − w·(a − y)/σ with w = sigmoid(g)·m, so that x_σ − σ·result = y + w·(a − y).
+    """
+    sigma = (t.float() / TIMESTEP_SCALE)[:, None, :, None, None]
+    v = velocity.float()
+    synthesis = x.float() - sigma * v
+    weight = torch.sigmoid(gate_logit.float()) * validity.float()
+    return v - weight * (anchor.float() - synthesis) / sigma.clamp_min(GATE_MIN_SIGMA)
+
+
 class Head(nn.Module):
-    """Output projection with its own (shift, scale) modulation from the timestep embedding."""
+    """Output projection with its own (shift, scale) modulation from the timestep embedding.
+
+    With ``anchor_gate`` a second projection ``gate`` gives one gate logit per pixel.
+    """
 
     def __init__(self, config: DiTConfig) -> None:
         super().__init__()
@@ -241,11 +290,17 @@ class Head(nn.Module):
         self.norm = nn.LayerNorm(dim, eps=config.eps, elementwise_affine=False)
         self.head = nn.Linear(dim, math.prod(config.patch_size) * config.out_channels)
         self.modulation = nn.Parameter(torch.randn(1, HEAD_MODULATIONS, dim) / math.sqrt(dim))
+        self.gate = nn.Linear(dim, math.prod(config.patch_size)) if config.anchor_gate else None
 
-    def forward(self, x: torch.Tensor, e: torch.Tensor) -> torch.Tensor:
-        """Project tokens (B, F, T, dim) with per-frame embedding ``e`` (B, F, dim)."""
+    def forward(self, x: torch.Tensor, e: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Project tokens (B, F, T, dim) with per-frame embedding ``e`` (B, F, dim).
+
+        Returns:
+            Velocity patches (B, F, T, p·C) and gate-logit patches (B, F, T, p), or None.
+        """
         shift, scale = (self.modulation + e[:, :, None, :]).chunk(HEAD_MODULATIONS, dim=2)
-        return self.head(self.norm(x) * (1 + scale) + shift)
+        h = self.norm(x) * (1 + scale) + shift
+        return self.head(h), None if self.gate is None else self.gate(h)
 
 
 class CausalDiT(nn.Module):
@@ -285,6 +340,9 @@ class CausalDiT(nn.Module):
                 nn.init.normal_(seq[index].weight, std=EMBED_INIT_STD)
         if self.config.camera_embedding:
             nn.init.zeros_(self.camera_embedding[2].weight)  # camera starts as a no-op
+        if self.head.gate is not None:
+            nn.init.zeros_(self.head.gate.weight)
+            nn.init.constant_(self.head.gate.bias, GATE_INIT_LOGIT)
 
     # ------------------------------------------------------------------ pieces
     def embed(self, x: torch.Tensor, cond: torch.Tensor | None, plucker: torch.Tensor | None) -> torch.Tensor:
@@ -299,13 +357,17 @@ class CausalDiT(nn.Module):
             tokens = tokens + self.camera_embedding(plucker.to(tokens.dtype)).flatten(2, 3)
         return tokens
 
-    def unpatchify(self, out: torch.Tensor) -> torch.Tensor:
-        """Tokens (B, F, T, pt·ph·pw·C) → video (B, C, F, H, W) (Wan2.1's (p, q, r, c) order)."""
+    def unpatchify(self, out: torch.Tensor, channels: int | None = None) -> torch.Tensor:
+        """Tokens (B, F, T, pt·ph·pw·C) → video (B, C, F, H, W) (Wan2.1's (p, q, r, c) order).
+
+        ``channels`` defaults to ``out_channels`` (1 for the gate logits).
+        """
         cfg = self.config
+        c = cfg.out_channels if channels is None else channels
         (pt, ph, pw), (h, w) = cfg.patch_size, cfg.grid
         b, f = out.shape[:2]
-        u = out.reshape(b, f, h, w, pt, ph, pw, cfg.out_channels)
-        return torch.einsum("bfhwpqrc->bcfphqwr", u).reshape(b, cfg.out_channels, f * pt, h * ph, w * pw)
+        u = out.reshape(b, f, h, w, pt, ph, pw, c)
+        return torch.einsum("bfhwpqrc->bcfphqwr", u).reshape(b, c, f * pt, h * ph, w * pw)
 
     def context(self, batch: int, context: torch.Tensor | None) -> torch.Tensor:
         """Cross-attention context after ``text_embedding``: given tokens or the learned ones."""
@@ -370,7 +432,8 @@ class CausalDiT(nn.Module):
                 ignored with a cache, whose slots have fixed positions.
 
         Returns:
-            (B, C, F, H, W) velocity ε − x0, dtype of ``x``.
+            (B, C, F, H, W) velocity ε − x0, dtype of ``x`` (with ``anchor_gate`` and a ``cond``,
+            the gated velocity of `anchor_blend`).
         """
         cfg = self.config
         b, _, frames = x.shape[:3]
@@ -387,7 +450,13 @@ class CausalDiT(nn.Module):
             bias = cache.attention_bias(tokens.dtype) if cache.attn_keys is None else None
         for layer, block in enumerate(self.blocks):
             tokens = block(tokens, e, ctx, rope, bias, None if cache is None else cache.layer(layer))
-        return self.unpatchify(self.head(tokens, e_head)).to(x.dtype)
+        out, gate = self.head(tokens, e_head)
+        velocity = self.unpatchify(out)
+        if gate is None or cond is None:  # no anchor (e.g. the clean cache pass): plain synthesis
+            return velocity.to(x.dtype)
+        c = cfg.out_channels
+        anchor, validity = cond[:, :c], cond[:, c : c + 1]
+        return anchor_blend(x, t, velocity, anchor, validity, self.unpatchify(gate, 1)).to(x.dtype)
 
 
 def count_parameters(model: nn.Module) -> int:

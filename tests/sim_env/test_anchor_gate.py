@@ -1,0 +1,130 @@
+"""The anchor gate: the blend rule, the gated DiT, the sampler copying an open anchor, old checkpoints."""
+
+import dataclasses
+
+import pytest
+import torch
+
+from sim_env.checkpoints import load_compatible
+from sim_env.model import CONFIGS, CausalDiT
+from sim_env.model.dit import GATE_INIT_LOGIT, GATE_MIN_SIGMA, anchor_blend
+from sim_env.sampler import FlowSampler, FlowSchedule
+
+GATED = dataclasses.replace(
+    CONFIGS["tiny64"],
+    name="micro-gated",
+    dim=64,
+    num_layers=2,
+    num_heads=2,
+    ffn_dim=128,
+    height=32,
+    width=32,
+    image_height=32,
+    image_width=32,
+    anchor_gate=True,
+)
+PLAIN = dataclasses.replace(GATED, anchor_gate=False)
+
+
+def _inputs(cfg, batch=2, frames=2, seed=1, validity=1.0):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(batch, cfg.out_channels, frames, cfg.height, cfg.width, generator=g)
+    cond = torch.randn(batch, cfg.condition_channels, frames, cfg.height, cfg.width, generator=g)
+    cond[:, cfg.out_channels] = validity
+    t = 100.0 + torch.rand(batch, frames, generator=g) * 900.0
+    return x, t, cond
+
+
+def _shape(batch=2, frames=3, size=4):
+    g = torch.Generator().manual_seed(0)
+    x, v, a = (torch.randn(batch, 4, frames, size, size, generator=g) for _ in range(3))
+    t = torch.tensor([[1000.0, 500.0, 100.0]] * batch)
+    return x, t, v, a
+
+
+def test_blend_is_the_identity_where_the_anchor_is_invalid():
+    x, t, v, a = _shape()
+    zero = torch.zeros_like(x[:, :1])
+    assert torch.equal(anchor_blend(x, t, v, a, zero, torch.full_like(zero, 9.0)), v)
+
+
+def test_open_gate_makes_the_clean_estimate_the_anchor():
+    x, t, v, a = _shape()
+    one = torch.ones_like(x[:, :1])
+    blended = anchor_blend(x, t, v, a, one, torch.full_like(one, 60.0))  # sigmoid(60) == 1 in fp32
+    sigma = (t / 1000.0)[:, None, :, None, None]
+    torch.testing.assert_close(x - sigma * blended, a, rtol=1e-5, atol=1e-5)
+
+
+def test_partial_gate_interpolates_between_synthesis_and_anchor():
+    x, t, v, a = _shape()
+    logit = torch.randn(x[:, :1].shape, generator=torch.Generator().manual_seed(3))
+    validity = torch.rand(x[:, :1].shape, generator=torch.Generator().manual_seed(4))
+    blended = anchor_blend(x, t, v, a, validity, logit)
+    sigma = (t / 1000.0)[:, None, :, None, None]
+    synthesis = x - sigma * v
+    w = torch.sigmoid(logit) * validity
+    torch.testing.assert_close(x - sigma * blended, synthesis + w * (a - synthesis), rtol=1e-5, atol=1e-5)
+
+
+def test_blend_stays_finite_at_sigma_zero():
+    """History frames sit at σ = 0 with a zero anchor; tiny σ divides by GATE_MIN_SIGMA at most."""
+    x, t, v, a = _shape()
+    t = torch.zeros_like(t)
+    one = torch.ones_like(x[:, :1])
+    out = anchor_blend(x, t, v, a, one, torch.zeros_like(one))
+    assert torch.isfinite(out).all()
+    assert (out - v).abs().max() <= (0.5 * (a - x).abs().max() / GATE_MIN_SIGMA) + 1e-4
+
+
+def test_gated_dit_without_anchor_matches_the_plain_head():
+    torch.manual_seed(0)
+    gated = CausalDiT(GATED).eval()
+    plain = CausalDiT(PLAIN).eval()
+    report = load_compatible(plain, gated.state_dict())
+    assert report.unexpected == ["head.gate.bias", "head.gate.weight"] and not report.missing
+    x, t, cond = _inputs(GATED, validity=0.0)
+    with torch.no_grad():
+        torch.testing.assert_close(gated(x, t, cond), plain(x, t, cond))
+        torch.testing.assert_close(gated(x, t, None), plain(x, t, None))  # the cache pass: no anchor
+        x2, t2, cond2 = _inputs(GATED, validity=1.0)
+        assert not torch.allclose(gated(x2, t2, cond2), plain(x2, t2, cond2))
+
+
+def test_sampler_copies_a_valid_anchor_through_an_open_gate():
+    """Gate fully open, anchor valid everywhere: the few-step sample is the anchor itself."""
+    torch.manual_seed(0)
+    model = CausalDiT(GATED).eval()
+    with torch.no_grad():
+        model.head.gate.bias.fill_(60.0)
+    _, _, cond = _inputs(GATED, frames=1, validity=1.0)
+    anchor = cond[:, : GATED.out_channels].transpose(1, 2)  # (B, T, C, H, W)
+
+    def velocity(x, sigma, c):
+        return model(x.transpose(1, 2), 1000.0 * sigma, c).transpose(1, 2)
+
+    sampler = FlowSampler(velocity, FlowSchedule.uniform(4, shift=5.0))
+    noise = torch.randn(anchor.shape, generator=torch.Generator().manual_seed(5))
+    with torch.no_grad():
+        sample = sampler.sample(noise, cond)
+    torch.testing.assert_close(sample, anchor, rtol=1e-4, atol=1e-4)
+
+
+def test_checkpoint_without_gate_loads_with_a_mostly_closed_gate():
+    torch.manual_seed(0)
+    plain = CausalDiT(PLAIN)
+    gated = CausalDiT(GATED)
+    report = load_compatible(gated, plain.state_dict())
+    assert report.missing == ["head.gate.bias", "head.gate.weight"] and not report.mismatched
+    assert torch.equal(gated.head.head.weight, plain.head.head.weight)
+    assert torch.all(gated.head.gate.weight == 0) and torch.all(gated.head.gate.bias == GATE_INIT_LOGIT)
+
+
+def test_anchor_gate_needs_a_conditioned_config():
+    with pytest.raises(ValueError, match="anchor_gate"):
+        dataclasses.replace(GATED, conditioned=False)
+
+
+def test_shipped_configs():
+    assert CONFIGS["tiny64"].anchor_gate
+    assert not CONFIGS["wan2.1-1.3b"].anchor_gate
