@@ -319,17 +319,31 @@ def wan_latency(device: torch.device, steps: int, compile_blocks: bool = False) 
     return result
 
 
-def tiny_throughput(device: torch.device, worlds: int, steps: int, repeats: int) -> list[dict[str, Any]]:
+def tiny_throughput(
+    device: torch.device, worlds: int, steps: int, repeats: int, compile_blocks: bool = False
+) -> list[dict[str, Any]]:
     """tiny64 env-steps/s at ``worlds`` worlds, float32 and bfloat16 (CUDA graph)."""
     rows = []
     for dtype in (torch.float32, torch.bfloat16):
-        r = bench_one(TINY, worlds, DENOISING_STEPS, steps, repeats, device, dtype=dtype, phase_steps=0)
-        rows.append(asdict(r))
+        r = bench_one(
+            TINY,
+            worlds,
+            DENOISING_STEPS,
+            steps,
+            repeats,
+            device,
+            dtype=dtype,
+            phase_steps=0,
+            compile_blocks=compile_blocks,
+        )
+        rows.append({**asdict(r), "compile_blocks": compile_blocks})
     torch.cuda.empty_cache()
     return rows
 
 
-def rl_tiers(device: torch.device, worlds: int, steps: int, repeats: int) -> dict[str, Any]:
+def rl_tiers(
+    device: torch.device, worlds: int, steps: int, repeats: int, compile_blocks: bool = False
+) -> dict[str, Any]:
     """The three RL tiers on tiny64 (bfloat16 world, graphed step; float32 policy)."""
     runtime = GenerativeRuntime(
         config=TINY,
@@ -337,11 +351,15 @@ def rl_tiers(device: torch.device, worlds: int, steps: int, repeats: int) -> dic
         num_worlds=worlds,
         denoising_steps=DENOISING_STEPS,
         dtype=torch.bfloat16,
+        compile_blocks=compile_blocks,
     )
     _reset(runtime, seed=0)
     step = graphed_step(runtime, _navs(3, worlds, seed=4, device=device))
     first = step(_navs(1, worlds, seed=5, device=device)[0])
-    result = asdict(bench_tiers(runtime, step, first, steps=steps, repeats=repeats))
+    result = {
+        **asdict(bench_tiers(runtime, step, first, steps=steps, repeats=repeats)),
+        "compile_blocks": compile_blocks,
+    }
     del runtime
     torch.cuda.empty_cache()
     return result
@@ -379,18 +397,28 @@ def print_report(out: dict[str, Any]) -> None:
             [f"{WAN_CHUNK1}", "frames/s", _fmt(lat["frames_per_s"])],
         ]
     for r in out.get("tiny", []):
+        compiled = ", compiled blocks" if r.get("compile_blocks") else ""
         rows.append(
-            [f"{TINY} {r['num_worlds']} worlds, {r['dtype']}", "env-steps/s", _fmt(r["env_steps_per_s"])]
+            [
+                f"{TINY} {r['num_worlds']} worlds, {r['dtype']}{compiled}",
+                "env-steps/s",
+                _fmt(r["env_steps_per_s"]),
+            ]
         )
     if "tiers" in out:
         tiers = out["tiers"]
+        compiled = ", compiled blocks" if tiers.get("compile_blocks") else ""
         for key, name in (
             ("env_steps_per_s", "env step"),
             ("with_policy_steps_per_s", "+ policy inference"),
             ("with_ppo_steps_per_s", "+ PPO update"),
         ):
             rows.append(
-                [f"{TINY} {tiers['num_streams']} worlds bf16: {name}", "env-steps/s", _fmt(tiers[key])]
+                [
+                    f"{TINY} {tiers['num_streams']} worlds bf16{compiled}: {name}",
+                    "env-steps/s",
+                    _fmt(tiers[key]),
+                ]
             )
     print(report.markdown_table(["measurement", "unit", "value"], rows, text_columns=2))
     if "wan" in out and out["wan"]["phase_ms_eager"]:
@@ -454,6 +482,9 @@ def add_speed_bench_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--compile-blocks", action="store_true", help="torch.compile the wan DiT blocks (GenerativeRuntime)"
     )
+    parser.add_argument(
+        "--compile-tiny", action="store_true", help="torch.compile the tiny64 DiT blocks (tiny and tiers)"
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -494,8 +525,12 @@ def run_speed_bench(args: argparse.Namespace) -> int:
             device, args.wan_frames, args.phase_steps, out["ceiling_tflops"], compile_blocks
         ),
         "latency": lambda: wan_latency(device, args.latency_steps, compile_blocks),
-        "tiny": lambda: tiny_throughput(device, args.tiny_worlds, args.tiny_steps, args.repeats),
-        "tiers": lambda: rl_tiers(device, args.tiny_worlds, args.tiny_steps, args.repeats),
+        "tiny": lambda: tiny_throughput(
+            device, args.tiny_worlds, args.tiny_steps, args.repeats, bool(args.compile_tiny)
+        ),
+        "tiers": lambda: rl_tiers(
+            device, args.tiny_worlds, args.tiny_steps, args.repeats, bool(args.compile_tiny)
+        ),
     }
     for name, run in sections.items():
         if name not in chosen:

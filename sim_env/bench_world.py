@@ -201,6 +201,7 @@ def bench_one(
     dtype: torch.dtype | None = None,
     cuda_graph: bool | None = None,
     phase_steps: int = DEFAULT_PHASE_STEPS,
+    compile_blocks: bool = False,
 ) -> WorldBenchResult:
     """Median env-steps/s and frames/s of ``num_worlds`` single-agent worlds stepped ``frames`` times.
 
@@ -216,6 +217,7 @@ def bench_one(
         dtype: model dtype; None = bfloat16 for latent configs on CUDA, else float32.
         cuda_graph: replay a captured step; None = on CUDA.
         phase_steps: eager steps of the per-phase split for latent configs (0 = skip).
+        compile_blocks: ``torch.compile`` the DiT blocks (`GenerativeRuntime`).
     """
     cfg = get_config(config)
     latent = cfg.vae is not None
@@ -230,6 +232,7 @@ def bench_one(
         denoising_steps=denoising_steps,
         seed=seed,
         dtype=dtype,
+        compile_blocks=compile_blocks,
     )
     _reset(runtime, seed)
     gen = torch.Generator().manual_seed(seed + 1)

@@ -199,7 +199,6 @@ CONFIGS: dict[str, DiTConfig] = {
         memory_frames=4,
         window_frames=2,
         chunk_frames=1,
-        anchor_gate=True,
     ),
     # Wan2.1-T2V-1.3B backbone at 480×832 (latents 60×104, 30×52 = 1560 tokens per frame).
     "wan2.1-1.3b": DiTConfig(

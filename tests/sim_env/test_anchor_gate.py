@@ -125,6 +125,6 @@ def test_anchor_gate_needs_a_conditioned_config():
         dataclasses.replace(GATED, conditioned=False)
 
 
-def test_shipped_configs():
-    assert CONFIGS["tiny64"].anchor_gate
-    assert not CONFIGS["wan2.1-1.3b"].anchor_gate
+def test_shipped_configs_do_not_gate():
+    """Measured on tiny64 (docs/model.md): better at step 1, worse at 128 and on loops - off."""
+    assert not CONFIGS["tiny64"].anchor_gate and not CONFIGS["wan2.1-1.3b"].anchor_gate

@@ -66,3 +66,30 @@ def test_report_prints_only_the_measured_sections(capsys: pytest.CaptureFixture[
     assert "tiny64" not in text and "action→frame" not in text
     with pytest.raises(ValueError, match="--sections"):  # checked before the CUDA check
         main(["--sections", "wan,bogus"])
+
+
+def test_report_labels_compiled_tiny_rows(capsys: pytest.CaptureFixture[str]) -> None:
+    out = {
+        "device": "test GPU",
+        "torch": "x",
+        "date": "2026-11-21",
+        "ceiling_tflops": 780.0,
+        "backend": "cudnn",
+        "attention": [],
+        "tiny": [
+            {"num_worlds": 256, "dtype": "bfloat16", "env_steps_per_s": 5100.0, "compile_blocks": True},
+            {"num_worlds": 256, "dtype": "float32", "env_steps_per_s": 1700.0},
+        ],
+        "tiers": {
+            "num_streams": 256,
+            "env_steps_per_s": 5000.0,
+            "with_policy_steps_per_s": 4900.0,
+            "with_ppo_steps_per_s": 4800.0,
+            "compile_blocks": True,
+        },
+    }
+    print_report(out)
+    text = capsys.readouterr().out
+    assert "tiny64 256 worlds, bfloat16, compiled blocks | env-steps/s | 5,100.0" in text
+    assert "tiny64 256 worlds, float32 | env-steps/s | 1,700.0" in text
+    assert "tiny64 256 worlds bf16, compiled blocks: + PPO update" in text
