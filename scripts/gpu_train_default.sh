@@ -44,8 +44,17 @@ if [ "$PHASE" = train ]; then
     "${EXTRA[@]}" --gt-forcing-start 0.5 --out "$WORK/probe.safetensors" --logdir '' --data "${paths[@]}" \
     > "$WORK/probe.log" 2>&1
   probe_s=$(python3 -c "import time; print(time.time() - $start)")
-  steps=$(python3 -c "print(max($probe_steps, int($probe_steps / $probe_s * $TRAIN_SECONDS) // 50 * 50))")
-  echo "probe: $probe_steps steps (half of them with ground-truth forcing, start-up included) in ${probe_s} s -> $steps training steps"
+  # Size from the probe's own loop speed (its summary), less the start-up the real run pays too:
+  # the wall time of a short probe is mostly start-up and under-counts the speed 1.5-2x.
+  steps=$(python3 - "$WORK/probe.safetensors.summary.json" "$probe_s" "$probe_steps" "$TRAIN_SECONDS" <<'PY'
+import json, sys
+summary, wall, probe_steps, budget = sys.argv[1], float(sys.argv[2]), int(sys.argv[3]), float(sys.argv[4])
+loop = json.load(open(summary))
+startup = max(wall - loop["seconds"], 0.0)
+print(max(probe_steps, int(loop["steps_per_s"] * max(budget - startup, 0.0)) // 50 * 50))
+PY
+)
+  echo "probe: $probe_steps steps (half of them with ground-truth forcing) in ${probe_s} s wall -> $steps training steps"
   echo "$steps" > "$WORK/steps"
   setsid nohup $GENWORLD train --config tiny64 --steps "$steps" --max-minutes 9.5 --batch-size "$BATCH_SIZE" \
     --workers "$LOADER_WORKERS" "${EXTRA[@]}" --logdir "${LOGDIR-$WORK/tb}" --out "$WORK/tiny64.safetensors" \

@@ -179,7 +179,7 @@ class Trainer:
     def load(self, path: str | os.PathLike[str]) -> None:
         """Restore a state file written by :meth:`save` (the config must match)."""
         state = torch.load(path, map_location=self.device, weights_only=False)
-        if state["config"] != self.config.to_json():
+        if DiTConfig.from_json(state["config"]) != self.config:  # parsed: new fields take defaults
             raise ValueError(f"resume: {path} was trained with a different model config")
         self.model.load_state_dict(state["model"])
         self.ema.load_state_dict(state["ema"])
