@@ -51,6 +51,7 @@ from sim_env.model.config import DiTConfig
 from sim_env.model.plucker import PluckerEmbedding
 from sim_env.model.rope import apply_rope, grid_positions, rope_cos_sin
 from sim_env.model.st_cache import MASK_CHANNELS, LayerCache, STCache
+from sim_env.sampler import NUM_TRAIN_TIMESTEPS
 
 # Number of adaLN vectors per block (shift, scale, gate for attention and for the FFN) and head.
 BLOCK_MODULATIONS = 6
@@ -59,8 +60,6 @@ HEAD_MODULATIONS = 2
 TIME_EMBED_BASE = 10000.0
 # Std of the learned context tokens and of the text/time embeddings at init (Wan2.1 init).
 EMBED_INIT_STD = 0.02
-# Timesteps are 1000·σ (sim_env.sampler.NUM_TRAIN_TIMESTEPS).
-TIMESTEP_SCALE = 1000.0
 # Initial anchor-gate logit: sigmoid(−2) ≈ 0.12, a mostly-closed gate that training opens.
 GATE_INIT_LOGIT = -2.0
 # Smallest σ the gate's velocity divides by: below it the blend is no longer exact, but the
@@ -271,7 +270,7 @@ def anchor_blend(
     Returns:
         v̂ − w·(a − y)/σ with w = sigmoid(g)·m, so that x_σ − σ·result = y + w·(a − y).
     """
-    sigma = (t.float() / TIMESTEP_SCALE)[:, None, :, None, None]
+    sigma = (t.float() / NUM_TRAIN_TIMESTEPS)[:, None, :, None, None]
     v = velocity.float()
     synthesis = x.float() - sigma * v
     weight = torch.sigmoid(gate_logit.float()) * validity.float()
