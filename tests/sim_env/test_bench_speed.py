@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from sim_env.bench_speed import DIT_PATHS, best_padded_backend, main, print_report
+from sim_env.bench_speed import best_padded_backend, main
+from sim_env.bench_speed_report import DIT_PATHS, print_report
 from sim_env.model.dit import remove_zero_keys
 
 
