@@ -9,20 +9,9 @@ from sim_env.checkpoints import load_compatible
 from sim_env.model import CONFIGS, CausalDiT
 from sim_env.model.dit import GATE_INIT_LOGIT, GATE_MIN_SIGMA, anchor_blend
 from sim_env.sampler import FlowSampler, FlowSchedule
+from tests.sim_env.micro_configs import MICRO
 
-GATED = dataclasses.replace(
-    CONFIGS["tiny64"],
-    name="micro-gated",
-    dim=64,
-    num_layers=2,
-    num_heads=2,
-    ffn_dim=128,
-    height=32,
-    width=32,
-    image_height=32,
-    image_width=32,
-    anchor_gate=True,
-)
+GATED = dataclasses.replace(MICRO, name="micro-gated", anchor_gate=True)
 PLAIN = dataclasses.replace(GATED, anchor_gate=False)
 
 

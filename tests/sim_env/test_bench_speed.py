@@ -9,6 +9,15 @@ from sim_env.bench_speed import best_padded_backend, main
 from sim_env.bench_speed_report import DIT_PATHS, print_report
 from sim_env.model.dit import remove_zero_keys
 
+# The run-level fields every speed report starts with.
+REPORT_HEADER = {
+    "device": "test GPU",
+    "torch": "x",
+    "date": "2026-11-21",
+    "ceiling_tflops": 780.0,
+    "backend": "cudnn",
+}
+
 
 def test_best_padded_backend_picks_the_fastest_timed_row() -> None:
     rows = [
@@ -45,11 +54,7 @@ def test_report_prints_only_the_measured_sections(capsys: pytest.CaptureFixture[
     dit = {name: {"ms": 70.0, "tflops": 370.0, "fraction_of_ceiling": 0.47} for name in DIT_PATHS}
     dit |= {"psnr_padded_vs_reference_db": 64.9, "psnr_zero_key_vs_reference_db": 64.3}
     out = {
-        "device": "test GPU",
-        "torch": "x",
-        "date": "2026-11-21",
-        "ceiling_tflops": 780.0,
-        "backend": "cudnn",
+        **REPORT_HEADER,
         "attention": [{"form": "padded (mask-free, d+8)", "backend": "cudnn", "ms": 1.2, "tflops": 377.0}],
         "wan": {
             "frames_per_s": 31.0,
@@ -71,11 +76,7 @@ def test_report_prints_only_the_measured_sections(capsys: pytest.CaptureFixture[
 
 def test_report_labels_compiled_tiny_rows(capsys: pytest.CaptureFixture[str]) -> None:
     out = {
-        "device": "test GPU",
-        "torch": "x",
-        "date": "2026-11-21",
-        "ceiling_tflops": 780.0,
-        "backend": "cudnn",
+        **REPORT_HEADER,
         "attention": [],
         "tiny": [
             {"num_worlds": 256, "dtype": "bfloat16", "env_steps_per_s": 5100.0, "compile_blocks": True},

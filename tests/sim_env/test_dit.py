@@ -6,7 +6,6 @@ import pytest
 import torch
 
 from sim_env.model import (
-    CONFIGS,
     CausalDiT,
     STCache,
     count_parameters,
@@ -15,22 +14,7 @@ from sim_env.model import (
     plucker_rays,
 )
 from sim_env.model.rope import apply_rope, grid_positions, rope_cos_sin, rope_split
-
-TINY = CONFIGS["tiny64"]
-# A smaller sibling of tiny64 for the multi-pass tests (same structure, 32x32, 2 layers).
-MICRO = dataclasses.replace(
-    TINY,
-    name="micro",
-    dim=64,
-    num_layers=2,
-    num_heads=2,
-    ffn_dim=128,
-    height=32,
-    width=32,
-    image_height=32,
-    image_width=32,
-    chunk_frames=1,
-)
+from tests.sim_env.micro_configs import MICRO, TINY
 
 
 def _model(cfg, seed=0):
