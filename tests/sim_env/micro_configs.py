@@ -19,3 +19,20 @@ MICRO = dataclasses.replace(
     image_width=32,
     chunk_frames=1,
 )
+# 8x8 frames, patch 4 -> 4 tokens per frame; one layer: 2,000 real model steps in a few seconds.
+NANO = dataclasses.replace(
+    TINY,
+    name="nano",
+    dim=32,
+    num_layers=1,
+    num_heads=2,
+    ffn_dim=64,
+    height=8,
+    width=8,
+    image_height=8,
+    image_width=8,
+    anchor_frames=1,
+    memory_frames=2,
+    window_frames=2,
+    chunk_frames=1,
+)

@@ -1,28 +1,10 @@
 """Fixed-shape ST-cache: constant memory, bounded RoPE positions, window roll, pool admission, reset."""
 
-import dataclasses
-
 import torch
 
-from sim_env.model import CONFIGS, DROP, CausalDiT, STCache
+from sim_env.model import DROP, CausalDiT, STCache
+from tests.sim_env.micro_configs import NANO
 
-# 8x8 frames, patch 4 -> 4 tokens per frame; one layer: 2,000 real model steps in a few seconds.
-NANO = dataclasses.replace(
-    CONFIGS["tiny64"],
-    name="nano",
-    dim=32,
-    num_layers=1,
-    num_heads=2,
-    ffn_dim=64,
-    height=8,
-    width=8,
-    image_height=8,
-    image_width=8,
-    anchor_frames=1,
-    memory_frames=2,
-    window_frames=2,
-    chunk_frames=1,
-)
 STEPS = 2000
 
 
