@@ -40,6 +40,7 @@ from torch.nn.attention import SDPBackend, sdpa_kernel
 from sim_env.bench_rl import bench_tiers
 from sim_env.bench_speed_report import DIT_PATHS, TINY, WAN, WAN_CHUNK1, print_report
 from sim_env.bench_world import _reset, bench_one, graphed_step, measure_phases
+from sim_env.checkpoints import load_world_model
 from sim_env.model.config import get_config
 from sim_env.model.dit import remove_zero_keys
 from sim_env.model.st_cache import INVALID_KEY_SCORE, MASK_CHANNELS, STCache
@@ -197,7 +198,11 @@ def best_padded_backend(rows: Sequence[dict[str, Any]]) -> str | None:
 
 @torch.no_grad()
 def dit_pass(runtime: GenerativeRuntime, ceiling: float) -> dict[str, Any]:
-    """One cached DiT pass (graph replay): masked reference, padded and zero-key paths, same inputs."""
+    """One cached DiT pass (graph replay): masked reference, padded and zero-key paths, same inputs.
+
+    With an FP8 runtime the same zero-key pass also runs on a bf16 copy of the weights (the
+    runtime's random weights come from its seed): time, speed-up and PSNR of FP8 against bf16.
+    """
     cfg, device, n = runtime.config, runtime.device, runtime.num_streams
     gen = torch.Generator(device=device).manual_seed(3)
     shape = (n, cfg.out_channels, cfg.chunk_frames, cfg.height, cfg.width)
@@ -214,12 +219,20 @@ def dit_pass(runtime: GenerativeRuntime, ceiling: float) -> dict[str, Any]:
         cache.valid[:, cache.memory.start : cache.memory.stop] = False  # some slots masked out
         cache.refresh_attention()
         caches[name] = cache
-    result: dict[str, Any] = {"flops_per_pass": dit_forward_flops(cfg, n), "ceiling_tflops": ceiling}
+    flops = dit_forward_flops(cfg, n, context_tokens=runtime.context_tokens)
+    result: dict[str, Any] = {"flops_per_pass": flops, "ceiling_tflops": ceiling, "fp8": runtime.fp8_linears}
+    models = {name: runtime.model for name in caches}
+    if runtime.fp8_linears:
+        bf16 = load_world_model(None, cfg, runtime.seed).to(device, runtime.dtype).eval()
+        if runtime.compile_blocks:
+            for block in bf16.blocks:
+                block.compile(dynamic=False)
+        caches["zero_key_bf16"], models["zero_key_bf16"] = caches["zero_key"], bf16
     outputs = {}
     for name, cache in caches.items():
 
-        def forward(cache: STCache = cache) -> torch.Tensor:
-            return runtime.model(x, t, cond, plucker, cache, runtime._context)
+        def forward(cache: STCache = cache, model: torch.nn.Module = models[name]) -> torch.Tensor:
+            return model(x, t, cond, plucker, cache, runtime._context)
 
         outputs[name] = forward()
         ms = _graph_ms(forward)
@@ -229,11 +242,16 @@ def dit_pass(runtime: GenerativeRuntime, ceiling: float) -> dict[str, Any]:
         result[f"psnr_{name}_vs_reference_db"] = _psnr(outputs[name], outputs["reference"])
         error = (outputs[name].float() - outputs["reference"].float()).abs().max()
         result[f"max_abs_err_{name}"] = error.item()
-    del caches
+    if runtime.fp8_linears:
+        result["psnr_fp8_vs_bf16_db"] = _psnr(outputs["zero_key"], outputs["zero_key_bf16"])
+        result["fp8_speedup"] = result["zero_key_bf16"]["ms"] / result["zero_key"]["ms"]
+    del caches, models
     return result
 
 
-def _wan_runtime(config: str, device: torch.device, compile_blocks: bool = False) -> GenerativeRuntime:
+def _wan_runtime(
+    config: str, device: torch.device, compile_blocks: bool = False, fp8: bool = False
+) -> GenerativeRuntime:
     runtime = GenerativeRuntime(
         config=config,
         device=str(device),
@@ -241,16 +259,22 @@ def _wan_runtime(config: str, device: torch.device, compile_blocks: bool = False
         denoising_steps=DENOISING_STEPS,
         dtype=torch.bfloat16,
         compile_blocks=compile_blocks,
+        fp8_linears=fp8,
     )
     _reset(runtime, seed=0)
     return runtime
 
 
 def wan_sustained(
-    device: torch.device, frames: int, phase_steps: int, ceiling: float, compile_blocks: bool = False
+    device: torch.device,
+    frames: int,
+    phase_steps: int,
+    ceiling: float,
+    compile_blocks: bool = False,
+    fp8: bool = False,
 ) -> dict[str, Any]:
     """Frames/s of wan2.1-1.3b (B = 1) over ``frames`` generated frames, phase split, DiT pass."""
-    runtime = _wan_runtime(WAN, device, compile_blocks)
+    runtime = _wan_runtime(WAN, device, compile_blocks, fp8)
     steps = math.ceil(frames / runtime.video_frames)
     navs = _navs(max(steps, phase_steps, 3), 1, seed=1, device=device)
     step = graphed_step(runtime, navs[:3])  # warms up first
@@ -263,6 +287,7 @@ def wan_sustained(
     seconds = time.perf_counter() - start
     generated = steps * runtime.video_frames
     dit_ms = phases.get("denoise", 0.0) + phases.get("cache_pass", 0.0)
+    flops = step_flops(runtime.config, 1, DENOISING_STEPS, context_tokens=runtime.context_tokens)
     result = {
         "config": WAN,
         "frames": generated,
@@ -271,11 +296,10 @@ def wan_sustained(
         "ms_per_chunk": 1000 * seconds / steps,
         "cache_slots": runtime.config.cache_frames,
         "compile_blocks": compile_blocks,
+        "fp8": fp8,
         "phase_ms_eager": phases,
-        "dit_tflops_eager_split": step_flops(runtime.config, 1, DENOISING_STEPS) / dit_ms / 1e9
-        if dit_ms
-        else None,
-        "dit_tflops_whole_step": step_flops(runtime.config, 1, DENOISING_STEPS) * steps / seconds / 1e12,
+        "dit_tflops_eager_split": flops / dit_ms / 1e9 if dit_ms else None,
+        "dit_tflops_whole_step": flops * steps / seconds / 1e12,
     }
     print(f"{WAN} sustained: {result['frames_per_s']:.1f} frames/s, phases {phases}", flush=True)
     del step  # the sustained step's graph pool
@@ -286,9 +310,11 @@ def wan_sustained(
     return result
 
 
-def wan_latency(device: torch.device, steps: int, compile_blocks: bool = False) -> dict[str, Any]:
+def wan_latency(
+    device: torch.device, steps: int, compile_blocks: bool = False, fp8: bool = False
+) -> dict[str, Any]:
     """Action-to-frame latency of the 1-latent-frame chunk mode: host action → decoded frames ready."""
-    runtime = _wan_runtime(WAN_CHUNK1, device, compile_blocks)
+    runtime = _wan_runtime(WAN_CHUNK1, device, compile_blocks, fp8)
     step = graphed_step(runtime, _navs(3, 1, seed=2, device=device))
     latencies = []
     for nav in _navs(steps, 1, seed=3, device="cpu"):  # the action arrives on the host
@@ -302,6 +328,7 @@ def wan_latency(device: torch.device, steps: int, compile_blocks: bool = False) 
         "config": WAN_CHUNK1,
         "video_frames_per_step": runtime.video_frames,
         "steps": steps,
+        "fp8": fp8,
         "latency_ms_p50": statistics.median(latencies),
         "latency_ms_p99": q[98],
         "frames_per_s": runtime.video_frames * 1000 / statistics.mean(latencies),
@@ -380,6 +407,12 @@ def add_speed_bench_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--compile-tiny", action="store_true", help="torch.compile the tiny64 DiT blocks (tiny and tiers)"
     )
+    parser.add_argument(
+        "--fp8",
+        action="store_true",
+        help="FP8 dense layers in the wan DiT blocks (GenerativeRuntime(fp8_linears=True)); "
+        "the DiT-pass section then also times bf16 and reports FP8's PSNR against it",
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -417,9 +450,9 @@ def run_speed_bench(args: argparse.Namespace) -> int:
     out["compile_blocks"] = compile_blocks
     sections: dict[str, Callable[[], Any]] = {
         "wan": lambda: wan_sustained(
-            device, args.wan_frames, args.phase_steps, out["ceiling_tflops"], compile_blocks
+            device, args.wan_frames, args.phase_steps, out["ceiling_tflops"], compile_blocks, args.fp8
         ),
-        "latency": lambda: wan_latency(device, args.latency_steps, compile_blocks),
+        "latency": lambda: wan_latency(device, args.latency_steps, compile_blocks, args.fp8),
         "tiny": lambda: tiny_throughput(
             device, args.tiny_worlds, args.tiny_steps, args.repeats, bool(args.compile_tiny)
         ),

@@ -81,6 +81,7 @@ def _wan_rows(wan: dict[str, Any], ceiling: float) -> list[list[str]]:
     """Table rows of the sustained wan2.1-1.3b section."""
     dit = wan["dit_pass"]
     compiled = ", compiled blocks" if wan.get("compile_blocks") else ""
+    compiled += ", FP8 linears" if wan.get("fp8") else ""
     rows = [
         [
             f"{WAN} 832×480, 12-frame chunk, 4 steps + cache pass{compiled}",
@@ -97,6 +98,17 @@ def _wan_rows(wan: dict[str, Any], ceiling: float) -> list[list[str]]:
                 f"{dit[name]['ms']:.1f} / {dit[name]['tflops']:.0f} / {dit[name]['fraction_of_ceiling']:.2f}",
             ]
         )
+    if "zero_key_bf16" in dit:
+        bf16 = dit["zero_key_bf16"]
+        rows += [
+            [
+                f"{WAN} DiT pass, zero_key with bf16 linears",
+                "ms / TFLOP/s / of ceiling",
+                f"{bf16['ms']:.1f} / {bf16['tflops']:.0f} / {bf16['fraction_of_ceiling']:.2f}",
+            ],
+            [f"{WAN} DiT pass FP8 vs bf16 linears", "speed-up", f"{dit['fp8_speedup']:.2f}×"],
+            [f"{WAN} DiT pass FP8 vs bf16 linears", "PSNR dB", _fmt(dit["psnr_fp8_vs_bf16_db"])],
+        ]
     for name in ("padded", "zero_key"):
         rows.append(
             [f"{WAN} DiT pass {name} vs reference", "PSNR dB", _fmt(dit[f"psnr_{name}_vs_reference_db"])]

@@ -73,6 +73,7 @@ from sim_env.memory.pool_policy import MemoryPoolPolicy
 from sim_env.memory.reference_pin import reference_fits, reference_pin_mask
 from sim_env.memory.splat import splat
 from sim_env.model.config import DiTConfig, get_config
+from sim_env.model.fp8 import fp8_supported, to_fp8_linears
 from sim_env.model.st_cache import STCache, attention_mirror
 from sim_env.sampler import NUM_TRAIN_TIMESTEPS, FlowSampler, FlowSchedule
 from sim_env.stream_noise import StreamNoise, stream_keys
@@ -129,6 +130,9 @@ class GenerativeRuntime:
             where the padded form's 8 extra channels push cuDNN onto a wider, slower tile.
         compile_blocks: ``torch.compile`` the DiT blocks (fuses their norms, modulation, RoPE
             and casts; compiles on the first step, and a CUDA graph can capture it afterwards).
+        fp8_linears: run the DiT blocks' dense layers in FP8 with row-wise scales
+            (`sim_env.model.fp8`; CUDA of compute capability ≥ 8.9 or the CPU). Pays off with
+            ``compile_blocks``, which fuses the activation quantisation into the kernel before it.
     """
 
     def __init__(
@@ -156,6 +160,7 @@ class GenerativeRuntime:
         padded_attention: bool | None = None,
         zero_key_attention: bool | None = None,
         compile_blocks: bool = False,
+        fp8_linears: bool = False,
     ) -> None:
         if num_worlds < 1 or agents_per_world < 1:
             raise InvalidArgumentError("num_worlds and agents_per_world must be positive")
@@ -166,6 +171,13 @@ class GenerativeRuntime:
         self.checkpoint, self.seed = checkpoint, int(seed)
         model = load_world_model(checkpoint, get_config(config), self.seed)
         self.model, self.dtype = model.to(self.device, dtype).eval(), dtype
+        self.fp8_linears = bool(fp8_linears)
+        if self.fp8_linears:
+            if not fp8_supported(self.device):
+                raise InvalidArgumentError(f"fp8_linears needs compute capability ≥ 8.9 on {self.device}")
+            converted = to_fp8_linears(self.model.blocks)
+            log.info("fp8_linears: %d dense layers of the DiT blocks run in FP8", converted)
+        self.compile_blocks = bool(compile_blocks)
         if compile_blocks:  # one graph for every block: each gets its own cache views (STCache.layer)
             for block in self.model.blocks:
                 block.compile(dynamic=False)
@@ -210,12 +222,13 @@ class GenerativeRuntime:
         self.noise = StreamNoise(n, (cfg.chunk_frames, cfg.out_channels, cfg.height, cfg.width), dev)
         self.noise_key, self.noise_counter = self.noise.key, self.noise.counter
         # Cross-attention context: the learned tokens, or for text-conditioned configs (Wan) a zero
-        # text embedding (no T5 here: "no prompt"), preallocated so the step builds nothing.
+        # text embedding (no T5 here: "no prompt"), preallocated so the step builds nothing. Its
+        # context_len tokens are identical, and attention over identical tokens is attention over
+        # one of them, so one token stands for all (CrossAttention then skips the attention).
         self._context = (
-            None
-            if cfg.learned_context
-            else torch.zeros(n, cfg.context_len, cfg.text_dim, device=dev, dtype=dtype)
+            None if cfg.learned_context else torch.zeros(n, 1, cfg.text_dim, device=dev, dtype=dtype)
         )
+        self.context_tokens = cfg.context_len if self._context is None else self._context.shape[1]
         # Per-stream state: preallocated, updated in place (stable data_ptrs for CUDA graphs).
         self.pose = torch.eye(4, dtype=torch.float64, device=dev).repeat(n, 1, 1)
         K = intrinsics_from_fov(cfg.image_width, cfg.image_height, self.fov_deg)
@@ -350,7 +363,7 @@ class GenerativeRuntime:
             frame = self.latent.reference_latents(self.rgb, streams).transpose(1, 2)
         t0 = torch.zeros(n, self.config.chunk_frames, device=dev)
         plucker = plucker_input(self.K, self.pose, self.config)
-        self.model(frame.to(self.dtype), t0, None, plucker, self.cache, self._context)
+        self.model(frame.to(self.dtype), t0, None, plucker, self.cache, self._context, cache_only=True)
         self.cache.commit_anchor(self.pose.float()[:, None], worlds=streams)
         self._is_reset = True
         return self._outputs()
@@ -439,7 +452,8 @@ class GenerativeRuntime:
         """Clean pass at t = 0 with zero conditioning (history frames), writing the chunk K/V."""
         with self.phase_timer("cache_pass"):
             t = NUM_TRAIN_TIMESTEPS * sigma
-            self.model(x.transpose(1, 2).to(self.dtype), t, None, self._plucker, self.cache, self._context)
+            x = x.transpose(1, 2).to(self.dtype)
+            self.model(x, t, None, self._plucker, self.cache, self._context, cache_only=True)
 
     def _generate(self, pose: torch.Tensor, mask: torch.Tensor | None) -> None:
         """Generate the frame of every stream at ``pose``; commit state where ``mask`` (None = all)."""

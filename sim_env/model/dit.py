@@ -171,6 +171,10 @@ class Attention(nn.Module):
 class SelfAttention(Attention):
     """Self-attention over the clip (masked) or over the ST-cache (chunk queries)."""
 
+    def keys_values(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Un-rotated keys (RMS-normed) and values of tokens ``x`` (B, L, dim), as (B, L, heads, d)."""
+        return self._heads(self.norm_k(self.k(x))), self._heads(self.v(x))
+
     def forward(
         self,
         x: torch.Tensor,
@@ -180,8 +184,7 @@ class SelfAttention(Attention):
     ) -> torch.Tensor:
         """Attend; with a cache, store this chunk's un-rotated K/V first, then attend to all slots."""
         q = self._heads(self.norm_q(self.q(x)))
-        k = self._heads(self.norm_k(self.k(x)))
-        v = self._heads(self.v(x))
+        k, v = self.keys_values(x)
         if cache is None:
             assert rope is not None
             q, k = apply_rope(q, *rope), apply_rope(k, *rope)
@@ -202,7 +205,15 @@ class CrossAttention(Attention):
     """Cross-attention from the video tokens to the (text or learned) context tokens."""
 
     def forward(self, x: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
-        """Attend from ``x`` (B, L, dim) to ``context`` (B, Lc, dim)."""
+        """Attend from ``x`` (B, L, dim) to ``context`` (B, Lc, dim).
+
+        A one-token context gets softmax weight 1 whatever the query, so the output is that
+        token's value for every query: the query projection and the attention are skipped. A
+        context of identical tokens (Wan's zero "no prompt" embedding) attends exactly as one of
+        them, which is how the runtime passes it.
+        """
+        if context.shape[1] == 1:
+            return self.o(self.v(context)).expand(-1, x.shape[1], -1)
         q = self._heads(self.norm_q(self.q(x)))
         k = self._heads(self.norm_k(self.k(context)))
         v = self._heads(self.v(context))
@@ -247,6 +258,15 @@ class DiTBlock(nn.Module):
         x = x + self.cross_attn(self.norm3(x).flatten(1, 2), context).unflatten(1, (frames, -1))
         x = x + gate_ff * self.ffn(self.norm2(x) * (1 + scale_ff) + shift_ff)
         return x
+
+    def write_cache(self, x: torch.Tensor, e: torch.Tensor, cache: LayerCache) -> None:
+        """Only write this chunk's keys and values into ``cache`` (the last block of a cache pass).
+
+        The cache pass needs every block's K/V but nothing the last block computes after them.
+        """
+        shift_sa, scale_sa = (self.modulation + e).chunk(BLOCK_MODULATIONS, dim=2)[:2]
+        tokens = (self.norm1(x) * (1 + scale_sa) + shift_sa).flatten(1, 2)
+        cache.write_chunk(*self.self_attn.keys_values(tokens))
 
 
 def anchor_blend(
@@ -415,7 +435,8 @@ class CausalDiT(nn.Module):
         cache: STCache | None = None,
         context: torch.Tensor | None = None,
         frame_positions: torch.Tensor | None = None,
-    ) -> torch.Tensor:
+        cache_only: bool = False,
+    ) -> torch.Tensor | None:
         """Predict the flow-matching velocity.
 
         Args:
@@ -429,10 +450,12 @@ class CausalDiT(nn.Module):
             context: (B, Lc, text_dim) text tokens; None uses the learned context.
             frame_positions: (F,) RoPE time index per frame of an uncached clip (default 0..F−1);
                 ignored with a cache, whose slots have fixed positions.
+            cache_only: with a cache, only write the chunk's K/V (the clean cache pass): the last
+                block stops after its keys and values, the head does not run, None is returned.
 
         Returns:
             (B, C, F, H, W) velocity ε − x0, dtype of ``x`` (with ``anchor_gate`` and a ``cond``,
-            the gated velocity of `anchor_blend`).
+            the gated velocity of `anchor_blend`); None with ``cache_only``.
         """
         cfg = self.config
         b, _, frames = x.shape[:3]
@@ -447,7 +470,13 @@ class CausalDiT(nn.Module):
                 raise ValueError(f"cached forward takes one chunk of {cfg.chunk_frames} frames, got {frames}")
             rope = None
             bias = cache.attention_bias(tokens.dtype) if cache.attn_keys is None else None
+        if cache_only and cache is None:
+            raise ValueError("cache_only needs a cache")
+        last = len(self.blocks) - 1
         for layer, block in enumerate(self.blocks):
+            if cache_only and layer == last:
+                block.write_cache(tokens, e, cache.layer(layer))
+                return None
             tokens = block(tokens, e, ctx, rope, bias, None if cache is None else cache.layer(layer))
         out, gate = self.head(tokens, e_head)
         velocity = self.unpatchify(out)

@@ -24,7 +24,40 @@ def attention_flops(queries: int, keys: int, dim: int) -> int:
     return 2 * 2 * queries * keys * dim
 
 
-def dit_forward_flops(config: DiTConfig, batch: int, frames: int | None = None, cached: bool = True) -> int:
+def block_flops(config: DiTConfig, tokens: int, keys: int, context_tokens: int) -> int:
+    """FLOPs of one DiT block over ``tokens`` queries attending to ``keys`` keys.
+
+    A one-token context costs only its value and output projections (`CrossAttention` skips
+    the query projection and the attention, whose softmax weight is 1).
+    """
+    d = config.dim
+    if context_tokens == 1:
+        cross = linear_flops(1, d, d) + linear_flops(1, d, d)  # value and output of the one token
+    else:
+        cross = (
+            linear_flops(tokens, d, d)  # cross-attention q
+            + linear_flops(context_tokens, d, 2 * d)  # cross-attention k, v of the context
+            + linear_flops(tokens, d, d)  # cross-attention output
+            + attention_flops(tokens, context_tokens, d)
+        )
+    return (
+        linear_flops(tokens, d, 3 * d)  # self-attention q, k, v
+        + linear_flops(tokens, d, d)  # self-attention output
+        + attention_flops(tokens, keys, d)
+        + cross
+        + linear_flops(tokens, d, config.ffn_dim)
+        + linear_flops(tokens, config.ffn_dim, d)
+    )
+
+
+def dit_forward_flops(
+    config: DiTConfig,
+    batch: int,
+    frames: int | None = None,
+    cached: bool = True,
+    context_tokens: int | None = None,
+    cache_only: bool = False,
+) -> int:
     """FLOPs of one DiT forward over ``frames`` frames (default: one chunk) of ``batch`` streams.
 
     Args:
@@ -32,35 +65,43 @@ def dit_forward_flops(config: DiTConfig, batch: int, frames: int | None = None, 
         batch: streams in the forward.
         frames: frames in the forward; a cached forward takes exactly one chunk.
         cached: attention over the ST-cache (every slot) instead of a chunk-causal clip.
+        context_tokens: cross-attention context length (default ``config.context_len``; the
+            runtime passes Wan's identical "no prompt" tokens as one).
+        cache_only: the clean cache pass (`CausalDiT.forward(cache_only=True)`): the last block
+            computes only its keys and values and the head does not run.
     """
     frames = config.chunk_frames if frames is None else frames
+    context_tokens = config.context_len if context_tokens is None else context_tokens
     d, t = config.dim, config.tokens_per_frame
     tokens = frames * t
-    keys_per_query = config.cache_frames * t if cached else None
     patch = math.prod(config.patch_size)
-    per_block = (
-        linear_flops(tokens, d, 3 * d)  # self-attention q, k, v
-        + linear_flops(tokens, d, d)  # self-attention output
-        + linear_flops(tokens, d, d)  # cross-attention q
-        + linear_flops(config.context_len, d, 2 * d)  # cross-attention k, v of the context
-        + linear_flops(tokens, d, d)  # cross-attention output
-        + attention_flops(tokens, config.context_len, d)
-        + linear_flops(tokens, d, config.ffn_dim)
-        + linear_flops(tokens, config.ffn_dim, d)
-    )
     if cached:
-        per_block += attention_flops(tokens, keys_per_query, d)
+        blocks = config.num_layers * block_flops(config, tokens, config.cache_frames * t, context_tokens)
     else:  # chunk-causal clip: chunk c attends to chunks 0..c
         chunk_tokens = config.chunk_frames * t
         chunks = math.ceil(frames / config.chunk_frames)
-        per_block += sum(attention_flops(chunk_tokens, (c + 1) * chunk_tokens, d) for c in range(chunks))
+        per_block = block_flops(config, tokens, 0, context_tokens) + sum(
+            attention_flops(chunk_tokens, (c + 1) * chunk_tokens, d) for c in range(chunks)
+        )
+        blocks = config.num_layers * per_block
     embed = linear_flops(tokens, config.in_channels * patch, d) + linear_flops(
-        config.context_len, config.text_dim, d
+        context_tokens, config.text_dim, d
     )
     head = linear_flops(tokens, d, config.out_channels * patch)
-    return batch * (config.num_layers * per_block + embed + head)
+    if cache_only:  # the last block stops after K, V; no head
+        last = block_flops(config, tokens, config.cache_frames * t, context_tokens)
+        return batch * (blocks - last + linear_flops(tokens, d, 2 * d) + embed)
+    return batch * (blocks + embed + head)
 
 
-def step_flops(config: DiTConfig, batch: int, denoising_steps: int, cache_pass: bool = True) -> int:
+def step_flops(
+    config: DiTConfig,
+    batch: int,
+    denoising_steps: int,
+    cache_pass: bool = True,
+    context_tokens: int | None = None,
+) -> int:
     """DiT FLOPs of one runtime step: the denoising forwards plus the clean cache pass."""
-    return dit_forward_flops(config, batch) * (denoising_steps + int(cache_pass))
+    denoise = dit_forward_flops(config, batch, context_tokens=context_tokens) * denoising_steps
+    clean = dit_forward_flops(config, batch, context_tokens=context_tokens, cache_only=True)
+    return denoise + (clean if cache_pass else 0)

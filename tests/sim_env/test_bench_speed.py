@@ -69,7 +69,16 @@ def test_report_prints_only_the_measured_sections(capsys: pytest.CaptureFixture[
     print_report(out)
     text = capsys.readouterr().out
     assert "compiled blocks" in text and "| 31.0 |" in text and "DiT pass, zero_key" in text
-    assert "tiny64" not in text and "action→frame" not in text
+    assert "tiny64" not in text and "action→frame" not in text and "FP8" not in text
+    out["wan"]["fp8"] = True
+    out["wan"]["dit_pass"] |= {
+        "zero_key_bf16": {"ms": 80.0, "tflops": 320.0, "fraction_of_ceiling": 0.41},
+        "fp8_speedup": 1.14,
+        "psnr_fp8_vs_bf16_db": 38.2,
+    }
+    print_report(out)
+    text = capsys.readouterr().out
+    assert "FP8 linears" in text and "1.14×" in text and "| 38.2 |" in text
     with pytest.raises(ValueError, match="--sections"):  # checked before the CUDA check
         main(["--sections", "wan,bogus"])
 

@@ -108,6 +108,34 @@ def test_learned_context_or_text_required():
         assert model(x, t, cond, context=torch.randn(1, 4, 16)).shape == x.shape
 
 
+def test_identical_context_tokens_attend_like_one_token():
+    """The runtime passes Wan's identical "no prompt" tokens as one (`CrossAttention` shortcut)."""
+    wan_like = dataclasses.replace(MICRO, learned_context=False, text_dim=16, context_len=6)
+    model = _model(wan_like)
+    x, t, cond = _inputs(wan_like, 2, 1)
+    token = torch.randn(2, 1, 16)
+    with torch.no_grad():
+        full = model(x, t, cond, context=token.expand(-1, 6, -1), cache=STCache(wan_like, 2))
+        one = model(x, t, cond, context=token, cache=STCache(wan_like, 2))
+        different = model(x, t, cond, context=torch.randn(2, 6, 16), cache=STCache(wan_like, 2))
+    torch.testing.assert_close(one, full, rtol=1e-5, atol=1e-5)
+    assert not torch.allclose(different, full, atol=1e-3)
+
+
+def test_cache_only_pass_writes_the_same_cache_without_the_last_block_and_head():
+    model = _model(MICRO)
+    x, _, _ = _inputs(MICRO, 2, 1)
+    t0 = torch.zeros(2, 1)
+    full, trimmed = STCache(MICRO, 2), STCache(MICRO, 2)
+    with torch.no_grad():
+        assert model(x, t0, None, cache=full) is not None
+        assert model(x, t0, None, cache=trimmed, cache_only=True) is None
+        with pytest.raises(ValueError, match="cache_only needs a cache"):
+            model(x, t0, None, cache_only=True)
+    assert torch.equal(trimmed.keys, full.keys) and torch.equal(trimmed.values, full.values)
+    assert full.keys[-1].abs().sum() > 0  # the last layer's keys were written
+
+
 def test_plucker_rays_geometry():
     K = torch.tensor([[32.0, 0, 31.5], [0, 32.0, 31.5], [0, 0, 1]])
     pose = torch.eye(4)

@@ -8,11 +8,13 @@ pin that down on fixed inputs:
   padded mirror and through the zero-key mirror (cuDNN with the log-sum-exp correction, the
   CUDA default for wan2.1-1.3b) vs. the masked reference, with a third of the history slots empty: PSNR bound;
 - `GenerativeRuntime` steps with the padded path vs. the reference path (float32, eager), for the
-  pixel path (tiny64) and the latent chunk path (tiny-latent-test): same frames within rounding.
+  pixel path (tiny64) and the latent chunk path (tiny-latent-test): same frames within rounding;
+- FP8 dense layers (`sim_env.model.fp8`) at the Wan width, eager and compiled, against bf16.
 """
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import math
 
@@ -22,6 +24,7 @@ import torch
 from bridge.conventions import intrinsics_from_fov, look_at
 from sim_env.model.config import CONFIGS
 from sim_env.model.dit import CausalDiT
+from sim_env.model.fp8 import to_fp8_linears
 from sim_env.model.st_cache import STCache
 from sim_env.runtime import GenerativeRuntime
 
@@ -112,3 +115,41 @@ def test_compiled_blocks_match_eager_runtime() -> None:
         got = compiled.step_batch(nav)
         torch.testing.assert_close(got["rgb"].int(), expected["rgb"].int(), rtol=0, atol=RGB_ATOL)
         torch.testing.assert_close(got["depth"], expected["depth"], rtol=DEPTH_RTOL, atol=1e-4)
+
+
+FP8_MIN_PSNR_DB = 30.0  # e4m3 row-wise products through two Wan-width blocks; a wrong scale gives < 10 dB
+
+
+@pytest.mark.skipif(
+    not torch.cuda.is_available() or torch.cuda.get_device_capability() < (8, 9),
+    reason="needs FP8 tensor cores",
+)
+def test_fp8_linears_match_bf16_at_wan_width_eager_and_compiled() -> None:
+    """FP8 blocks (`to_fp8_linears`) against the bf16 blocks on fixed inputs, eager and compiled."""
+    cfg = dataclasses.replace(CONFIGS["wan2.1-1.3b"], num_layers=2, height=20, width=32)
+    torch.manual_seed(0)
+    bf16 = CausalDiT(cfg).to("cuda", torch.bfloat16).eval()
+    fp8 = copy.deepcopy(bf16)
+    assert to_fp8_linears(fp8.blocks) == cfg.num_layers * 10
+    gen = torch.Generator(device="cuda").manual_seed(1)
+    x = torch.randn(
+        1, cfg.out_channels, cfg.chunk_frames, cfg.height, cfg.width, device="cuda", generator=gen
+    )
+    cond = torch.randn(1, cfg.condition_channels, *x.shape[2:], device="cuda", generator=gen)
+    plucker = torch.randn(1, cfg.chunk_frames, *cfg.grid, 6, device="cuda", generator=gen)
+    context = torch.zeros(1, 1, cfg.text_dim, device="cuda", dtype=torch.bfloat16)
+    t = torch.full((1, cfg.chunk_frames), 700.0, device="cuda")
+
+    def run(model: CausalDiT) -> torch.Tensor:
+        cache = STCache(cfg, 1, "cuda", torch.bfloat16, zero_key_attention=True)
+        with torch.no_grad():
+            return model(x.bfloat16(), t, cond, plucker, cache, context)
+
+    reference, eager = run(bf16), run(fp8)
+    for block in fp8.blocks:
+        block.compile(dynamic=False)
+    compiled = run(fp8)
+    psnr = _psnr(eager, reference)
+    print(f"FP8 vs bf16 at Wan width: {psnr:.1f} dB; compiled vs eager FP8 {_psnr(compiled, eager):.1f} dB")
+    assert psnr > FP8_MIN_PSNR_DB
+    assert _psnr(compiled, reference) > FP8_MIN_PSNR_DB
