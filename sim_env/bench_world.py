@@ -49,7 +49,7 @@ DEFAULT_PHASE_STEPS = 5  # eager steps of the per-phase split (latent configs)
 REFERENCE_DEPTH_M = 4.0  # synthetic reference scene: a noisy wall about this far away
 NAV_SCALE = 0.25  # small random moves keep the cameras inside the reference's view
 FOV_DEG = 70.0
-PHASES = ("conditioning", "denoise", "cache_pass", "decode")
+PHASES = ("conditioning", "denoise", "cache_pass", "decode", "memory", "cache_roll")
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
 

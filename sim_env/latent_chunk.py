@@ -120,6 +120,9 @@ class LatentCodec:
         checkpoint: TAEHV weights (``taew2_1.pth`` / safetensors by the public key names); None =
             random weights, seeded by ``seed`` without touching the global RNG.
         seed: seed of the random weights.
+        compile_codec: ``torch.compile`` the TAEHV's streaming decode and its encode: the
+            ReLUs, residual adds, concatenations and pixel shuffles fuse, and the convolutions
+            keep one memory layout instead of cuDNN converting every input and output.
     """
 
     def __init__(
@@ -130,6 +133,7 @@ class LatentCodec:
         dtype: torch.dtype = torch.float32,
         checkpoint: str | None = None,
         seed: int = 0,
+        compile_codec: bool = False,
     ) -> None:
         if config.vae is None:
             raise ValueError(f"config {config.name!r} has no vae: it is a pixel-space config")
@@ -151,6 +155,11 @@ class LatentCodec:
             if missing or unexpected:
                 raise ValueError(f"TAEHV checkpoint {checkpoint}: missing {missing}, unexpected {unexpected}")
         self.vae = vae.to(device, dtype).eval()
+        self._decode_step = self.vae.decode_step
+        self._encode_video = self.vae.encode_video
+        if compile_codec:
+            self._decode_step = torch.compile(self._decode_step, dynamic=False)
+            self._encode_video = torch.compile(self._encode_video, dynamic=False)
         self.dtype = dtype
         self.frames_per_latent = vae_cfg.t_upscale
         self.space = s
@@ -164,7 +173,7 @@ class LatentCodec:
         first generated chunk continues from the reference like a stream that decoded it.
         """
         zero = tuple(torch.zeros_like(s) for s in self.state)
-        _, primed = self.vae.decode_step(latents.to(self.dtype), zero)
+        _, primed = self._decode_step(latents.to(self.dtype), zero)
         for live, new in zip(self.state, primed, strict=True):
             live.copy_(new if worlds is None else torch.where(worlds[:, None, None, None], new, live))
 
@@ -175,7 +184,7 @@ class LatentCodec:
         zero), since the reprojected condition video restarts at every chunk.
         """
         video = torch.where(mask[..., None], rgb.to(self.dtype) / PIXEL_MAX, 0.0)
-        return self.vae.encode_video(video.permute(0, 1, 4, 2, 3)).float()
+        return self._encode_video(video.permute(0, 1, 4, 2, 3)).float()
 
     def decode(self, latents: torch.Tensor, keep: torch.Tensor | None = None) -> torch.Tensor:
         """(N, T, C, h, w) latents → (N, 4·T, H, W, 3) uint8 frames; advances the decoder state.
@@ -185,7 +194,7 @@ class LatentCodec:
             keep: (N,) bool, streams whose decoder state advances (None = all); the others keep it
                 (a teleport of other streams must not move theirs).
         """
-        frames, new_state = self.vae.decode_step(latents.to(self.dtype), self.state)
+        frames, new_state = self._decode_step(latents.to(self.dtype), self.state)
         for live, new in zip(self.state, new_state, strict=True):
             live.copy_(new if keep is None else torch.where(keep[:, None, None, None], new, live))
         rgb = (frames.float() * PIXEL_MAX).round().to(torch.uint8)  # decode_step clamps to [0, 1]
@@ -228,6 +237,7 @@ class LatentChunkPath:
         dtype: TAEHV dtype.
         checkpoint: TAEHV weights (None: random, seeded).
         seed: seed of the random TAEHV weights.
+        compile_codec: compile the TAEHV (`LatentCodec`).
     """
 
     def __init__(
@@ -238,9 +248,10 @@ class LatentChunkPath:
         dtype: torch.dtype = torch.float32,
         checkpoint: str | None = None,
         seed: int = 0,
+        compile_codec: bool = False,
     ) -> None:
         self.config = config
-        self.codec = LatentCodec(config, num_streams, device, dtype, checkpoint, seed)
+        self.codec = LatentCodec(config, num_streams, device, dtype, checkpoint, seed, compile_codec)
         self.frames_per_latent = self.codec.frames_per_latent
         self.video_frames = self.codec.video_frames
 

@@ -34,7 +34,8 @@ For those configs `step_batch` returns the whole chunk: rgb (N, F, H, W, 3), dep
 pose (N, F, 4, 4); ``self.rgb`` / ``self.depth`` / ``self.pose`` are its last frame.
 
 ``phase_timer`` (a callable name → context manager, default a no-op) brackets the step's
-phases (``conditioning``, ``denoise``, ``cache_pass``, ``decode``) for the benchmark.
+phases (``conditioning``, ``denoise``, ``cache_pass``, ``decode``, ``memory`` for the point-cloud
+insert, ``cache_roll`` for the window roll and pool admission) for the benchmark.
 """
 
 from __future__ import annotations
@@ -129,7 +130,8 @@ class GenerativeRuntime:
             (`sim_env.model.st_cache`); None = on CUDA in half precision with head_dim ≥ 64,
             where the padded form's 8 extra channels push cuDNN onto a wider, slower tile.
         compile_blocks: ``torch.compile`` the DiT blocks (fuses their norms, modulation, RoPE
-            and casts; compiles on the first step, and a CUDA graph can capture it afterwards).
+            and casts; compiles on the first step, and a CUDA graph can capture it afterwards),
+            and with them the ST-cache's zero-key mirror refresh and the TAEHV codec.
         fp8_linears: run the DiT blocks' dense layers in FP8 with row-wise scales
             (`sim_env.model.fp8`; CUDA of compute capability ≥ 8.9 or the CPU). Pays off with
             ``compile_blocks``, which fuses the activation quantisation into the kernel before it.
@@ -190,7 +192,15 @@ class GenerativeRuntime:
         self.latent = (
             None
             if cfg.vae is None
-            else LatentChunkPath(cfg, n, dev, dtype, checkpoint=taehv_checkpoint, seed=self.seed)
+            else LatentChunkPath(
+                cfg,
+                n,
+                dev,
+                dtype,
+                checkpoint=taehv_checkpoint,
+                seed=self.seed,
+                compile_codec=self.compile_blocks,
+            )
         )
         if self.latent is None and (cfg.chunk_frames != 1 or (cfg.height, cfg.width) != self.image_size):
             raise InvalidArgumentError(
@@ -210,7 +220,15 @@ class GenerativeRuntime:
             self._velocity, FlowSchedule.uniform(denoising_steps, shift=schedule_shift), device=dev
         )
         padded, zero_key = attention_mirror(cfg, dev, dtype, padded_attention, zero_key_attention)
-        self.cache = STCache(cfg, n, dev, dtype, padded_attention=padded, zero_key_attention=zero_key)
+        self.cache = STCache(
+            cfg,
+            n,
+            dev,
+            dtype,
+            padded_attention=padded,
+            zero_key_attention=zero_key,
+            compile_mirror=self.compile_blocks,
+        )
         use_pool = cfg.memory_frames and memory_mode == "full"
         self.admission = PoolAdmission(MemoryPoolPolicy(cfg.memory_frames)) if use_pool else None
         self.memory = PointCloudMemory(self.num_worlds, memory_capacity, voxel_size, device=dev)
@@ -479,8 +497,10 @@ class GenerativeRuntime:
         self.pose.copy_(pose if keep is None else torch.where(keep[:, None, None], pose, self.pose))
         self.rgb.copy_(rgb if keep is None else torch.where(keep[:, None, None, None], rgb, self.rgb))
         self.depth.copy_(depth if keep is None else torch.where(keep[:, None, None], depth, self.depth))
-        self._insert_memory(keep)
-        self.cache.advance(pose32[:, None].expand(-1, cfg.chunk_frames, -1, -1), self.admission or _drop)
+        with self.phase_timer("memory"):
+            self._insert_memory(keep)
+        with self.phase_timer("cache_roll"):
+            self.cache.advance(pose32[:, None].expand(-1, cfg.chunk_frames, -1, -1), self.admission or _drop)
 
     def _generate_chunk(self, poses: torch.Tensor, mask: torch.Tensor | None) -> None:
         """Latent configs: generate the chunk of every stream at video-frame ``poses`` (N, F, 4, 4)."""
@@ -507,8 +527,10 @@ class GenerativeRuntime:
         commit(self.pose, poses[:, -1])
         # Generated colours go into the memory at the depth the memory itself reprojected there
         # (holes stay unfilled): the latent path adds no new geometry (no depth decoder).
-        self._insert_memory(keep, depth=inputs.raw_last_depth)
-        self.cache.advance(inputs.latent_poses.float(), self.admission or _drop)
+        with self.phase_timer("memory"):
+            self._insert_memory(keep, depth=inputs.raw_last_depth)
+        with self.phase_timer("cache_roll"):
+            self.cache.advance(inputs.latent_poses.float(), self.admission or _drop)
 
     def _hand_map(self) -> torch.Tensor:
         """(N, h, w) hand skeletons of the streams with (conditioned) hands, on the model grid."""

@@ -60,6 +60,31 @@ MASK_CHANNELS = 8
 INVALID_KEY_SCORE = -30000.0
 
 
+def zero_key_mirror(
+    keys: torch.Tensor,
+    values: torch.Tensor,
+    cos: torch.Tensor,
+    sin: torch.Tensor,
+    attend: torch.Tensor,
+    out_keys: torch.Tensor,
+    out_values: torch.Tensor,
+) -> None:
+    """Write the zero-key mirror of a token range of every layer in place.
+
+    Args:
+        keys: (layers, B, L, heads, head_dim) un-rotated keys.
+        values: values, same shape.
+        cos: (L, head_dim // 2) the tokens' rotation cosines.
+        sin: the sines, same shape.
+        attend: (B, L) bool, tokens that may be attended.
+        out_keys: the mirror's view of the same range: rotated keys where attended, else 0.
+        out_values: values where attended, else 0.
+    """
+    keep = attend[None, :, :, None, None]
+    out_keys.copy_(torch.where(keep, apply_rope(keys, cos, sin), 0.0))
+    out_values.copy_(torch.where(keep, values, 0.0))
+
+
 # Smallest head width where the runtime picks the zero-key mirror by default: below it the padded
 # form's 8 extra channels stay inside cuDNN's head-dim tile and cost little.
 ZERO_KEY_MIN_HEAD_DIM = 64
@@ -182,6 +207,10 @@ class STCache:
             ``zero_key_attention``, rotated keys and values at head_dim, zero in unattended
             slots; else None.
         invalid_keys: with ``zero_key_attention``, (B,) float32 count of unattended key tokens.
+
+    ``compile_mirror`` compiles the zero-key mirror refresh (``torch.compile``) into one pass
+    over the history's keys and values; eager, the rotation alone reads and writes them several
+    times, once per step for all layers.
     """
 
     def __init__(
@@ -192,6 +221,7 @@ class STCache:
         dtype: torch.dtype = torch.float32,
         padded_attention: bool = False,
         zero_key_attention: bool = False,
+        compile_mirror: bool = False,
     ) -> None:
         if padded_attention and zero_key_attention:
             raise ValueError("choose one of padded_attention and zero_key_attention")
@@ -232,6 +262,9 @@ class STCache:
             self.attn_values = torch.zeros(mirror, device=device, dtype=dtype)
             if self.zero_key_attention:
                 self.invalid_keys = torch.zeros(batch_size, device=device, dtype=torch.float32)
+            self._zero_key_mirror = (
+                torch.compile(zero_key_mirror, dynamic=False) if compile_mirror else zero_key_mirror
+            )
             self.refresh_attention()
 
     # ------------------------------------------------------------------ views
@@ -260,19 +293,28 @@ class STCache:
     def refresh_attention(self) -> None:
         """Rebuild the padded attention mirror of every slot from keys, values, ``valid`` and ``active``.
 
-        A no-op without ``padded_attention``. The mutating methods call it; code that writes
-        ``keys``, ``values``, ``valid`` or ``active`` directly must call it afterwards.
+        A no-op without a mirror. The mutating methods call it; code that writes ``keys``,
+        ``values``, ``valid`` or ``active`` directly must call it afterwards. The zero-key form
+        refreshes the history slots only: the chunk's mirror is written by `write_chunk` in every
+        pass, before anything attends to it.
         """
         if self.attn_keys is None or self.attn_values is None:
             return
         d = self.config.head_dim
         attend = (self.valid & self.active).repeat_interleave(self.tokens_per_frame, dim=1)
         if self.invalid_keys is not None:  # zero-key form: unattended slots hold zeros
-            keep = attend[:, :, None, None]
-            for layer in range(self.config.num_layers):
-                rotated = apply_rope(self.keys[layer], self.cos, self.sin)
-                self.attn_keys[layer] = torch.where(keep, rotated, 0.0)
-                self.attn_values[layer] = torch.where(keep, self.values[layer], 0.0)
+            # The history only: every pass writes the chunk's mirror itself (`write_chunk`), and
+            # the chunk slots are always attended.
+            tok = slice(0, self.chunk.start * self.tokens_per_frame)
+            self._zero_key_mirror(
+                self.keys[:, :, tok],
+                self.values[:, :, tok],
+                self.cos[tok],
+                self.sin[tok],
+                attend[:, tok],
+                self.attn_keys[:, :, tok],
+                self.attn_values[:, :, tok],
+            )
             self.invalid_keys.copy_((~attend).sum(dim=1))
             return
         for layer in range(self.config.num_layers):  # one layer at a time bounds the temporaries

@@ -49,7 +49,16 @@ def test_bench_world_latent_config_reports_video_frames_and_phases(
     assert result["video_frames_per_step"] == 12 and (result["height"], result["width"]) == (32, 48)
     assert result["frames_per_s"] == pytest.approx(12 * result["env_steps_per_s"])
     phases = result["phase_ms"]
-    assert set(phases) == {"conditioning", "denoise", "cache_pass", "decode", "other", "total"}
+    assert set(phases) == {
+        "conditioning",
+        "denoise",
+        "cache_pass",
+        "decode",
+        "memory",
+        "cache_roll",
+        "other",
+        "total",
+    }
     assert all(phases[p] > 0 for p in ("conditioning", "denoise", "cache_pass", "decode"))
     assert phases["total"] >= phases["denoise"] + phases["cache_pass"]
     assert not result["cuda_graph"]

@@ -139,6 +139,11 @@ def test_zero_key_mirror_zeroes_unattended_slots_and_counts_them() -> None:
     assert cache.invalid_keys.tolist() == [tpf, cache.chunk.start * tpf]
     off = slice(cache.memory.start * tpf, (cache.memory.start + 1) * tpf)
     assert not cache.attn_keys[:, 0, off].any() and not cache.attn_values[:, 0, off].any()
-    assert cache.attn_values[:, 0, cache.chunk.start * tpf :].abs().sum() > 0
+    assert cache.attn_values[:, 0, : cache.memory.start * tpf].abs().sum() > 0  # the anchor is mirrored
+    chunk = slice(cache.chunk.start * tpf, None)
+    assert not cache.attn_values[:, :, chunk].any()  # the chunk's mirror is written by each pass ...
+    k, v = cache.keys[0, :, chunk].clone(), cache.values[0, :, chunk].clone()
+    cache.write_chunk(0, k, v)
+    torch.testing.assert_close(cache.attn_values[0, :, chunk], v)  # ... through write_chunk
     with pytest.raises(ValueError, match="one of"):
         STCache(CONFIG, BATCH, padded_attention=True, zero_key_attention=True)

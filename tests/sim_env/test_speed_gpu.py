@@ -9,7 +9,8 @@ pin that down on fixed inputs:
   CUDA default for wan2.1-1.3b) vs. the masked reference, with a third of the history slots empty: PSNR bound;
 - `GenerativeRuntime` steps with the padded path vs. the reference path (float32, eager), for the
   pixel path (tiny64) and the latent chunk path (tiny-latent-test): same frames within rounding;
-- FP8 dense layers (`sim_env.model.fp8`) at the Wan width, eager and compiled, against bf16.
+- FP8 dense layers (`sim_env.model.fp8`) at the Wan width, eager and compiled, against bf16;
+- the compiled zero-key mirror refresh and the compiled TAEHV codec against their eager forms.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import pytest
 import torch
 
 from bridge.conventions import intrinsics_from_fov, look_at
+from sim_env.latent_chunk import LatentCodec
 from sim_env.model.config import CONFIGS
 from sim_env.model.dit import CausalDiT
 from sim_env.model.fp8 import to_fp8_linears
@@ -153,3 +155,42 @@ def test_fp8_linears_match_bf16_at_wan_width_eager_and_compiled() -> None:
     print(f"FP8 vs bf16 at Wan width: {psnr:.1f} dB; compiled vs eager FP8 {_psnr(compiled, eager):.1f} dB")
     assert psnr > FP8_MIN_PSNR_DB
     assert _psnr(compiled, reference) > FP8_MIN_PSNR_DB
+
+
+def test_compiled_zero_key_mirror_matches_eager() -> None:
+    """`STCache(compile_mirror=True)` writes the eager zero-key mirror (Wan width, 2 layers)."""
+    cfg = dataclasses.replace(CONFIGS["wan2.1-1.3b"], num_layers=2, height=20, width=32)
+    caches = [
+        STCache(cfg, 2, "cuda", torch.bfloat16, zero_key_attention=True, compile_mirror=compiled)
+        for compiled in (False, True)
+    ]
+    gen = torch.Generator(device="cuda").manual_seed(4)
+    keys = torch.randn(caches[0].keys.shape, device="cuda", generator=gen).to(torch.bfloat16)
+    for cache in caches:
+        cache.keys.copy_(keys)
+        cache.values.copy_(keys.flip(-1))
+        cache.valid[0, : cache.chunk.start] = True  # world 0 full, world 1 only its anchor
+        cache.valid[1, : cache.memory.start] = True
+        cache.refresh_attention()
+    eager, compiled = caches
+    torch.testing.assert_close(compiled.attn_keys, eager.attn_keys, rtol=1e-2, atol=1e-2)
+    assert torch.equal(compiled.attn_values, eager.attn_values)
+    assert torch.equal(compiled.invalid_keys, eager.invalid_keys)
+
+
+def test_compiled_codec_matches_eager() -> None:
+    """`LatentCodec(compile_codec=True)` encodes and decodes like the eager TAEHV (bf16)."""
+    cfg = CONFIGS["tiny-latent-test"]
+    codecs = [
+        LatentCodec(cfg, 2, torch.device("cuda"), torch.bfloat16, compile_codec=compiled)
+        for compiled in (False, True)
+    ]
+    gen = torch.Generator(device="cuda").manual_seed(5)
+    frames = (cfg.chunk_frames * codecs[0].frames_per_latent, cfg.image_height, cfg.image_width)
+    rgb = torch.randint(0, 256, (2, *frames, 3), device="cuda", generator=gen, dtype=torch.uint8)
+    mask = torch.rand(2, *frames, device="cuda", generator=gen) > 0.2
+    latents = [codec.encode(rgb, mask) for codec in codecs]
+    torch.testing.assert_close(latents[1], latents[0], rtol=2e-2, atol=2e-2)
+    for _ in range(2):  # the streaming state advances identically
+        decoded = [codec.decode(latents[0]) for codec in codecs]
+        assert (decoded[1].int() - decoded[0].int()).abs().max() <= RGB_ATOL
