@@ -224,6 +224,9 @@ def dit_pass(runtime: GenerativeRuntime, ceiling: float) -> dict[str, Any]:
     models = {name: runtime.model for name in caches}
     if runtime.fp8_linears:
         bf16 = load_world_model(None, cfg, runtime.seed).to(device, runtime.dtype).eval()
+        if runtime.fuse_qkv:
+            for block in bf16.blocks:
+                block.self_attn.fuse_projections()
         if runtime.compile_blocks:
             for block in bf16.blocks:
                 block.compile(dynamic=False)

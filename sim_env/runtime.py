@@ -132,6 +132,11 @@ class GenerativeRuntime:
         compile_blocks: ``torch.compile`` the DiT blocks (fuses their norms, modulation, RoPE
             and casts; compiles on the first step, and a CUDA graph can capture it afterwards),
             and with them the ST-cache's zero-key mirror refresh and the TAEHV codec.
+        overlap_decode: latent configs decode the chunk and insert it into the memory on a second
+            CUDA stream while the clean cache pass runs (neither needs the other's result); None =
+            on CUDA. The phase split then shows both, overlapping.
+        fuse_qkv: one fused q/k/v product per self-attention (`SelfAttention.fuse_projections`);
+            None = on CUDA (the CPU keeps the separate products, bit-identical to earlier releases).
         fp8_linears: run the DiT blocks' dense layers in FP8 with row-wise scales
             (`sim_env.model.fp8`; CUDA of compute capability ≥ 8.9 or the CPU). Pays off with
             ``compile_blocks``, which fuses the activation quantisation into the kernel before it.
@@ -162,7 +167,9 @@ class GenerativeRuntime:
         padded_attention: bool | None = None,
         zero_key_attention: bool | None = None,
         compile_blocks: bool = False,
+        fuse_qkv: bool | None = None,
         fp8_linears: bool = False,
+        overlap_decode: bool | None = None,
     ) -> None:
         if num_worlds < 1 or agents_per_world < 1:
             raise InvalidArgumentError("num_worlds and agents_per_world must be positive")
@@ -173,6 +180,10 @@ class GenerativeRuntime:
         self.checkpoint, self.seed = checkpoint, int(seed)
         model = load_world_model(checkpoint, get_config(config), self.seed)
         self.model, self.dtype = model.to(self.device, dtype).eval(), dtype
+        self.fuse_qkv = self.device.type == "cuda" if fuse_qkv is None else bool(fuse_qkv)
+        if self.fuse_qkv:
+            for block in self.model.blocks:
+                block.self_attn.fuse_projections()
         self.fp8_linears = bool(fp8_linears)
         if self.fp8_linears:
             if not fp8_supported(self.device):
@@ -207,6 +218,10 @@ class GenerativeRuntime:
                 f"config {cfg.name!r}: pixel-space configs generate one full-size frame per step"
             )
         self.video_frames = 1 if self.latent is None else self.latent.video_frames
+        overlap = dev.type == "cuda" if overlap_decode is None else bool(overlap_decode)
+        if overlap and dev.type != "cuda":
+            raise InvalidArgumentError("overlap_decode needs a CUDA device")
+        self._side_stream = torch.cuda.Stream(dev) if overlap and self.latent is not None else None
         self.phase_timer: Callable[[str], contextlib.AbstractContextManager[object]] = _no_timer
         self.collision_depth_m, self.nav_limits, self.hand_limits = (
             float(collision_depth_m),
@@ -511,9 +526,7 @@ class GenerativeRuntime:
                 self.memory, self.agents_per_world, self.K, poses, self._hand_map(), self._rays_cam
             )
         self._plucker = inputs.plucker
-        x = self.sampler.sample(self.noise.draw(), inputs.cond, self._cache_pass)  # (N, T, C, h, w)
-        with self.phase_timer("decode"):
-            rgb = latent.codec.decode(x, keep)
+        x = self.sampler.sample(self.noise.draw(), inputs.cond)  # (N, T, C, h, w)
 
         def commit(buffer: torch.Tensor, new: torch.Tensor) -> None:
             if keep is None:
@@ -521,14 +534,31 @@ class GenerativeRuntime:
             else:
                 buffer.copy_(torch.where(keep.reshape(-1, *([1] * (buffer.dim() - 1))), new, buffer))
 
-        commit(self.frames_rgb, rgb)
-        commit(self.frames_depth, inputs.depth)
-        commit(self.frames_pose, poses)
-        commit(self.pose, poses[:, -1])
-        # Generated colours go into the memory at the depth the memory itself reprojected there
-        # (holes stay unfilled): the latent path adds no new geometry (no depth decoder).
-        with self.phase_timer("memory"):
-            self._insert_memory(keep, depth=inputs.raw_last_depth)
+        def decode_and_remember() -> None:
+            with self.phase_timer("decode"):
+                rgb = latent.codec.decode(x, keep)
+            commit(self.frames_rgb, rgb)
+            commit(self.frames_depth, inputs.depth)
+            commit(self.frames_pose, poses)
+            commit(self.pose, poses[:, -1])
+            # Generated colours go into the memory at the depth the memory itself reprojected
+            # there (holes stay unfilled): the latent path adds no new geometry (no depth decoder).
+            with self.phase_timer("memory"):
+                self._insert_memory(keep, depth=inputs.raw_last_depth)
+
+        # Decoding and the memory insert need only the clean latents, the cache pass only the
+        # model: with a side stream they overlap (every tensor either side reads stays referenced
+        # here until the join, so the caching allocator cannot hand its memory to the other).
+        side = self._side_stream
+        if side is None:
+            decode_and_remember()
+        else:
+            side.wait_stream(torch.cuda.current_stream(self.device))
+            with torch.cuda.stream(side):
+                decode_and_remember()
+        self._cache_pass(x, torch.zeros(x.shape[:2], dtype=x.dtype, device=x.device), inputs.cond)
+        if side is not None:
+            torch.cuda.current_stream(self.device).wait_stream(side)
         with self.phase_timer("cache_roll"):
             self.cache.advance(inputs.latent_poses.float(), self.admission or _drop)
 

@@ -171,9 +171,40 @@ class Attention(nn.Module):
 class SelfAttention(Attention):
     """Self-attention over the clip (masked) or over the ST-cache (chunk queries)."""
 
+    def __init__(self, dim: int, num_heads: int, eps: float) -> None:
+        super().__init__(dim, num_heads, eps)
+        self.qkv: nn.Linear | None = None  # set by fuse_projections
+
+    def fuse_projections(self) -> None:
+        """Inference: one (3·dim × dim) product for q, k and v instead of three, same weights.
+
+        At Wan's token counts the three dim × dim products are short of full waves on the GPU;
+        one three-times-wider product keeps the tensor cores busy. The separate layers (and
+        their checkpoint names) are replaced, so fuse after loading weights.
+        """
+        if self.qkv is not None:
+            return
+        q, k, v = self.q, self.k, self.v
+        fused = nn.Linear(q.in_features, 3 * q.out_features, device=q.weight.device, dtype=q.weight.dtype)
+        with torch.no_grad():
+            fused.weight.copy_(torch.cat([q.weight, k.weight, v.weight]))
+            fused.bias.copy_(torch.cat([q.bias, k.bias, v.bias]))
+        self.qkv = fused
+        del self.q, self.k, self.v
+
+    def _projections(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Queries, keys (RMS-normed, un-rotated) and values of tokens ``x``, as (B, L, heads, d)."""
+        if self.qkv is None:
+            q, k, v = self.q(x), self.k(x), self.v(x)
+        else:
+            q, k, v = self.qkv(x).chunk(3, dim=-1)
+        return self._heads(self.norm_q(q)), self._heads(self.norm_k(k)), self._heads(v)
+
     def keys_values(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Un-rotated keys (RMS-normed) and values of tokens ``x`` (B, L, dim), as (B, L, heads, d)."""
-        return self._heads(self.norm_k(self.k(x))), self._heads(self.v(x))
+        if self.qkv is None:
+            return self._heads(self.norm_k(self.k(x))), self._heads(self.v(x))
+        return self._projections(x)[1:]
 
     def forward(
         self,
@@ -183,8 +214,7 @@ class SelfAttention(Attention):
         cache: LayerCache | None = None,
     ) -> torch.Tensor:
         """Attend; with a cache, store this chunk's un-rotated K/V first, then attend to all slots."""
-        q = self._heads(self.norm_q(self.q(x)))
-        k, v = self.keys_values(x)
+        q, k, v = self._projections(x)
         if cache is None:
             assert rope is not None
             q, k = apply_rope(q, *rope), apply_rope(k, *rope)

@@ -122,6 +122,23 @@ def test_identical_context_tokens_attend_like_one_token():
     assert not torch.allclose(different, full, atol=1e-3)
 
 
+def test_fused_qkv_projection_gives_the_separate_products():
+    separate, fused = _model(MICRO), _model(MICRO)
+    for block in fused.blocks:
+        block.self_attn.fuse_projections()
+        block.self_attn.fuse_projections()  # idempotent
+        assert not hasattr(block.self_attn, "q") and block.self_attn.qkv is not None
+    x, t, cond = _inputs(MICRO, 2, 1)
+    caches = STCache(MICRO, 2), STCache(MICRO, 2)
+    with torch.no_grad():
+        outs = [m(x, t, cond, cache=c) for m, c in zip((separate, fused), caches, strict=True)]
+        for m, c in zip((separate, fused), caches, strict=True):
+            m(x, torch.zeros_like(t), None, cache=c, cache_only=True)
+    torch.testing.assert_close(outs[1], outs[0], rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(caches[1].keys, caches[0].keys, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(caches[1].values, caches[0].values, rtol=1e-5, atol=1e-5)
+
+
 def test_cache_only_pass_writes_the_same_cache_without_the_last_block_and_head():
     model = _model(MICRO)
     x, _, _ = _inputs(MICRO, 2, 1)

@@ -194,3 +194,18 @@ def test_compiled_codec_matches_eager() -> None:
     for _ in range(2):  # the streaming state advances identically
         decoded = [codec.decode(latents[0]) for codec in codecs]
         assert (decoded[1].int() - decoded[0].int()).abs().max() <= RGB_ATOL
+
+
+def test_decode_overlapped_with_the_cache_pass_gives_the_serial_frames() -> None:
+    """`overlap_decode=True` (decode + memory insert on a side stream) changes no frame."""
+    serial = _runtime("tiny-latent-test", padded=False, overlap_decode=False)
+    overlapped = _runtime("tiny-latent-test", padded=False, overlap_decode=True)
+    assert overlapped._side_stream is not None and serial._side_stream is None
+    gen = torch.Generator().manual_seed(2)
+    for _ in range(STEPS):
+        nav = (0.5 * torch.rand(NUM_WORLDS, 6, generator=gen, dtype=torch.float64) - 0.25).cuda()
+        expected = {k: v.clone() for k, v in serial.step_batch(nav).items()}
+        got = overlapped.step_batch(nav)
+        torch.testing.assert_close(got["rgb"].int(), expected["rgb"].int(), rtol=0, atol=RGB_ATOL)
+        torch.testing.assert_close(got["depth"], expected["depth"], rtol=DEPTH_RTOL, atol=1e-4)
+    torch.testing.assert_close(overlapped.memory.rgb, serial.memory.rgb, rtol=0, atol=RGB_ATOL)
