@@ -253,7 +253,11 @@ def dit_pass(runtime: GenerativeRuntime, ceiling: float) -> dict[str, Any]:
 
 
 def _wan_runtime(
-    config: str, device: torch.device, compile_blocks: bool = False, fp8: bool = False
+    config: str,
+    device: torch.device,
+    compile_blocks: bool = False,
+    fp8: bool = False,
+    compile_mode: str | None = None,
 ) -> GenerativeRuntime:
     runtime = GenerativeRuntime(
         config=config,
@@ -263,6 +267,7 @@ def _wan_runtime(
         dtype=torch.bfloat16,
         compile_blocks=compile_blocks,
         fp8_linears=fp8,
+        compile_mode=compile_mode,
     )
     _reset(runtime, seed=0)
     return runtime
@@ -275,9 +280,10 @@ def wan_sustained(
     ceiling: float,
     compile_blocks: bool = False,
     fp8: bool = False,
+    compile_mode: str | None = None,
 ) -> dict[str, Any]:
     """Frames/s of wan2.1-1.3b (B = 1) over ``frames`` generated frames, phase split, DiT pass."""
-    runtime = _wan_runtime(WAN, device, compile_blocks, fp8)
+    runtime = _wan_runtime(WAN, device, compile_blocks, fp8, compile_mode)
     steps = math.ceil(frames / runtime.video_frames)
     navs = _navs(max(steps, phase_steps, 3), 1, seed=1, device=device)
     step = graphed_step(runtime, navs[:3])  # warms up first
@@ -300,6 +306,7 @@ def wan_sustained(
         "cache_slots": runtime.config.cache_frames,
         "compile_blocks": compile_blocks,
         "fp8": fp8,
+        "compile_mode": compile_mode,
         "phase_ms_eager": phases,
         "dit_tflops_eager_split": flops / dit_ms / 1e9 if dit_ms else None,
         "dit_tflops_whole_step": flops * steps / seconds / 1e12,
@@ -411,6 +418,11 @@ def add_speed_bench_arguments(parser: argparse.ArgumentParser) -> None:
         "--compile-tiny", action="store_true", help="torch.compile the tiny64 DiT blocks (tiny and tiers)"
     )
     parser.add_argument(
+        "--compile-mode",
+        default=None,
+        help="torch.compile mode of the wan blocks in the sustained run (e.g. max-autotune-no-cudagraphs)",
+    )
+    parser.add_argument(
         "--fp8",
         action="store_true",
         help="FP8 dense layers in the wan DiT blocks (GenerativeRuntime(fp8_linears=True)); "
@@ -453,7 +465,13 @@ def run_speed_bench(args: argparse.Namespace) -> int:
     out["compile_blocks"] = compile_blocks
     sections: dict[str, Callable[[], Any]] = {
         "wan": lambda: wan_sustained(
-            device, args.wan_frames, args.phase_steps, out["ceiling_tflops"], compile_blocks, args.fp8
+            device,
+            args.wan_frames,
+            args.phase_steps,
+            out["ceiling_tflops"],
+            compile_blocks,
+            args.fp8,
+            args.compile_mode,
         ),
         "latency": lambda: wan_latency(device, args.latency_steps, compile_blocks, args.fp8),
         "tiny": lambda: tiny_throughput(

@@ -132,6 +132,8 @@ class GenerativeRuntime:
         compile_blocks: ``torch.compile`` the DiT blocks (fuses their norms, modulation, RoPE
             and casts; compiles on the first step, and a CUDA graph can capture it afterwards),
             and with them the ST-cache's zero-key mirror refresh and the TAEHV codec.
+        compile_mode: ``torch.compile`` mode of the blocks (e.g. ``"max-autotune-no-cudagraphs"``
+            to autotune their matrix products); None = the default mode.
         overlap_decode: latent configs decode the chunk and insert it into the memory on a second
             CUDA stream while the clean cache pass runs (neither needs the other's result); None =
             on CUDA. The phase split then shows both, overlapping.
@@ -167,6 +169,7 @@ class GenerativeRuntime:
         padded_attention: bool | None = None,
         zero_key_attention: bool | None = None,
         compile_blocks: bool = False,
+        compile_mode: str | None = None,
         fuse_qkv: bool | None = None,
         fp8_linears: bool = False,
         overlap_decode: bool | None = None,
@@ -193,7 +196,7 @@ class GenerativeRuntime:
         self.compile_blocks = bool(compile_blocks)
         if compile_blocks:  # one graph for every block: each gets its own cache views (STCache.layer)
             for block in self.model.blocks:
-                block.compile(dynamic=False)
+                block.compile(dynamic=False, mode=compile_mode)
         cfg: DiTConfig = self.model.config
         self.config = cfg
         self.num_worlds, self.agents_per_world = int(num_worlds), int(agents_per_world)

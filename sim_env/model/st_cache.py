@@ -290,13 +290,13 @@ class STCache:
         bias = torch.zeros(attend.shape, dtype=dtype, device=attend.device)
         return bias.masked_fill_(~attend, float("-inf"))[:, None, None, :]
 
-    def refresh_attention(self) -> None:
+    def refresh_attention(self, changed: slice | None = None) -> None:
         """Rebuild the padded attention mirror of every slot from keys, values, ``valid`` and ``active``.
 
         A no-op without a mirror. The mutating methods call it; code that writes ``keys``,
         ``values``, ``valid`` or ``active`` directly must call it afterwards. The zero-key form
-        refreshes the history slots only: the chunk's mirror is written by `write_chunk` in every
-        pass, before anything attends to it.
+        refreshes the history slots only (``changed``, a slot range, narrows it further): the
+        chunk's mirror is written by `write_chunk` in every pass, before anything attends to it.
         """
         if self.attn_keys is None or self.attn_values is None:
             return
@@ -305,7 +305,8 @@ class STCache:
         if self.invalid_keys is not None:  # zero-key form: unattended slots hold zeros
             # The history only: every pass writes the chunk's mirror itself (`write_chunk`), and
             # the chunk slots are always attended.
-            tok = slice(0, self.chunk.start * self.tokens_per_frame)
+            first, stop = (0, self.chunk.start) if changed is None else (changed.start, changed.stop)
+            tok = slice(first * self.tokens_per_frame, min(stop, self.chunk.start) * self.tokens_per_frame)
             self._zero_key_mirror(
                 self.keys[:, :, tok],
                 self.values[:, :, tok],
@@ -389,7 +390,7 @@ class STCache:
             self._copy_frames(slice(start + c, start + c + w), slice(start, start + w), None)
             self.poses[:, start : start + w] = self.poses[:, start + c : start + c + w].clone()
             self.valid[:, start : start + w] = self.valid[:, start + c : start + c + w].clone()
-        self.refresh_attention()
+        self.refresh_attention(slice(self.memory.start, self.window.stop))  # the anchor is unchanged
 
     def write_memory(self, index: torch.Tensor, k: torch.Tensor, v: torch.Tensor, pose: torch.Tensor) -> None:
         """Write one frame per world into memory slot ``index`` (B,); ``DROP`` leaves a world as is.
@@ -436,8 +437,9 @@ class STCache:
 
     def _copy_frames(self, src: slice, dst: slice, worlds: torch.Tensor | None) -> None:
         """Copy frame slots ``src`` → ``dst`` (same length) in every layer, optionally per world."""
+        overlap = src.start < dst.stop and dst.start < src.stop
         for frames in (self.frame_keys(), self.frame_values()):
-            data = frames[:, :, src].clone()  # src and dst may overlap
+            data = frames[:, :, src].clone() if overlap else frames[:, :, src]
             if worlds is not None:
                 data = torch.where(
                     worlds.to(torch.bool)[None, :, None, None, None, None], data, frames[:, :, dst]
