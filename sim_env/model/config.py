@@ -85,6 +85,9 @@ class DiTConfig:
             condition video to latents and decodes the generated latents; None = pixel space.
         anchor_gate: the head also predicts a per-pixel gate that pulls the clean estimate toward
             the reprojected anchor where it is valid (`sim_env.model.dit.anchor_blend`).
+        anchor_gate_channels: how many leading output channels the gate blends (None = all). 3
+            in pixel-space RGB-D gates the colour only: the depth stays the model's own, so the
+            gate cannot copy a drifting memory's geometry into the collision check.
     """
 
     name: str
@@ -113,6 +116,7 @@ class DiTConfig:
     chunk_frames: int = 3
     vae: str | None = None
     anchor_gate: bool = False
+    anchor_gate_channels: int | None = None
 
     def __post_init__(self) -> None:
         if self.dim % self.num_heads:
@@ -130,6 +134,9 @@ class DiTConfig:
             raise ValueError("anchor_frames must be <= chunk_frames (anchors are committed from a chunk)")
         if self.anchor_gate and not self.conditioned:
             raise ValueError("anchor_gate needs a conditioned config (the anchor is a condition channel)")
+        gated = self.anchor_gate_channels
+        if gated is not None and not 1 <= gated <= self.out_channels:
+            raise ValueError(f"anchor_gate_channels must lie in [1, {self.out_channels}], got {gated}")
 
     # ------------------------------------------------------------------ derived sizes
     @property
@@ -275,6 +282,11 @@ CONFIGS: dict[str, DiTConfig] = {
         chunk_frames=1,
     ),
 }
+# tiny64 with the anchor gate on the colour channels only (the gate-only finetune of
+# docs/model.md); checkpoints carry their config, so loading one needs no name.
+CONFIGS["tiny64-colour-gate"] = dataclasses.replace(
+    CONFIGS["tiny64"], name="tiny64-colour-gate", anchor_gate=True, anchor_gate_channels=3
+)
 # The 1-latent-frame chunk mode of wan2.1-1.3b (4 video frames per step): lowest
 # action-to-frame latency, same cache history as the 3-frame mode (8 slots).
 CONFIGS["wan2.1-1.3b-chunk1"] = dataclasses.replace(

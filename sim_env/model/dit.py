@@ -513,8 +513,12 @@ class CausalDiT(nn.Module):
         if gate is None or cond is None:  # no anchor (e.g. the clean cache pass): plain synthesis
             return velocity.to(x.dtype)
         c = cfg.out_channels
-        anchor, validity = cond[:, :c], cond[:, c : c + 1]
-        return anchor_blend(x, t, velocity, anchor, validity, self.unpatchify(gate, 1)).to(x.dtype)
+        gated = c if cfg.anchor_gate_channels is None else cfg.anchor_gate_channels
+        anchor, validity = cond[:, :gated], cond[:, c : c + 1]
+        blended = anchor_blend(
+            x[:, :gated], t, velocity[:, :gated], anchor, validity, self.unpatchify(gate, 1)
+        )
+        return torch.cat([blended, velocity[:, gated:].float()], dim=1).to(x.dtype)
 
 
 def count_parameters(model: nn.Module) -> int:

@@ -74,6 +74,11 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--logdir", default=None, help="TensorBoard directory (default <out>.tb; '' disables)"
     )
+    parser.add_argument(
+        "--train-only",
+        default="",
+        help="comma-separated parameter-name prefixes to train, the rest frozen (e.g. head.gate)",
+    )
 
 
 def settings_from_args(args: argparse.Namespace) -> TrainSettings:
@@ -109,6 +114,7 @@ def settings_from_args(args: argparse.Namespace) -> TrainSettings:
             depth_weight=args.depth_weight,
         ),
         curriculum=ConditionCurriculum(args.injection_start, args.injection_end, args.anchor_mask_prob),
+        train_only=tuple(p for p in args.train_only.split(",") if p),
     )
 
 

@@ -73,6 +73,9 @@ class TrainSettings:
             the LR schedule still refers to ``steps``).
         forcing: forcing options.
         curriculum: condition-injection schedule.
+        train_only: parameter-name prefixes to train (empty: all). A finetune of one new head
+            on a frozen trained model (e.g. ``("head.gate",)``) cannot disturb what the rest
+            of the model learned.
     """
 
     data: tuple[str, ...]
@@ -99,6 +102,7 @@ class TrainSettings:
     max_minutes: float | None = None
     forcing: ForcingOptions = field(default_factory=ForcingOptions)
     curriculum: ConditionCurriculum = field(default_factory=ConditionCurriculum)
+    train_only: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.steps < 1 or self.batch_size < 1:
@@ -112,6 +116,20 @@ class TrainSettings:
 def state_path(out: str | os.PathLike[str]) -> Path:
     """Where the resumable state of a run writing ``out`` lives."""
     return Path(f"{os.fspath(out)}{STATE_SUFFIX}")
+
+
+def trainable_parameters(model: torch.nn.Module, prefixes: tuple[str, ...]) -> list[torch.nn.Parameter]:
+    """Freeze every parameter outside ``prefixes`` (none frozen when empty); return the trained ones."""
+    trained = []
+    for name, parameter in model.named_parameters():
+        train = not prefixes or name.startswith(prefixes)
+        parameter.requires_grad_(train)
+        if train:
+            trained.append(parameter)
+    if not trained:
+        raise ValueError(f"train_only {list(prefixes)} matches no parameter of the model")
+    log.info("training %d of %d parameter tensors", len(trained), len(list(model.parameters())))
+    return trained
 
 
 def step_generator(seed: int, step: int) -> torch.Generator:
@@ -143,9 +161,10 @@ class Trainer:
                 len(report.mismatched),
             )
         self.model.to(self.device).train()
+        self.trained = trainable_parameters(self.model, settings.train_only)
         self.ema = EMA(self.model, settings.ema_decay)
         self.optimizer = torch.optim.AdamW(
-            self.model.parameters(), lr=settings.lr, weight_decay=settings.weight_decay, betas=(0.9, 0.99)
+            self.trained, lr=settings.lr, weight_decay=settings.weight_decay, betas=(0.9, 0.99)
         )
         warmup = min(settings.warmup_steps, max(settings.steps // 10, 1))
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
@@ -220,7 +239,7 @@ class Trainer:
         result = step_fn(self.model, batch, keep_prob, s.forcing, g, self._autocast())
         self.optimizer.zero_grad(set_to_none=True)
         result.loss.backward()
-        grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), s.grad_clip)
+        grad_norm = torch.nn.utils.clip_grad_norm_(self.trained, s.grad_clip)
         self.optimizer.step()
         self.scheduler.step()
         self.ema.update(self.model)

@@ -99,6 +99,40 @@ def test_sampler_copies_a_valid_anchor_through_an_open_gate():
     torch.testing.assert_close(sample, anchor, rtol=1e-4, atol=1e-4)
 
 
+def test_colour_only_gate_copies_the_colour_and_leaves_the_depth_to_the_model():
+    """``anchor_gate_channels=3``: an open gate copies the anchor's colour; depth is the plain head's."""
+    colour_gated = dataclasses.replace(GATED, anchor_gate_channels=3)
+    torch.manual_seed(0)
+    model = CausalDiT(colour_gated).eval()
+    plain = CausalDiT(PLAIN).eval()
+    load_compatible(plain, model.state_dict())
+    with torch.no_grad():
+        model.head.gate.bias.fill_(60.0)
+    _, _, cond = _inputs(colour_gated, frames=1, validity=1.0)
+    # (the sampled depth is not compared with the plain model's: after the first step the model
+    # sees the gated colour in its input)
+    anchor = cond[:, : colour_gated.out_channels].transpose(1, 2)
+
+    def sample(net: CausalDiT) -> torch.Tensor:
+        def velocity(x, sigma, c):
+            return net(x.transpose(1, 2), 1000.0 * sigma, c).transpose(1, 2)
+
+        noise = torch.randn(anchor.shape, generator=torch.Generator().manual_seed(5))
+        with torch.no_grad():
+            return FlowSampler(velocity, FlowSchedule.uniform(4, shift=5.0)).sample(noise, cond)
+
+    gated_sample = sample(model)
+    torch.testing.assert_close(gated_sample[:, :, :3], anchor[:, :, :3], rtol=1e-4, atol=1e-4)
+    # Depth at the first step is the plain head's (afterwards it sees the gated colour as input).
+    x = torch.randn(2, 4, 1, colour_gated.height, colour_gated.width)
+    t = torch.full((2, 1), 700.0)
+    with torch.no_grad():
+        torch.testing.assert_close(model(x, t, cond)[:, 3:], plain(x, t, cond)[:, 3:])
+    assert not torch.allclose(gated_sample[:, :, 3:], anchor[:, :, 3:], atol=1e-2)
+    with pytest.raises(ValueError, match="anchor_gate_channels"):
+        dataclasses.replace(GATED, anchor_gate_channels=5)
+
+
 def test_checkpoint_without_gate_loads_with_a_mostly_closed_gate():
     torch.manual_seed(0)
     plain = CausalDiT(PLAIN)
@@ -117,3 +151,4 @@ def test_anchor_gate_needs_a_conditioned_config():
 def test_shipped_configs_do_not_gate():
     """Measured on tiny64 (docs/model.md): better at step 1, worse at 128 and on loops - off."""
     assert not CONFIGS["tiny64"].anchor_gate and not CONFIGS["wan2.1-1.3b"].anchor_gate
+    assert CONFIGS["tiny64-colour-gate"].anchor_gate_channels == 3

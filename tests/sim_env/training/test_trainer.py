@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 
+import pytest
 import torch
 
 from sim_env.checkpoints import load_checkpoint
@@ -79,3 +80,16 @@ def test_ground_truth_reprojection_of_a_static_camera_copies_the_previous_frame(
     assert float((close <= 40).float().mean()) > 0.8  # voxel colours average neighbouring pixels
     rel = ((depth[:, 1] - batch.depth[:, 0]).abs() / batch.depth[:, 0])[mask[:, 1]]
     assert float(rel.median()) < 0.05
+
+
+def test_train_only_moves_just_the_named_parameters(tiny_data: dict, tmp_path) -> None:
+    """A gate-only finetune (``train_only=("head.gate",)``) leaves every other weight as it was."""
+    gated = dataclasses.replace(TINY_CONFIG, anchor_gate=True, anchor_gate_channels=3)
+    trainer = Trainer(_settings(tiny_data, tmp_path / "g.safetensors", train_only=("head.gate",)), gated)
+    before = {k: v.clone() for k, v in trainer.model.state_dict().items()}
+    trainer.run()
+    after = trainer.model.state_dict()
+    changed = {k for k in before if not torch.equal(before[k], after[k])}
+    assert changed and all(k.startswith("head.gate") for k in changed)
+    with pytest.raises(ValueError, match="matches no parameter"):
+        Trainer(_settings(tiny_data, tmp_path / "n.safetensors", train_only=("nothing.",)), gated)
