@@ -74,8 +74,8 @@ from sim_env.memory.pool_policy import MemoryPoolPolicy
 from sim_env.memory.reference_pin import reference_fits, reference_pin_mask
 from sim_env.memory.splat import splat
 from sim_env.model.config import DiTConfig, get_config
-from sim_env.model.fp8 import fp8_supported, to_fp8_linears
-from sim_env.model.st_cache import STCache, attention_mirror
+from sim_env.model.st_cache import STCache, attention_mirror, drop_policy
+from sim_env.runtime_speed import speed_up_model
 from sim_env.sampler import NUM_TRAIN_TIMESTEPS, FlowSampler, FlowSchedule
 from sim_env.stream_noise import StreamNoise, stream_keys
 
@@ -129,19 +129,12 @@ class GenerativeRuntime:
         zero_key_attention: the zero-key mirror with the exact log-sum-exp correction instead
             (`sim_env.model.st_cache`); None = on CUDA in half precision with head_dim ≥ 64,
             where the padded form's 8 extra channels push cuDNN onto a wider, slower tile.
-        compile_blocks: ``torch.compile`` the DiT blocks (fuses their norms, modulation, RoPE
-            and casts; compiles on the first step, and a CUDA graph can capture it afterwards),
-            and with them the ST-cache's zero-key mirror refresh and the TAEHV codec.
-        compile_mode: ``torch.compile`` mode of the blocks (e.g. ``"max-autotune-no-cudagraphs"``
-            to autotune their matrix products); None = the default mode.
+        compile_blocks, compile_mode, fuse_qkv, fp8_linears: the model's speed options
+            (`sim_env.runtime_speed`); ``compile_blocks`` also compiles the ST-cache's zero-key
+            mirror refresh and the TAEHV codec.
         overlap_decode: latent configs decode the chunk and insert it into the memory on a second
             CUDA stream while the clean cache pass runs (neither needs the other's result); None =
             on CUDA. The phase split then shows both, overlapping.
-        fuse_qkv: one fused q/k/v product per self-attention (`SelfAttention.fuse_projections`);
-            None = on CUDA (the CPU keeps the separate products, bit-identical to earlier releases).
-        fp8_linears: run the DiT blocks' dense layers in FP8 with row-wise scales
-            (`sim_env.model.fp8`; CUDA of compute capability ≥ 8.9 or the CPU). Pays off with
-            ``compile_blocks``, which fuses the activation quantisation into the kernel before it.
     """
 
     def __init__(
@@ -183,20 +176,10 @@ class GenerativeRuntime:
         self.checkpoint, self.seed = checkpoint, int(seed)
         model = load_world_model(checkpoint, get_config(config), self.seed)
         self.model, self.dtype = model.to(self.device, dtype).eval(), dtype
-        self.fuse_qkv = self.device.type == "cuda" if fuse_qkv is None else bool(fuse_qkv)
-        if self.fuse_qkv:
-            for block in self.model.blocks:
-                block.self_attn.fuse_projections()
-        self.fp8_linears = bool(fp8_linears)
-        if self.fp8_linears:
-            if not fp8_supported(self.device):
-                raise InvalidArgumentError(f"fp8_linears needs compute capability ≥ 8.9 on {self.device}")
-            converted = to_fp8_linears(self.model.blocks)
-            log.info("fp8_linears: %d dense layers of the DiT blocks run in FP8", converted)
-        self.compile_blocks = bool(compile_blocks)
-        if compile_blocks:  # one graph for every block: each gets its own cache views (STCache.layer)
-            for block in self.model.blocks:
-                block.compile(dynamic=False, mode=compile_mode)
+        self.fp8_linears, self.compile_blocks = bool(fp8_linears), bool(compile_blocks)
+        self.fuse_qkv = speed_up_model(
+            self.model, self.device, fuse_qkv, self.fp8_linears, self.compile_blocks, compile_mode
+        )
         cfg: DiTConfig = self.model.config
         self.config = cfg
         self.num_worlds, self.agents_per_world = int(num_worlds), int(agents_per_world)
@@ -225,7 +208,8 @@ class GenerativeRuntime:
         if overlap and dev.type != "cuda":
             raise InvalidArgumentError("overlap_decode needs a CUDA device")
         self._side_stream = torch.cuda.Stream(dev) if overlap and self.latent is not None else None
-        self.phase_timer: Callable[[str], contextlib.AbstractContextManager[object]] = _no_timer
+        # Times nothing by default; the benchmark swaps in a timer (`sim_env.bench_world`).
+        self.phase_timer: Callable[[str], contextlib.AbstractContextManager[object]] = contextlib.nullcontext
         self.collision_depth_m, self.nav_limits, self.hand_limits = (
             float(collision_depth_m),
             nav_limits,
@@ -518,7 +502,9 @@ class GenerativeRuntime:
         with self.phase_timer("memory"):
             self._insert_memory(keep)
         with self.phase_timer("cache_roll"):
-            self.cache.advance(pose32[:, None].expand(-1, cfg.chunk_frames, -1, -1), self.admission or _drop)
+            self.cache.advance(
+                pose32[:, None].expand(-1, cfg.chunk_frames, -1, -1), self.admission or drop_policy
+            )
 
     def _generate_chunk(self, poses: torch.Tensor, mask: torch.Tensor | None) -> None:
         """Latent configs: generate the chunk of every stream at video-frame ``poses`` (N, F, 4, 4)."""
@@ -563,7 +549,7 @@ class GenerativeRuntime:
         if side is not None:
             torch.cuda.current_stream(self.device).wait_stream(side)
         with self.phase_timer("cache_roll"):
-            self.cache.advance(inputs.latent_poses.float(), self.admission or _drop)
+            self.cache.advance(inputs.latent_poses.float(), self.admission or drop_policy)
 
     def _hand_map(self) -> torch.Tensor:
         """(N, h, w) hand skeletons of the streams with (conditioned) hands, on the model grid."""
@@ -586,23 +572,13 @@ class GenerativeRuntime:
         In ``memory_mode="window"`` the worlds being written forget their cloud first, so it
         holds only the latest frame of each agent.
         """
-        b, a = self.num_worlds, self.agents_per_world
-
-        def per_agent(t: torch.Tensor, i: int) -> torch.Tensor:
-            return t.unflatten(0, (b, a))[:, i]
-
         if self.memory_mode == "window":
+            b, a = self.num_worlds, self.agents_per_world
             self.memory.reset(None if mask is None else mask.unflatten(0, (b, a)).any(dim=1))
-
-        for i in range(a):
-            self.memory.insert(
-                per_agent(self.rgb, i),
-                per_agent(self.depth if depth is None else depth, i),
-                per_agent(self.K, i),
-                per_agent(self.pose, i),
-                world_mask=None if mask is None else per_agent(mask, i),
-                pin_mask=None if pin_mask is None else per_agent(pin_mask, i),
-            )
+        frame_depth = self.depth if depth is None else depth
+        self.memory.insert_streams(
+            self.rgb, frame_depth, self.K, self.pose, self.agents_per_world, mask, pin_mask
+        )
 
     def _outputs(self) -> dict[str, torch.Tensor]:
         chunked = self.latent is not None
@@ -620,13 +596,3 @@ class GenerativeRuntime:
             raise FailedPreconditionError("the GenerativeWorld is closed")
         if not self._is_reset:
             raise FailedPreconditionError("call reset before step / set_pose")
-
-
-def _drop(slot_k: torch.Tensor, slot_v: torch.Tensor, pose: torch.Tensor, cache: STCache) -> None:
-    """Admission for configs without a memory pool: frames leaving the window are forgotten."""
-    return None
-
-
-def _no_timer(phase: str) -> contextlib.AbstractContextManager[object]:
-    """Default `GenerativeRuntime.phase_timer`: times nothing."""
-    return contextlib.nullcontext()

@@ -112,6 +112,37 @@ class PointCloudMemory:
         key = (ijk[..., 0] << (2 * VOXEL_BITS)) | (ijk[..., 1] << VOXEL_BITS) | ijk[..., 2]
         return torch.where(inside, key, EMPTY_VOXEL)
 
+    def insert_streams(
+        self,
+        rgb: torch.Tensor,
+        depth: torch.Tensor,
+        K: torch.Tensor,
+        pose_c2w: torch.Tensor,
+        agents_per_world: int,
+        stream_mask: torch.Tensor | None = None,
+        pin_mask: torch.Tensor | None = None,
+    ) -> None:
+        """`insert` for N = B·A camera streams (stream ``b·A + a`` is agent a of world b).
+
+        The agents of a world insert one after another (one `insert` per agent slot), so a voxel
+        two agents see merges both; arguments are as `insert`'s with N rows, ``stream_mask``
+        (N,) choosing the streams that write.
+        """
+        b, a = self.num_worlds, agents_per_world
+
+        def per_agent(t: torch.Tensor | None, i: int) -> torch.Tensor | None:
+            return None if t is None else t.unflatten(0, (b, a))[:, i]
+
+        for i in range(a):
+            self.insert(
+                per_agent(rgb, i),
+                per_agent(depth, i),
+                per_agent(K, i),
+                per_agent(pose_c2w, i),
+                world_mask=per_agent(stream_mask, i),
+                pin_mask=per_agent(pin_mask, i),
+            )
+
     def insert(
         self,
         rgb: torch.Tensor,

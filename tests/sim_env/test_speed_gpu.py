@@ -92,31 +92,29 @@ def _runtime(config: str, padded: bool, **kw: bool) -> GenerativeRuntime:
     return runtime
 
 
-@pytest.mark.parametrize("config", ["tiny64", "tiny-latent-test"])
-def test_padded_runtime_matches_reference_runtime(config: str) -> None:
-    reference, fast = _runtime(config, padded=False), _runtime(config, padded=True)
-    assert fast.cache.attn_keys is not None and reference.cache.attn_keys is None
+def _assert_same_frames(reference: GenerativeRuntime, test: GenerativeRuntime) -> None:
+    """Step both runtimes with the same actions: the same poses, and frames within rounding."""
     gen = torch.Generator().manual_seed(2)
     for _ in range(STEPS):
         nav = (0.5 * torch.rand(NUM_WORLDS, 6, generator=gen, dtype=torch.float64) - 0.25).cuda()
         expected = {k: v.clone() for k, v in reference.step_batch(nav).items()}
-        got = fast.step_batch(nav)
+        got = test.step_batch(nav)
         torch.testing.assert_close(got["pose"], expected["pose"], rtol=0, atol=1e-9)
         torch.testing.assert_close(got["rgb"].int(), expected["rgb"].int(), rtol=0, atol=RGB_ATOL)
         torch.testing.assert_close(got["depth"], expected["depth"], rtol=DEPTH_RTOL, atol=1e-4)
 
 
+@pytest.mark.parametrize("config", ["tiny64", "tiny-latent-test"])
+def test_padded_runtime_matches_reference_runtime(config: str) -> None:
+    reference, fast = _runtime(config, padded=False), _runtime(config, padded=True)
+    assert fast.cache.attn_keys is not None and reference.cache.attn_keys is None
+    _assert_same_frames(reference, fast)
+
+
 def test_compiled_blocks_match_eager_runtime() -> None:
     """`compile_blocks=True` (one torch.compile graph for every block) gives the eager frames."""
     eager = _runtime("tiny-latent-test", padded=False)
-    compiled = _runtime("tiny-latent-test", padded=False, compile_blocks=True)
-    gen = torch.Generator().manual_seed(2)
-    for _ in range(STEPS):
-        nav = (0.5 * torch.rand(NUM_WORLDS, 6, generator=gen, dtype=torch.float64) - 0.25).cuda()
-        expected = {k: v.clone() for k, v in eager.step_batch(nav).items()}
-        got = compiled.step_batch(nav)
-        torch.testing.assert_close(got["rgb"].int(), expected["rgb"].int(), rtol=0, atol=RGB_ATOL)
-        torch.testing.assert_close(got["depth"], expected["depth"], rtol=DEPTH_RTOL, atol=1e-4)
+    _assert_same_frames(eager, _runtime("tiny-latent-test", padded=False, compile_blocks=True))
 
 
 FP8_MIN_PSNR_DB = 30.0  # e4m3 row-wise products through two Wan-width blocks; a wrong scale gives < 10 dB
@@ -201,11 +199,5 @@ def test_decode_overlapped_with_the_cache_pass_gives_the_serial_frames() -> None
     serial = _runtime("tiny-latent-test", padded=False, overlap_decode=False)
     overlapped = _runtime("tiny-latent-test", padded=False, overlap_decode=True)
     assert overlapped._side_stream is not None and serial._side_stream is None
-    gen = torch.Generator().manual_seed(2)
-    for _ in range(STEPS):
-        nav = (0.5 * torch.rand(NUM_WORLDS, 6, generator=gen, dtype=torch.float64) - 0.25).cuda()
-        expected = {k: v.clone() for k, v in serial.step_batch(nav).items()}
-        got = overlapped.step_batch(nav)
-        torch.testing.assert_close(got["rgb"].int(), expected["rgb"].int(), rtol=0, atol=RGB_ATOL)
-        torch.testing.assert_close(got["depth"], expected["depth"], rtol=DEPTH_RTOL, atol=1e-4)
+    _assert_same_frames(serial, overlapped)
     torch.testing.assert_close(overlapped.memory.rgb, serial.memory.rgb, rtol=0, atol=RGB_ATOL)
