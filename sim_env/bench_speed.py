@@ -47,6 +47,7 @@ from sim_env.model.st_cache import INVALID_KEY_SCORE, MASK_CHANNELS, STCache
 from sim_env.perf.ceiling import matmul_ceiling_tflops
 from sim_env.perf.flops import attention_flops, dit_forward_flops, step_flops
 from sim_env.runtime import GenerativeRuntime
+from sim_env.runtime_speed import speed_up_model
 
 log = logging.getLogger(__name__)
 
@@ -224,12 +225,7 @@ def dit_pass(runtime: GenerativeRuntime, ceiling: float) -> dict[str, Any]:
     models = {name: runtime.model for name in caches}
     if runtime.fp8_linears:
         bf16 = load_world_model(None, cfg, runtime.seed).to(device, runtime.dtype).eval()
-        if runtime.fuse_qkv:
-            for block in bf16.blocks:
-                block.self_attn.fuse_projections()
-        if runtime.compile_blocks:
-            for block in bf16.blocks:
-                block.compile(dynamic=False)
+        speed_up_model(bf16, device, runtime.fuse_qkv, compile_blocks=runtime.compile_blocks)
         caches["zero_key_bf16"], models["zero_key_bf16"] = caches["zero_key"], bf16
     outputs = {}
     for name, cache in caches.items():

@@ -262,6 +262,7 @@ class STCache:
             self.attn_values = torch.zeros(mirror, device=device, dtype=dtype)
             if self.zero_key_attention:
                 self.invalid_keys = torch.zeros(batch_size, device=device, dtype=torch.float32)
+            self._compiled_mirror = compile_mirror
             self._zero_key_mirror = (
                 torch.compile(zero_key_mirror, dynamic=False) if compile_mirror else zero_key_mirror
             )
@@ -307,15 +308,21 @@ class STCache:
             # the chunk slots are always attended.
             first, stop = (0, self.chunk.start) if changed is None else (changed.start, changed.stop)
             tok = slice(first * self.tokens_per_frame, min(stop, self.chunk.start) * self.tokens_per_frame)
-            self._zero_key_mirror(
-                self.keys[:, :, tok],
-                self.values[:, :, tok],
-                self.cos[tok],
-                self.sin[tok],
-                attend[:, tok],
-                self.attn_keys[:, :, tok],
-                self.attn_values[:, :, tok],
+            # Compiled, one fused pass over all layers; eager, one layer at a time, which bounds
+            # the rotation's temporaries to one layer's keys.
+            layers = (
+                [slice(None)] if self._compiled_mirror else [slice(i, i + 1) for i in range(len(self.keys))]
             )
+            for layer in layers:
+                self._zero_key_mirror(
+                    self.keys[layer, :, tok],
+                    self.values[layer, :, tok],
+                    self.cos[tok],
+                    self.sin[tok],
+                    attend[:, tok],
+                    self.attn_keys[layer, :, tok],
+                    self.attn_values[layer, :, tok],
+                )
             self.invalid_keys.copy_((~attend).sum(dim=1))
             return
         for layer in range(self.config.num_layers):  # one layer at a time bounds the temporaries
