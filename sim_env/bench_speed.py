@@ -212,6 +212,7 @@ def dit_pass(runtime: GenerativeRuntime, ceiling: float) -> dict[str, Any]:
     t = torch.full((n, cfg.chunk_frames), 500.0, device=device)
     plucker = torch.randn(n, cfg.chunk_frames, *cfg.grid, 6, device=device, generator=gen)
     caches = {}
+    runtime.flush_cache_roll()
     for name, mirror in DIT_PATHS.items():
         cache = STCache(cfg, n, device=device, dtype=runtime.dtype, **mirror)
         cache.keys.copy_(runtime.cache.keys)

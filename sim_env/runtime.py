@@ -17,7 +17,8 @@ point-cloud memory into every stream's new camera (agents of one world share its
 build the conditioning (`sim_env.conditioning`); denoise with `FlowSampler` (t = 1000·σ, each
 stream's own ST-cache and hashed counter-based noise, so a stream's frames do not depend on the others in
 the batch); run the clean cache pass; decode RGB-D; insert it into the memory and advance the
-cache with `MemoryPoolPolicy` admission.
+cache with `MemoryPoolPolicy` admission. The advance (the cache roll) is deferred to the start of
+the next step, where it runs beside that step's conditioning (`sim_env.cache_roll` says why).
 
 Ablations: ``memory_mode="window"`` (no memory pool, a point cloud of the latest frame only),
 ``condition_hands=False`` (no hand skeleton) and ``pin_reference=False`` (reference voxels age
@@ -54,6 +55,7 @@ from bridge.types import (
     FailedPreconditionError,
     InvalidArgumentError,
 )
+from sim_env.cache_roll import DeferredCacheRoll
 from sim_env.checkpoints import load_world_model
 from sim_env.conditioning import (
     PoolAdmission,
@@ -233,6 +235,7 @@ class GenerativeRuntime:
         )
         use_pool = cfg.memory_frames and memory_mode == "full"
         self.admission = PoolAdmission(MemoryPoolPolicy(cfg.memory_frames)) if use_pool else None
+        self._roll = DeferredCacheRoll(self.cache, self.admission or drop_policy, self._side_stream)
         self.memory = PointCloudMemory(self.num_worlds, memory_capacity, voxel_size, device=dev)
         reference_pixels = self.agents_per_world * cfg.image_height * cfg.image_width
         fits = reference_fits(reference_pixels, memory_capacity)
@@ -347,6 +350,7 @@ class GenerativeRuntime:
             else world_mask.to(dev, torch.bool)
         )
         streams = worlds.repeat_interleave(self.agents_per_world)  # (N,)
+        self.flush_cache_roll()  # the streams that are not reset keep their rolled history
 
         def take(buffer: torch.Tensor, new: torch.Tensor) -> None:
             """buffer[i] = new[i] for the streams being reset, in place."""
@@ -438,12 +442,14 @@ class GenerativeRuntime:
         self._require_reset()
         mask = mask.to(self.device, torch.bool)
         target = torch.where(mask[:, None, None], pose.to(self.device, torch.float64), self.pose)
+        self.flush_cache_roll()
         cache_state = [t.clone() for t in self._cache_tensors()]
         counter = self.noise_counter.clone()
         if self.latent is None:
             self._generate(target, mask)
         else:  # the camera holds still at the target for the whole chunk
             self._generate_chunk(target[:, None].expand(-1, self.video_frames, -1, -1), mask)
+        self.flush_cache_roll()  # roll the teleported streams now; the others are restored below
         for live, saved in zip(self._cache_tensors(), cache_state, strict=True):
             keep = mask.reshape((1, -1) if live is self.cache.keys or live is self.cache.values else (-1,))
             live.copy_(
@@ -453,6 +459,14 @@ class GenerativeRuntime:
         self.noise_counter.copy_(torch.where(mask, self.noise_counter, counter))
         self.collided.masked_fill_(mask, False)
         return self._outputs()
+
+    def flush_cache_roll(self) -> None:
+        """Roll the ST-cache now if the last step left its roll pending (`sim_env.cache_roll`).
+
+        Each step's roll runs at the start of the next, beside its conditioning; code outside the
+        runtime that reads ``cache`` between steps must call this first.
+        """
+        self._roll.flush(self.phase_timer)
 
     # ------------------------------------------------------------------ internals
     def _cache_tensors(self) -> list[torch.Tensor]:
@@ -480,7 +494,7 @@ class GenerativeRuntime:
         cfg, a = self.config, self.agents_per_world
         pose32 = pose.float()
         mem = self.memory
-        with self.phase_timer("conditioning"):
+        with self._roll.beside(self.phase_timer), self.phase_timer("conditioning"):
             r_rgb, r_depth, r_mask = splat(
                 mem.xyz.repeat_interleave(a, 0),
                 mem.rgb.repeat_interleave(a, 0),
@@ -501,16 +515,13 @@ class GenerativeRuntime:
         self.depth.copy_(depth if keep is None else torch.where(keep[:, None, None], depth, self.depth))
         with self.phase_timer("memory"):
             self._insert_memory(keep)
-        with self.phase_timer("cache_roll"):
-            self.cache.advance(
-                pose32[:, None].expand(-1, cfg.chunk_frames, -1, -1), self.admission or drop_policy
-            )
+        self._roll.defer(pose32[:, None].expand(-1, cfg.chunk_frames, -1, -1))
 
     def _generate_chunk(self, poses: torch.Tensor, mask: torch.Tensor | None) -> None:
         """Latent configs: generate the chunk of every stream at video-frame ``poses`` (N, F, 4, 4)."""
         latent, keep = self.latent, mask
         assert latent is not None
-        with self.phase_timer("conditioning"):
+        with self._roll.beside(self.phase_timer), self.phase_timer("conditioning"):
             inputs = latent.condition(
                 self.memory, self.agents_per_world, self.K, poses, self._hand_map(), self._rays_cam
             )
@@ -548,8 +559,7 @@ class GenerativeRuntime:
         self._cache_pass(x, torch.zeros(x.shape[:2], dtype=x.dtype, device=x.device), inputs.cond)
         if side is not None:
             torch.cuda.current_stream(self.device).wait_stream(side)
-        with self.phase_timer("cache_roll"):
-            self.cache.advance(inputs.latent_poses.float(), self.admission or drop_policy)
+        self._roll.defer(inputs.latent_poses.float())
 
     def _hand_map(self) -> torch.Tensor:
         """(N, h, w) hand skeletons of the streams with (conditioned) hands, on the model grid."""

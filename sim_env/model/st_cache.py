@@ -392,7 +392,7 @@ class STCache:
                 index = admit(fk[:, :, f], fv[:, :, f], self.poses[:, f], self)
                 if index is not None:
                     index = torch.where(self.valid[:, f], index, torch.full_like(index, DROP))
-                    self._write_memory(index, fk[:, :, f], fv[:, :, f], self.poses[:, f])
+                    self._admit_window_frame(f, index)
         if w:
             self._copy_frames(slice(start + c, start + c + w), slice(start, start + w), None)
             self.poses[:, start : start + w] = self.poses[:, start + c : start + c + w].clone()
@@ -427,6 +427,26 @@ class STCache:
         fv[:, b, slot] = new_v
         self.poses[b, slot] = torch.where(keep[:, None, None], pose.to(self.poses.dtype), self.poses[b, slot])
         self.valid[b, slot] = self.valid[b, slot] | keep
+
+    def _admit_window_frame(self, frame: int, index: torch.Tensor) -> None:
+        """Copy history frame slot ``frame`` into memory slot ``index`` (B,), ``DROP`` keeping a world as is.
+
+        One frame-row copy per world instead of a blend with the old memory content: a world
+        that drops the frame copies it onto its own slot (destination = source), which changes
+        nothing. Half the memory traffic of `_write_memory`, which must read the old content.
+        """
+        keep = index >= 0
+        slot = self.memory.start + index.clamp(min=0, max=max(self.memory.frames - 1, 0))
+        dest = torch.where(keep, slot, frame)
+        rows = self._batch_index * self.num_slots + dest
+        for data in (self.keys, self.values):
+            per_slot = data.view(data.shape[0], self.batch_size * self.num_slots, -1)
+            # A copy first: index_copy_ refuses a source that overlaps its destination.
+            source = data.view(data.shape[0], self.batch_size, self.num_slots, -1)[:, :, frame].clone()
+            per_slot.index_copy_(1, rows, source)
+        b = self._batch_index
+        self.poses[b, dest] = self.poses[:, frame].clone()
+        self.valid[b, dest] = self.valid[b, dest] | keep
 
     def reset(self, worlds: torch.Tensor | None = None) -> None:
         """Forget anchor, memory and window (of ``worlds``, a (B,) bool mask, or all worlds)."""

@@ -91,6 +91,30 @@ def test_drop_index_leaves_world_untouched():
     assert torch.all(cache.frame_keys()[:, 0, m + 1] == 1) and torch.all(cache.frame_keys()[:, 1] == 0)
 
 
+def test_advance_admission_per_world_matches_write_memory():
+    """The roll's row-copy admission equals `write_memory`: one world admits the frame, one drops it."""
+    torch.manual_seed(0)
+    caches = [STCache(NANO, batch_size=2) for _ in range(2)]
+    for cache in caches:
+        torch.manual_seed(1)
+        cache.keys.copy_(torch.randn_like(cache.keys))
+        cache.values.copy_(torch.randn_like(cache.values))
+        cache.valid[:] = True
+        cache.poses[..., 0, 3] = torch.arange(cache.num_slots, dtype=torch.float32)
+    rolled, reference = caches
+    w = rolled.window.start
+    index = torch.tensor([1, DROP])
+    rolled.advance(_pose(9.0), admit=lambda *a: index)
+    leaving = reference.frame_keys()[:, :, w].clone(), reference.frame_values()[:, :, w].clone()
+    reference.write_memory(index, *leaving, reference.poses[:, w].clone())
+    reference.advance(_pose(9.0), admit=lambda *a: None)
+    for got, want in zip(_tensors(rolled), _tensors(reference), strict=True):
+        assert torch.equal(got, want)
+    m = rolled.memory.start
+    assert torch.equal(rolled.frame_keys()[:, 0, m + 1], leaving[0][:, 0])  # world 0 admitted it
+    assert not torch.equal(rolled.frame_keys()[:, 1, m + 1], leaving[0][:, 1])  # world 1 dropped it
+
+
 def test_attention_bias_and_reset_per_world():
     cache = STCache(NANO, batch_size=2)
     cache.commit_anchor(_pose(0.0))
