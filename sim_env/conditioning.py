@@ -201,15 +201,18 @@ class PoolAdmission:
 
     Args:
         policy: the memory-pool policy; its budget must equal the cache's ``memory_frames``.
+        compile_policy: ``torch.compile`` the admission: its view scores and farthest-point loop
+            are some fifty tiny kernels per leaving frame, a few fused ones compiled.
     """
 
-    def __init__(self, policy: MemoryPoolPolicy) -> None:
+    def __init__(self, policy: MemoryPoolPolicy, compile_policy: bool = False) -> None:
         self.policy = policy
+        self._admit = torch.compile(policy.admit, dynamic=False) if compile_policy else policy.admit
 
     def __call__(
         self, slot_k: torch.Tensor, slot_v: torch.Tensor, pose: torch.Tensor, cache: STCache
     ) -> torch.Tensor:
         """(B,) memory-slot index for the frame leaving the window, ``DROP`` where not admitted."""
         region = slice(cache.memory.start, cache.memory.stop)
-        slot, admitted = self.policy.admit(cache.poses[:, region], cache.valid[:, region], pose)
+        slot, admitted = self._admit(cache.poses[:, region], cache.valid[:, region], pose)
         return torch.where(admitted, slot, torch.full_like(slot, DROP))

@@ -234,7 +234,11 @@ class GenerativeRuntime:
             compile_mirror=self.compile_blocks,
         )
         use_pool = cfg.memory_frames and memory_mode == "full"
-        self.admission = PoolAdmission(MemoryPoolPolicy(cfg.memory_frames)) if use_pool else None
+        self.admission = (
+            PoolAdmission(MemoryPoolPolicy(cfg.memory_frames), compile_policy=self.compile_blocks)
+            if use_pool
+            else None
+        )
         self._roll = DeferredCacheRoll(self.cache, self.admission or drop_policy, self._side_stream)
         self.memory = PointCloudMemory(self.num_worlds, memory_capacity, voxel_size, device=dev)
         reference_pixels = self.agents_per_world * cfg.image_height * cfg.image_width

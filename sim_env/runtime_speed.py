@@ -14,7 +14,7 @@ form on fixed inputs). Applied in this order, because each works on what the pre
   its own cache views) with ``compile_mode`` (None = default; e.g.
   ``"max-autotune-no-cudagraphs"`` autotunes the products). It compiles on the first step, and a
   CUDA graph captures the compiled kernels afterwards. The runtime then also compiles the
-  ST-cache's zero-key mirror refresh and the TAEHV codec.
+  ST-cache's zero-key mirror refresh, the memory-pool admission and the TAEHV codec.
 """
 
 from __future__ import annotations

@@ -23,7 +23,9 @@ import pytest
 import torch
 
 from bridge.conventions import intrinsics_from_fov, look_at
+from sim_env.conditioning import PoolAdmission
 from sim_env.latent_chunk import LatentCodec
+from sim_env.memory.pool_policy import MemoryPoolPolicy
 from sim_env.model.config import CONFIGS
 from sim_env.model.dit import CausalDiT
 from sim_env.model.fp8 import to_fp8_linears
@@ -201,3 +203,31 @@ def test_decode_overlapped_with_the_cache_pass_gives_the_serial_frames() -> None
     assert overlapped._side_stream is not None and serial._side_stream is None
     _assert_same_frames(serial, overlapped)
     torch.testing.assert_close(overlapped.memory.rgb, serial.memory.rgb, rtol=0, atol=RGB_ATOL)
+    # The cache roll ran on the side stream beside the conditioning: the caches agree too.
+    assert overlapped._roll.pending
+    for runtime in (serial, overlapped):
+        runtime.flush_cache_roll()
+    for name in ("keys", "values", "valid", "poses"):
+        torch.testing.assert_close(
+            getattr(overlapped.cache, name), getattr(serial.cache, name), rtol=0, atol=0
+        )
+
+
+def test_compiled_pool_admission_matches_eager() -> None:
+    """`PoolAdmission(compile_policy=True)` picks the eager slots, pool filling up and full."""
+    cfg = dataclasses.replace(CONFIGS["wan2.1-1.3b"], num_layers=1, height=4, width=4)
+    cache = STCache(cfg, 8, "cuda", torch.bfloat16)
+    gen = torch.Generator(device="cuda").manual_seed(6)
+    eager, compiled = (
+        PoolAdmission(MemoryPoolPolicy(cfg.memory_frames), compile_policy=c) for c in (False, True)
+    )
+    memory = slice(cache.memory.start, cache.memory.stop)
+    for step in range(12):
+        pose = torch.eye(4, device="cuda").repeat(8, 1, 1)
+        pose[:, :3, :3] = torch.linalg.qr(torch.randn(8, 3, 3, device="cuda", generator=gen)).Q
+        pose[:, :3, 3] = torch.rand(8, 3, device="cuda", generator=gen)
+        k = cache.keys[:, :, :1]
+        index = eager(k, k, pose, cache)
+        assert torch.equal(compiled(k, k, pose, cache), index), step
+        cache.write_memory(index, cache.frame_keys()[:, :, 0], cache.frame_values()[:, :, 0], pose)
+    assert cache.valid[:, memory].all()  # the pool filled up, so pruning was exercised
