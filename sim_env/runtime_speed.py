@@ -8,8 +8,9 @@ form on fixed inputs). Applied in this order, because each works on what the pre
   (`SelfAttention.fuse_projections`); at Wan's 4,680 tokens three dim-wide products are short
   of full waves. The CPU keeps the separate products, bit-identical to earlier releases.
 - ``fp8_linears``: the blocks' dense layers in FP8 with row-wise scales (`sim_env.model.fp8`;
-  CUDA of compute capability ≥ 8.9, or the CPU). Pays off with ``compile_blocks``, which fuses
-  the activation quantisation into the kernel that produces the input.
+  CUDA of compute capability ≥ 8.9, or the CPU). On CUDA with Triton the activations are
+  quantised by a one-pass kernel (`sim_env.model.fp8_kernel`, the FFN's GELU folded in);
+  elsewhere by the PyTorch reference, which ``compile_blocks`` fuses into the producing kernel.
 - ``compile_blocks``: ``torch.compile`` each DiT block (one graph serves all, as each block gets
   its own cache views) with ``compile_mode`` (None = default; e.g.
   ``"max-autotune-no-cudagraphs"`` autotunes the products). It compiles on the first step, and a
@@ -26,6 +27,7 @@ import torch
 from bridge.types import InvalidArgumentError
 from sim_env.model.dit import CausalDiT
 from sim_env.model.fp8 import fp8_supported, to_fp8_linears
+from sim_env.model.fp8_kernel import triton_available
 
 log = logging.getLogger(__name__)
 
@@ -46,8 +48,12 @@ def speed_up_model(
     if fp8_linears:
         if not fp8_supported(device):
             raise InvalidArgumentError(f"fp8_linears needs compute capability ≥ 8.9 on {device}")
-        converted = to_fp8_linears(model.blocks)
-        log.info("fp8_linears: %d dense layers of the DiT blocks run in FP8", converted)
+        row_kernel = device.type == "cuda" and triton_available()
+        converted = to_fp8_linears(model.blocks, row_kernel=row_kernel)
+        quantiser = "the Triton row kernel" if row_kernel else "PyTorch"
+        log.info(
+            "fp8_linears: %d dense layers of the DiT blocks run in FP8 (inputs: %s)", converted, quantiser
+        )
     if compile_blocks:
         for block in model.blocks:
             block.compile(dynamic=False, mode=compile_mode)

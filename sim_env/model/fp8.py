@@ -11,7 +11,9 @@ Per-token and per-channel scales keep an outlier token or channel from crushing 
 precision (the usual row-wise recipe). The on-the-fly quantisation is a reduction and a cast over
 the activations: eager it costs more than the faster product saves, but inside compiled blocks
 (``torch.compile``) it fuses into the norm / modulation / activation kernel that makes the input, so
-FP8 is meant for ``GenerativeRuntime(fp8_linears=True, compile_blocks=True)``.
+FP8 is meant for ``GenerativeRuntime(fp8_linears=True, compile_blocks=True)``. On CUDA with
+Triton the runtime quantises with the one-pass kernel of `sim_env.model.fp8_kernel` instead
+(``row_kernel``), which also takes over the FFN's GELU: Inductor's fused form reads each row twice.
 
 `to_fp8_linears` converts the DiT blocks' dense layers (self- and cross-attention projections
 and the FFN); embeddings, the time projection and the head stay in their dtype, as they are
@@ -23,10 +25,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-FP8_DTYPE = torch.float8_e4m3fn
-FP8_MAX = torch.finfo(FP8_DTYPE).max  # 448
-# Smallest row amplitude a scale is computed from: an all-zero row quantises to zeros, not NaN.
-AMAX_FLOOR = 1e-12
+from sim_env.model.fp8_kernel import AMAX_FLOOR, FP8_DTYPE, FP8_MAX, gelu_tanh, quantize_rows_fast
+
 # `torch._scaled_mm` needs both matrix dimensions of the weight divisible by 16 on CUDA.
 FP8_ALIGNMENT = 16
 
@@ -57,10 +57,18 @@ class Fp8Linear(nn.Module):
     Args:
         linear: the layer to quantise (its weight and bias are copied, the layer is not kept).
         out_dtype: dtype of the output and of the bias (the model's activation dtype).
+        row_kernel: quantise CUDA inputs with the one-pass Triton kernel
+            (`sim_env.model.fp8_kernel`) instead of the PyTorch reference.
+
+    ``input_gelu`` (set by `to_fp8_linears` when it folds an FFN's activation in) applies the tanh
+    GELU to the input first, inside the kernel.
     """
 
-    def __init__(self, linear: nn.Linear, out_dtype: torch.dtype | None = None) -> None:
+    def __init__(
+        self, linear: nn.Linear, out_dtype: torch.dtype | None = None, row_kernel: bool = False
+    ) -> None:
         super().__init__()
+        self.row_kernel, self.input_gelu = bool(row_kernel), False
         self.in_features, self.out_features = linear.in_features, linear.out_features
         self.out_dtype = linear.weight.dtype if out_dtype is None else out_dtype
         weight, scale = quantize_rows(linear.weight.detach())
@@ -71,7 +79,11 @@ class Fp8Linear(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Inputs (..., in_features) → outputs (..., out_features) in ``out_dtype``."""
-        rows, scale = quantize_rows(x.reshape(-1, self.in_features))
+        flat = x.reshape(-1, self.in_features)
+        if self.row_kernel and flat.is_cuda:
+            rows, scale = quantize_rows_fast(flat, gelu=self.input_gelu)
+        else:
+            rows, scale = quantize_rows(gelu_tanh(flat) if self.input_gelu else flat)
         # Row-wise _scaled_mm takes a bias only with a half-precision output.
         fused_bias = self.bias is not None and self.out_dtype in (torch.bfloat16, torch.float16)
         out = torch._scaled_mm(
@@ -89,13 +101,17 @@ class Fp8Linear(nn.Module):
 
     def extra_repr(self) -> str:
         """Shown by ``print(model)``: the shape and the number format."""
-        return f"in_features={self.in_features}, out_features={self.out_features}, e4m3 row-wise"
+        gelu = ", tanh GELU on the input" if self.input_gelu else ""
+        return f"in_features={self.in_features}, out_features={self.out_features}, e4m3 row-wise{gelu}"
 
 
-def to_fp8_linears(blocks: nn.Module, out_dtype: torch.dtype | None = None) -> int:
+def to_fp8_linears(blocks: nn.Module, out_dtype: torch.dtype | None = None, row_kernel: bool = False) -> int:
     """Replace every `nn.Linear` inside ``blocks`` (in place) by an `Fp8Linear`; returns how many.
 
     Layers whose shape `torch._scaled_mm` cannot take (a dimension not divisible by 16) stay.
+    With ``row_kernel`` (see `Fp8Linear`) an FFN's ``[Linear, GELU(tanh), Linear]`` also hands its
+    GELU to the second layer's input quantisation (the GELU becomes an identity), so the hidden
+    activation goes from the first product to FP8 without a bf16 round trip.
     """
     converted = 0
     for parent in list(blocks.modules()):
@@ -106,6 +122,18 @@ def to_fp8_linears(blocks: nn.Module, out_dtype: torch.dtype | None = None) -> i
                 and child.out_features % FP8_ALIGNMENT == 0
             )
             if aligned:
-                setattr(parent, name, Fp8Linear(child, out_dtype))
+                setattr(parent, name, Fp8Linear(child, out_dtype, row_kernel))
                 converted += 1
+    if row_kernel:
+        for module in blocks.modules():
+            folds = (
+                isinstance(module, nn.Sequential)
+                and len(module) == 3
+                and isinstance(module[1], nn.GELU)
+                and module[1].approximate == "tanh"
+                and isinstance(module[2], Fp8Linear)
+            )
+            if folds:
+                module[1] = nn.Identity()
+                module[2].input_gelu = True
     return converted

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import math
 
 import pytest
@@ -76,6 +77,22 @@ def test_conversion_covers_the_block_linears_and_keeps_the_output() -> None:
     with torch.no_grad():
         outputs = [m(x, t, cond, plucker, STCache(MICRO, 2)) for m in (reference, model)]
     assert _psnr(outputs[1], outputs[0]) > MODEL_MIN_PSNR_DB
+
+
+def test_row_kernel_conversion_folds_the_ffn_gelu_into_the_second_layer() -> None:
+    """With ``row_kernel`` the FFN's GELU moves into the second layer's input; outputs unchanged."""
+    torch.manual_seed(0)
+    ffn = nn.Sequential(nn.Linear(32, 64), nn.GELU(approximate="tanh"), nn.Linear(64, 32))
+    plain, folded = (copy.deepcopy(ffn) for _ in range(2))
+    to_fp8_linears(plain)
+    to_fp8_linears(folded, row_kernel=True)
+    assert isinstance(plain[1], nn.GELU) and not plain[2].input_gelu
+    assert isinstance(folded[1], nn.Identity) and folded[2].input_gelu and folded[2].row_kernel
+    x = torch.randn(5, 32)
+    assert torch.equal(folded(x), plain(x))  # on the CPU both quantise with the PyTorch reference
+    exact = nn.Sequential(nn.Linear(32, 64), nn.GELU(), nn.Linear(64, 32))  # erf GELU: not folded
+    to_fp8_linears(exact, row_kernel=True)
+    assert isinstance(exact[1], nn.GELU) and not exact[2].input_gelu
 
 
 def test_unaligned_layers_are_left_alone() -> None:

@@ -28,7 +28,8 @@ from sim_env.latent_chunk import LatentCodec
 from sim_env.memory.pool_policy import MemoryPoolPolicy
 from sim_env.model.config import CONFIGS
 from sim_env.model.dit import CausalDiT
-from sim_env.model.fp8 import to_fp8_linears
+from sim_env.model.fp8 import quantize_rows, to_fp8_linears
+from sim_env.model.fp8_kernel import gelu_tanh, quantize_rows_fast
 from sim_env.model.st_cache import STCache
 from sim_env.runtime import GenerativeRuntime
 
@@ -155,6 +156,15 @@ def test_fp8_linears_match_bf16_at_wan_width_eager_and_compiled() -> None:
     print(f"FP8 vs bf16 at Wan width: {psnr:.1f} dB; compiled vs eager FP8 {_psnr(compiled, eager):.1f} dB")
     assert psnr > FP8_MIN_PSNR_DB
     assert _psnr(compiled, reference) > FP8_MIN_PSNR_DB
+    # The one-pass Triton quantisation (GELU folded into the FFN's second layer), compiled.
+    kernel = copy.deepcopy(bf16)
+    to_fp8_linears(kernel.blocks, row_kernel=True)
+    for block in kernel.blocks:
+        block.compile(dynamic=False)
+    row_kernel = run(kernel)
+    print(f"row kernel vs PyTorch quantisation: {_psnr(row_kernel, eager):.1f} dB")
+    assert _psnr(row_kernel, reference) > FP8_MIN_PSNR_DB
+    assert _psnr(row_kernel, eager) > _psnr(eager, reference) + 10  # far closer to its reference form
 
 
 def test_compiled_zero_key_mirror_matches_eager() -> None:
@@ -211,6 +221,23 @@ def test_decode_overlapped_with_the_cache_pass_gives_the_serial_frames() -> None
         torch.testing.assert_close(
             getattr(overlapped.cache, name), getattr(serial.cache, name), rtol=0, atol=0
         )
+
+
+@pytest.mark.parametrize("width", [1536, 8960])
+@pytest.mark.parametrize("gelu", [False, True])
+def test_fp8_row_kernel_matches_the_reference_quantisation(width: int, gelu: bool) -> None:
+    """The one-pass Triton kernel gives the PyTorch reference's scales and e4m3 rows (GELU folded or not)."""
+    gen = torch.Generator(device="cuda").manual_seed(7)
+    x = (3 * torch.randn(4680, width, device="cuda", generator=gen)).to(torch.bfloat16)
+    x[0] = 0  # an all-zero row stays zero
+    rows, scale = quantize_rows_fast(x, gelu=gelu)
+    ref_rows, ref_scale = quantize_rows(gelu_tanh(x.float()) if gelu else x)
+    torch.testing.assert_close(scale, ref_scale, rtol=1e-5, atol=0)
+    # The kernel's GELU (x·sigmoid(2u), float32) and torch's may round apart by an ulp, which can
+    # move a value to the neighbouring e4m3 step: allow one step, on a tiny share of entries.
+    step = (rows.float() - ref_rows.float()).abs() / ref_rows.float().abs().clamp_min(2.0**-9)
+    assert step.max() <= 2.0**-2 and (step > 0).float().mean() < (1e-3 if gelu else 1e-6)
+    assert not rows[0].float().any()
 
 
 def test_compiled_pool_admission_matches_eager() -> None:
