@@ -64,7 +64,7 @@ INVALID_FRACTION = 0.3  # of the key slots, in the kernel and DiT comparisons
 
 
 # ---------------------------------------------------------------------------- helpers
-def _graph_ms(fn: Callable[[], object], repeats: int = KERNEL_REPEATS) -> float:
+def graph_replay_ms(fn: Callable[[], object], repeats: int = KERNEL_REPEATS) -> float:
     """Median ms of a CUDA-graph replay of ``fn`` (warmed up on a side stream first)."""
     side = torch.cuda.Stream()
     side.wait_stream(torch.cuda.current_stream())
@@ -144,7 +144,7 @@ def attention_kernels(device: torch.device) -> list[dict[str, Any]]:
             try:
                 with preferred_backend(None) if backend is None else sdpa_kernel([BACKENDS[backend]]):
                     out = fn()
-                    row["ms"] = _graph_ms(fn)
+                    row["ms"] = graph_replay_ms(fn)
                 row["tflops"] = flops / row["ms"] / 1e9
                 if form.startswith("padded"):
                     row["max_abs_err_vs_masked"] = (
@@ -182,7 +182,7 @@ def zero_key_rows(
 
         try:
             out = corrected()
-            row["ms"] = _graph_ms(corrected)
+            row["ms"] = graph_replay_ms(corrected)
             row["tflops"] = flops / row["ms"] / 1e9
             row["max_abs_err_vs_masked"] = (out.float() - reference.float()).abs().max().item()
         except (RuntimeError, TypeError, AttributeError) as exc:  # op missing or shape not taken
@@ -235,7 +235,7 @@ def dit_pass(runtime: GenerativeRuntime, ceiling: float) -> dict[str, Any]:
             return model(x, t, cond, plucker, cache, runtime._context)
 
         outputs[name] = forward()
-        ms = _graph_ms(forward)
+        ms = graph_replay_ms(forward)
         tflops = result["flops_per_pass"] / ms / 1e9
         result[name] = {"ms": ms, "tflops": tflops, "fraction_of_ceiling": tflops / ceiling}
     for name in ("padded", "zero_key"):

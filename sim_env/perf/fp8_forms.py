@@ -22,6 +22,7 @@ from collections.abc import Callable, Sequence
 
 import torch
 
+from sim_env.bench_speed import graph_replay_ms
 from sim_env.model.config import get_config
 from sim_env.model.dit import CausalDiT
 from sim_env.model.fp8 import fp8_supported, to_fp8_linears
@@ -93,24 +94,20 @@ def compare_fp8_forms(
 def _time_pass(
     run: Callable[[], torch.Tensor], device: torch.device, warmup: int, repeats: int
 ) -> tuple[torch.Tensor, dict[str, float]]:
-    """(output, {"ms": median}) of ``run()``; CUDA events on a GPU, wall clock elsewhere."""
-    cuda = device.type == "cuda"
+    """(output, {"ms": median}) of ``run()``: graph replays on a GPU, wall clock elsewhere.
+
+    CUDA-graph replays as in the speed table's DiT-pass rows, so launch overhead is not counted.
+    """
     with torch.no_grad():
         for _ in range(warmup):
             out = run()
+        if device.type == "cuda":
+            return out.float(), {"ms": graph_replay_ms(run, repeats)}
         times = []
         for _ in range(repeats):
-            if cuda:
-                start, stop = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-                start.record()
-                run()
-                stop.record()
-                torch.cuda.synchronize(device)
-                times.append(start.elapsed_time(stop))
-            else:
-                began = time.perf_counter()
-                run()
-                times.append(1e3 * (time.perf_counter() - began))
+            began = time.perf_counter()
+            run()
+            times.append(1e3 * (time.perf_counter() - began))
     return out.float(), {"ms": statistics.median(times)}
 
 
