@@ -216,6 +216,11 @@ def run_episode(
     return trace
 
 
+def _displacement(trace: EpisodeTrace, step: int) -> float:
+    """Metres between the camera centre at ``step`` and at the start of the episode."""
+    return float(np.linalg.norm(trace.poses[step][:3, 3] - trace.poses[0][:3, 3]))
+
+
 def _nanmean(values: Sequence[float]) -> float:
     finite = [v for v in values if not math.isnan(v)]
     return float(np.mean(finite)) if finite else float("nan")
@@ -241,6 +246,11 @@ def summarize(
             metric: {str(h): _nanmean([tr.metrics[metric][h - 1] for tr in runs]) for h in horizons}
             for metric in FRAME_METRICS
         }
+        # How far the world's camera is from its start: in the default pose source each world
+        # moves itself, so a world its own collision rule holds back is scored on other views.
+        out["by_trajectory"][name]["displacement_m"] = {
+            str(h): _nanmean([_displacement(tr, h) for tr in runs]) for h in horizons
+        }
     if "loop" in traces:
         closure_psnr, closure_ssim, pose_err, symmetry = [], [], [], []
         for trace, reference, traj in zip(
@@ -249,7 +259,7 @@ def summarize(
             back = traj.return_step or horizon
             closure_psnr.append(psnr(trace.frames[back], reference))
             closure_ssim.append(ssim(trace.frames[back], reference))
-            pose_err.append(float(np.linalg.norm(trace.poses[back][:3, 3] - trace.poses[0][:3, 3])))
+            pose_err.append(_displacement(trace, back))
             symmetry.append(memory_symmetry(trace.frames[: back + 1]))
         out["loop_closure"] = {
             "psnr": _nanmean(closure_psnr),

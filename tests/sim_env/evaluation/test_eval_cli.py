@@ -39,6 +39,8 @@ def test_train_then_eval(tiny_data: dict, tmp_path) -> None:
     assert set(report["variants"]["no_hands"]["by_trajectory"]) == {"hand_motion"}
     # Geometry alone reproduces the start view when the loop returns to it (the pose is exact).
     assert report["variants"]["reprojection"]["loop_closure"]["pose_error_m"] < 1e-6
+    displacement = report["variants"]["reprojection"]["by_trajectory"]["loop"]["displacement_m"]
+    assert displacement["1"] > 0.0 and displacement["8"] < 1e-6  # moved, then back at the start
     assert 0.0 <= report["ground_truth"]["memory_symmetry"] <= 1.0
     for metric in ("psnr", "ssim", "depth_absrel", "hand_region_psnr"):
         assert (tmp_path / "eval" / f"report_{metric}.png").stat().st_size > 0
