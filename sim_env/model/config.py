@@ -88,6 +88,10 @@ class DiTConfig:
         anchor_gate_channels: how many leading output channels the gate blends (None = all). 3
             in pixel-space RGB-D gates the colour only: the depth stays the model's own, so the
             gate cannot copy a drifting memory's geometry into the collision check.
+        anchor_gate_fill: sweeps of hole filling applied to the gate's anchor (0 = none). Each
+            sweep gives every empty pixel next to a filled one the mean of its filled 3×3
+            neighbours, so the gate can also copy the memory's colour into the holes a close or
+            oblique view tears into the splat (`sim_env.model.dit.fill_anchor_holes`).
     """
 
     name: str
@@ -117,6 +121,7 @@ class DiTConfig:
     vae: str | None = None
     anchor_gate: bool = False
     anchor_gate_channels: int | None = None
+    anchor_gate_fill: int = 0
 
     def __post_init__(self) -> None:
         if self.dim % self.num_heads:
@@ -137,6 +142,10 @@ class DiTConfig:
         gated = self.anchor_gate_channels
         if gated is not None and not 1 <= gated <= self.out_channels:
             raise ValueError(f"anchor_gate_channels must lie in [1, {self.out_channels}], got {gated}")
+        if self.anchor_gate_fill < 0 or (self.anchor_gate_fill and not self.anchor_gate):
+            raise ValueError(
+                f"anchor_gate_fill must be >= 0 and needs anchor_gate, got {self.anchor_gate_fill}"
+            )
 
     # ------------------------------------------------------------------ derived sizes
     @property
@@ -286,6 +295,10 @@ CONFIGS: dict[str, DiTConfig] = {
 # docs/model.md); checkpoints carry their config, so loading one needs no name.
 CONFIGS["tiny64-colour-gate"] = dataclasses.replace(
     CONFIGS["tiny64"], name="tiny64-colour-gate", anchor_gate=True, anchor_gate_channels=3
+)
+# The colour gate blending toward a hole-filled anchor (32 sweeps reach across half a 64×64 frame).
+CONFIGS["tiny64-colour-gate-fill"] = dataclasses.replace(
+    CONFIGS["tiny64-colour-gate"], name="tiny64-colour-gate-fill", anchor_gate_fill=32
 )
 # The 1-latent-frame chunk mode of wan2.1-1.3b (4 video frames per step): lowest
 # action-to-frame latency, same cache history as the 3-frame mode (8 slots).

@@ -26,7 +26,9 @@ with the synthesis estimate y = x_σ − σ·v̂ and the anchor a with validity 
 
 and the model returns the velocity (x_σ − x̂0)/σ that the sampler and the loss expect
 (`anchor_blend`). Where the anchor is valid and right the gate opens and the anchor is copied
-sharply; where it is stale, occluded or missing (m = 0) the synthesis stands.
+sharply; where it is stale, occluded or missing (m = 0) the synthesis stands. With
+``anchor_gate_fill`` the gate's anchor is first hole-filled (`fill_anchor_holes`): close to a
+wall the splat of a distant view is sparse, and the filled anchor still carries its colour.
 
 Attention is chunk-causal: a frame attends to every frame of its own chunk and of earlier
 chunks. Without a cache this is an explicit block mask over the whole clip (training); with an
@@ -327,6 +329,37 @@ def anchor_blend(
     return v - weight * (anchor.float() - synthesis) / sigma.clamp_min(GATE_MIN_SIGMA)
 
 
+def fill_anchor_holes(
+    anchor: torch.Tensor, validity: torch.Tensor, sweeps: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Grow the anchor into its holes, one pixel ring per sweep (static shapes, no host sync).
+
+    Args:
+        anchor: (B, C, F, H, W) reprojected anchor.
+        validity: (B, 1, F, H, W) its validity (> 0.5 = known).
+        sweeps: how many rings to grow.
+
+    Returns:
+        The filled anchor and its validity (1 where known or filled, else 0), same shapes. Known
+        pixels keep their values; a pixel filled in sweep s takes the mean of its known 3×3
+        neighbours after sweep s − 1.
+    """
+    b, c, f, h, w = anchor.shape
+    values = anchor.float().transpose(1, 2).reshape(b * f, c, h, w)
+    known = (validity.float() > 0.5).transpose(1, 2).reshape(b * f, 1, h, w).float()
+    for _ in range(sweeps):
+        total = F.avg_pool2d(values * known, 3, stride=1, padding=1, divisor_override=1)
+        count = F.avg_pool2d(known, 3, stride=1, padding=1, divisor_override=1)
+        grow = (known == 0) & (count > 0)
+        values = torch.where(grow, total / count.clamp_min(1.0), values)
+        known = torch.where(grow, 1.0, known)
+
+    def back(t: torch.Tensor) -> torch.Tensor:
+        return t.reshape(b, f, -1, h, w).transpose(1, 2)
+
+    return back(values).to(anchor.dtype), back(known).to(validity.dtype)
+
+
 class Head(nn.Module):
     """Output projection with its own (shift, scale) modulation from the timestep embedding.
 
@@ -515,6 +548,8 @@ class CausalDiT(nn.Module):
         c = cfg.out_channels
         gated = c if cfg.anchor_gate_channels is None else cfg.anchor_gate_channels
         anchor, validity = cond[:, :gated], cond[:, c : c + 1]
+        if cfg.anchor_gate_fill:
+            anchor, validity = fill_anchor_holes(anchor, validity, cfg.anchor_gate_fill)
         blended = anchor_blend(
             x[:, :gated], t, velocity[:, :gated], anchor, validity, self.unpatchify(gate, 1)
         )

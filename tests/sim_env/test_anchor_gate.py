@@ -7,7 +7,7 @@ import torch
 
 from sim_env.checkpoints import load_compatible
 from sim_env.model import CONFIGS, CausalDiT
-from sim_env.model.dit import GATE_INIT_LOGIT, GATE_MIN_SIGMA, anchor_blend
+from sim_env.model.dit import GATE_INIT_LOGIT, GATE_MIN_SIGMA, anchor_blend, fill_anchor_holes
 from sim_env.sampler import FlowSampler, FlowSchedule
 from tests.sim_env.micro_configs import MICRO
 
@@ -152,3 +152,42 @@ def test_shipped_configs_do_not_gate():
     """Measured on tiny64 (docs/model.md): better at step 1, worse at 128 and on loops - off."""
     assert not CONFIGS["tiny64"].anchor_gate and not CONFIGS["wan2.1-1.3b"].anchor_gate
     assert CONFIGS["tiny64-colour-gate"].anchor_gate_channels == 3
+
+
+def test_hole_filling_grows_one_ring_per_sweep_and_keeps_known_pixels():
+    anchor = torch.zeros(1, 3, 2, 7, 7)
+    validity = torch.zeros(1, 1, 2, 7, 7)
+    anchor[:, :, 0, 3, 3] = torch.tensor([1.0, 2.0, 3.0])  # frame 0: one known pixel in the middle
+    validity[:, :, 0, 3, 3] = 1.0
+    anchor[:, :, 0, 3, 4] = 9.0  # a value under an invalid pixel must not leak
+    filled, known = fill_anchor_holes(anchor, validity, sweeps=1)
+    assert known[0, 0, 0].sum() == 9 and known[0, 0, 0, 2:5, 2:5].all()  # the 3×3 ring around it
+    assert torch.equal(filled[0, :, 0, 2, 4], torch.tensor([1.0, 2.0, 3.0]))
+    assert not known[0, 0, 1].any() and not filled[0, :, 1].any()  # nothing to grow from in frame 1
+    filled, known = fill_anchor_holes(anchor, validity, sweeps=3)
+    assert known[0, 0, 0].all() and torch.equal(filled[0, :, 0, 0, 0], torch.tensor([1.0, 2.0, 3.0]))
+    # A hole between two known colours takes their mean; known pixels keep their own value.
+    anchor, validity = torch.zeros(1, 1, 1, 1, 3), torch.tensor([[[[[1.0, 0.0, 1.0]]]]])
+    anchor[..., 0], anchor[..., 2] = 2.0, 4.0
+    filled, known = fill_anchor_holes(anchor, validity, sweeps=1)
+    assert filled.flatten().tolist() == [2.0, 3.0, 4.0] and known.all()
+    assert torch.equal(fill_anchor_holes(anchor, validity, 0)[0], anchor)
+
+
+def test_filled_gate_copies_the_anchor_into_its_holes():
+    """``anchor_gate_fill``: an open gate also copies the anchor's colour where the splat had holes."""
+    filled_cfg = dataclasses.replace(GATED, anchor_gate_channels=3, anchor_gate_fill=8)
+    torch.manual_seed(0)
+    model = CausalDiT(filled_cfg).eval()
+    with torch.no_grad():
+        model.head.gate.bias.fill_(60.0)
+    x, t, cond = _inputs(filled_cfg, frames=1, validity=0.0)
+    cond[:, :3] = 0.5  # one flat colour, known on every other column only
+    cond[:, filled_cfg.out_channels, ..., ::2] = 1.0
+    with torch.no_grad():
+        velocity = model(x, t, cond)
+    sigma = (t / 1000.0)[:, None, :, None, None]
+    clean = x[:, :3] - sigma * velocity[:, :3]
+    torch.testing.assert_close(clean, torch.full_like(clean, 0.5), rtol=1e-4, atol=1e-4)
+    with pytest.raises(ValueError, match="anchor_gate_fill"):
+        dataclasses.replace(PLAIN, anchor_gate_fill=4)
