@@ -216,3 +216,14 @@ class PoolAdmission:
         region = slice(cache.memory.start, cache.memory.stop)
         slot, admitted = self._admit(cache.poses[:, region], cache.valid[:, region], pose)
         return torch.where(admitted, slot, torch.full_like(slot, DROP))
+
+
+def pool_admission(config: DiTConfig, use_pool: bool, compile_policy: bool = False) -> PoolAdmission | None:
+    """The cache's admission policy: `MemoryPoolPolicy` over ``memory_frames`` slots, or None.
+
+    None (frames leaving the window are dropped) without memory slots or when ``use_pool`` is
+    off — the window-only ablation.
+    """
+    if not (use_pool and config.memory_frames):
+        return None
+    return PoolAdmission(MemoryPoolPolicy(config.memory_frames), compile_policy=compile_policy)

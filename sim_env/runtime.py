@@ -58,13 +58,13 @@ from bridge.types import (
 from sim_env.cache_roll import DeferredCacheRoll
 from sim_env.checkpoints import load_world_model
 from sim_env.conditioning import (
-    PoolAdmission,
     build_condition,
     camera_rays,
     decode_frame,
     encode_frame,
     hand_skeleton_map,
     plucker_input,
+    pool_admission,
     rays_to_plucker,
     scale_intrinsics,
     skeleton_tables,
@@ -72,7 +72,6 @@ from sim_env.conditioning import (
 from sim_env.kinematics import HandKinematics, apply_hand_actions, integrate_nav
 from sim_env.latent_chunk import LatentChunkPath
 from sim_env.memory.point_cloud import PointCloudMemory
-from sim_env.memory.pool_policy import MemoryPoolPolicy
 from sim_env.memory.reference_pin import reference_fits, reference_pin_mask
 from sim_env.memory.splat import splat
 from sim_env.model.config import DiTConfig, get_config
@@ -224,21 +223,9 @@ class GenerativeRuntime:
             self._velocity, FlowSchedule.uniform(denoising_steps, shift=schedule_shift), device=dev
         )
         padded, zero_key = attention_mirror(cfg, dev, dtype, padded_attention, zero_key_attention)
-        self.cache = STCache(
-            cfg,
-            n,
-            dev,
-            dtype,
-            padded_attention=padded,
-            zero_key_attention=zero_key,
-            compile_mirror=self.compile_blocks,
-        )
-        use_pool = cfg.memory_frames and memory_mode == "full"
-        self.admission = (
-            PoolAdmission(MemoryPoolPolicy(cfg.memory_frames), compile_policy=self.compile_blocks)
-            if use_pool
-            else None
-        )
+        self.cache = STCache(cfg, n, dev, dtype, padded, zero_key, compile_mirror=self.compile_blocks)
+        use_pool = bool(cfg.memory_frames) and memory_mode == "full"
+        self.admission = pool_admission(cfg, use_pool, compile_policy=self.compile_blocks)
         self._roll = DeferredCacheRoll(self.cache, self.admission or drop_policy, self._side_stream)
         self.memory = PointCloudMemory(self.num_worlds, memory_capacity, voxel_size, device=dev)
         reference_pixels = self.agents_per_world * cfg.image_height * cfg.image_width
