@@ -25,7 +25,14 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from sim_env.model.fp8_kernel import AMAX_FLOOR, FP8_DTYPE, FP8_MAX, gelu_tanh, quantize_rows_fast
+from sim_env.model.fp8_kernel import (
+    AMAX_FLOOR,
+    FP8_DTYPE,
+    FP8_MAX,
+    MAX_ROW,
+    gelu_tanh,
+    quantize_rows_fast,
+)
 
 # `torch._scaled_mm` needs both matrix dimensions of the weight divisible by 16 on CUDA.
 FP8_ALIGNMENT = 16
@@ -68,7 +75,8 @@ class Fp8Linear(nn.Module):
         self, linear: nn.Linear, out_dtype: torch.dtype | None = None, row_kernel: bool = False
     ) -> None:
         super().__init__()
-        self.row_kernel, self.input_gelu = bool(row_kernel), False
+        # Rows wider than the kernel's register budget keep the PyTorch quantisation.
+        self.row_kernel, self.input_gelu = bool(row_kernel) and linear.in_features <= MAX_ROW, False
         self.in_features, self.out_features = linear.in_features, linear.out_features
         self.out_dtype = linear.weight.dtype if out_dtype is None else out_dtype
         weight, scale = quantize_rows(linear.weight.detach())

@@ -12,6 +12,7 @@ from torch import nn
 from bridge.conventions import intrinsics_from_fov, look_at
 from sim_env.model.dit import CausalDiT
 from sim_env.model.fp8 import FP8_DTYPE, Fp8Linear, quantize_rows, to_fp8_linears
+from sim_env.model.fp8_kernel import MAX_ROW
 from sim_env.model.st_cache import STCache
 from sim_env.runtime import GenerativeRuntime
 from tests.sim_env.micro_configs import MICRO
@@ -90,6 +91,7 @@ def test_row_kernel_conversion_folds_the_ffn_gelu_into_the_second_layer() -> Non
     assert isinstance(folded[1], nn.Identity) and folded[2].input_gelu and folded[2].row_kernel
     x = torch.randn(5, 32)
     assert torch.equal(folded(x), plain(x))  # on the CPU both quantise with the PyTorch reference
+    assert not Fp8Linear(nn.Linear(MAX_ROW + 16, 16), row_kernel=True).row_kernel  # too wide for it
     exact = nn.Sequential(nn.Linear(32, 64), nn.GELU(), nn.Linear(64, 32))  # erf GELU: not folded
     to_fp8_linears(exact, row_kernel=True)
     assert isinstance(exact[1], nn.GELU) and not exact[2].input_gelu
