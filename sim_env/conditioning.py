@@ -141,6 +141,17 @@ def hand_skeleton_map(
     return value.amax(dim=1).reshape(-1, height, width)
 
 
+def splat_colours(rgb: torch.Tensor, pinned: torch.Tensor, config: DiTConfig) -> torch.Tensor:
+    """Per-voxel values (..., 3 or 4) the memory splat carries into the condition.
+
+    Configs with ``anchor_gate_reference`` also splat each voxel's pinned flag, so the condition
+    can say which anchor pixels are the ground-truth reference (`build_condition`).
+    """
+    if not config.anchor_gate_reference:
+        return rgb
+    return torch.cat([rgb, pinned[..., None].to(rgb.dtype)], dim=-1)
+
+
 def build_condition(
     render_rgb: torch.Tensor,
     render_depth: torch.Tensor,
@@ -151,16 +162,27 @@ def build_condition(
     """Condition channels (N, condition_channels, chunk_frames, H, W) of the frame being generated.
 
     Args:
-        render_rgb: (N, H, W, 3) memory splat colours in 0..255.
+        render_rgb: (N, H, W, 3) memory splat colours in 0..255; with ``anchor_gate_reference``
+            (N, H, W, 4), the splatted pinned flag last (`splat_colours`).
         render_depth: (N, H, W) memory splat depth in metres (+inf where empty).
         render_mask: (N, H, W) bool validity of the splat.
         hand_map: (N, H, W) rasterised hand skeleton in [0, 1].
         config: the model config (layout and frame size).
     """
     require_pixel_space(config)
+    channels = 4 if config.anchor_gate_reference else 3
+    if render_rgb.shape[-1] != channels:
+        raise ValueError(
+            f"render_rgb: config {config.name} needs {channels} splatted channels "
+            f"(colour{' + pinned flag, see splat_colours' if channels == 4 else ''}), "
+            f"got {render_rgb.shape[-1]}"
+        )
     mask = render_mask.to(torch.float32)[:, None]
-    frame = torch.where(render_mask[:, None], encode_frame(render_rgb, render_depth), 0.0)
-    cond = torch.cat([frame, mask, hand_map.to(torch.float32)[:, None]], dim=1)  # (N, cc, H, W)
+    frame = torch.where(render_mask[:, None], encode_frame(render_rgb[..., :3], render_depth), 0.0)
+    parts = [frame, mask, hand_map.to(torch.float32)[:, None]]
+    if config.anchor_gate_reference:
+        parts.append(((render_rgb[..., 3] > 0.5) & render_mask).to(torch.float32)[:, None])
+    cond = torch.cat(parts, dim=1)  # (N, cc, H, W)
     assert cond.shape[1] == config.condition_channels
     return cond[:, :, None].expand(-1, -1, config.chunk_frames, -1, -1)
 

@@ -68,6 +68,7 @@ from sim_env.conditioning import (
     rays_to_plucker,
     scale_intrinsics,
     skeleton_tables,
+    splat_colours,
 )
 from sim_env.kinematics import HandKinematics, apply_hand_actions, integrate_nav
 from sim_env.latent_chunk import LatentChunkPath
@@ -488,7 +489,7 @@ class GenerativeRuntime:
         with self._roll.beside(self.phase_timer), self.phase_timer("conditioning"):
             r_rgb, r_depth, r_mask = splat(
                 mem.xyz.repeat_interleave(a, 0),
-                mem.rgb.repeat_interleave(a, 0),
+                splat_colours(mem.rgb, mem.pinned, cfg).repeat_interleave(a, 0),
                 mem.valid.repeat_interleave(a, 0),
                 self.K.float(),
                 pose32,

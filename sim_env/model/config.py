@@ -92,6 +92,11 @@ class DiTConfig:
             sweep gives every empty pixel next to a filled one the mean of its filled 3×3
             neighbours, so the gate can also copy the memory's colour into the holes a close or
             oblique view tears into the splat (`sim_env.model.dit.fill_anchor_holes`).
+        anchor_gate_reference: the condition carries one more channel, 1 where the splatted pixel
+            comes from a pinned reference voxel (ground truth the world was given) and 0 where it
+            comes from the model's own generated frames. Only the gate reads it, as a learned
+            logit offset, so the gate can copy observed surfaces exactly while it stays wary of
+            generated memory that may have drifted; the trunk's input is unchanged.
     """
 
     name: str
@@ -122,6 +127,7 @@ class DiTConfig:
     anchor_gate: bool = False
     anchor_gate_channels: int | None = None
     anchor_gate_fill: int = 0
+    anchor_gate_reference: bool = False
 
     def __post_init__(self) -> None:
         if self.dim % self.num_heads:
@@ -146,6 +152,8 @@ class DiTConfig:
             raise ValueError(
                 f"anchor_gate_fill must be >= 0 and needs anchor_gate, got {self.anchor_gate_fill}"
             )
+        if self.anchor_gate_reference and (not self.anchor_gate or self.vae is not None):
+            raise ValueError("anchor_gate_reference needs anchor_gate in pixel space (vae=None)")
 
     # ------------------------------------------------------------------ derived sizes
     @property
@@ -154,14 +162,19 @@ class DiTConfig:
         return self.dim // self.num_heads
 
     @property
-    def condition_channels(self) -> int:
-        """Reprojected condition (C) + validity mask (1) + hand skeleton (H), or 0."""
+    def trunk_condition_channels(self) -> int:
+        """Condition channels the trunk embeds: reprojection (C) + validity (1) + hand skeleton (H)."""
         return self.out_channels + 1 + self.hand_channels if self.conditioned else 0
 
     @property
+    def condition_channels(self) -> int:
+        """All condition channels: the trunk's, then the reference-provenance channel if gated."""
+        return self.trunk_condition_channels + int(self.anchor_gate_reference)
+
+    @property
     def in_channels(self) -> int:
-        """Channels of the patch embedding input: noisy target + conditioning."""
-        return self.out_channels + self.condition_channels
+        """Channels of the patch embedding input: noisy target + the trunk's conditioning."""
+        return self.out_channels + self.trunk_condition_channels
 
     @property
     def grid(self) -> tuple[int, int]:
@@ -299,6 +312,10 @@ CONFIGS["tiny64-colour-gate"] = dataclasses.replace(
 # The colour gate blending toward a hole-filled anchor (32 sweeps reach across half a 64×64 frame).
 CONFIGS["tiny64-colour-gate-fill"] = dataclasses.replace(
     CONFIGS["tiny64-colour-gate"], name="tiny64-colour-gate-fill", anchor_gate_fill=32
+)
+# The colour gate told which anchor pixels are the pinned ground-truth reference.
+CONFIGS["tiny64-colour-gate-ref"] = dataclasses.replace(
+    CONFIGS["tiny64-colour-gate"], name="tiny64-colour-gate-ref", anchor_gate_reference=True
 )
 # The 1-latent-frame chunk mode of wan2.1-1.3b (4 video frames per step): lowest
 # action-to-frame latency, same cache history as the 3-frame mode (8 slots).

@@ -29,6 +29,10 @@ and the model returns the velocity (x_σ − x̂0)/σ that the sampler and the l
 sharply; where it is stale, occluded or missing (m = 0) the synthesis stands. With
 ``anchor_gate_fill`` the gate's anchor is first hole-filled (`fill_anchor_holes`): close to a
 wall the splat of a distant view is sparse, and the filled anchor still carries its colour.
+With ``anchor_gate_reference`` the condition's last channel r marks anchor pixels that come from
+the pinned ground-truth reference, and the gate logit becomes g + β·r with a learned β: the
+memory's own generated frames can drift, the reference cannot, and only the provenance tells
+the two apart.
 
 Attention is chunk-causal: a frame attends to every frame of its own chunk and of earlier
 chunks. Without a cache this is an explicit block mask over the whole clip (training); with an
@@ -373,6 +377,8 @@ class Head(nn.Module):
         self.head = nn.Linear(dim, math.prod(config.patch_size) * config.out_channels)
         self.modulation = nn.Parameter(torch.randn(1, HEAD_MODULATIONS, dim) / math.sqrt(dim))
         self.gate = nn.Linear(dim, math.prod(config.patch_size)) if config.anchor_gate else None
+        # β of the reference-provenance offset (zero: starts as the plain gate).
+        self.gate_reference = nn.Parameter(torch.zeros(())) if config.anchor_gate_reference else None
 
     def forward(self, x: torch.Tensor, e: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Project tokens (B, F, T, dim) with per-frame embedding ``e`` (B, F, dim).
@@ -432,8 +438,8 @@ class CausalDiT(nn.Module):
         cfg = self.config
         if cfg.conditioned:
             if cond is None:  # history frames: conditioning is zero-padded
-                cond = x.new_zeros(x.shape[0], cfg.condition_channels, *x.shape[2:])
-            x = torch.cat([x, cond.to(x.dtype)], dim=1)
+                cond = x.new_zeros(x.shape[0], cfg.trunk_condition_channels, *x.shape[2:])
+            x = torch.cat([x, cond[:, : cfg.trunk_condition_channels].to(x.dtype)], dim=1)
         tokens = self.patch_embedding(x).flatten(3).transpose(1, 2).transpose(2, 3)  # (B, F, h·w, dim)
         if plucker is not None and cfg.camera_embedding:
             tokens = tokens + self.camera_embedding(plucker.to(tokens.dtype)).flatten(2, 3)
@@ -506,7 +512,8 @@ class CausalDiT(nn.Module):
             x: (B, C, F, H, W) noisy target frames.
             t: (B, F) per-frame timesteps on the 1000 scale (1000·σ); 0 for clean history.
             cond: (B, condition_channels, F, H, W) reprojected condition | validity mask | hand
-                skeleton; None means zeros (history frames).
+                skeleton (| reference provenance with ``anchor_gate_reference``); None means zeros
+                (history frames).
             plucker: (B, F, h, w, 6) Plücker rays at the token grid (``plucker.plucker_rays``).
             cache: ST-cache; then F must equal ``chunk_frames``, this chunk's K/V are written into
                 the chunk slots and attention covers the whole cache.
@@ -550,9 +557,10 @@ class CausalDiT(nn.Module):
         anchor, validity = cond[:, :gated], cond[:, c : c + 1]
         if cfg.anchor_gate_fill:
             anchor, validity = fill_anchor_holes(anchor, validity, cfg.anchor_gate_fill)
-        blended = anchor_blend(
-            x[:, :gated], t, velocity[:, :gated], anchor, validity, self.unpatchify(gate, 1)
-        )
+        gate_logit = self.unpatchify(gate, 1)
+        if self.head.gate_reference is not None:
+            gate_logit = gate_logit.float() + self.head.gate_reference * cond[:, -1:].float()
+        blended = anchor_blend(x[:, :gated], t, velocity[:, :gated], anchor, validity, gate_logit)
         return torch.cat([blended, velocity[:, gated:].float()], dim=1).to(x.dtype)
 
 

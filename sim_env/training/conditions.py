@@ -18,6 +18,7 @@ from sim_env.conditioning import (
     hand_skeleton_map,
     scale_intrinsics,
     skeleton_tables,
+    splat_colours,
 )
 from sim_env.memory.point_cloud import PointCloudMemory
 from sim_env.memory.reference_pin import reference_fits, reference_pin_mask
@@ -71,9 +72,13 @@ class Reprojection:
         self.memory.insert(rgb, depth, K, pose, pin_mask=pin)
 
     def render(self, K: torch.Tensor, pose: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Splat every memory into its camera: (rgb (B, H, W, 3), depth (B, H, W), mask (B, H, W))."""
+        """Splat every memory into its camera: (rgb (B, H, W, 3 or 4), depth (B, H, W), mask (B, H, W)).
+
+        The colour carries the pinned flag as a 4th channel for configs that read it (`splat_colours`).
+        """
         mem, cfg = self.memory, self.config
-        return splat(mem.xyz, mem.rgb, mem.valid, K.float(), pose.float(), cfg.height, cfg.width)
+        colours = splat_colours(mem.rgb, mem.pinned, cfg)
+        return splat(mem.xyz, colours, mem.valid, K.float(), pose.float(), cfg.height, cfg.width)
 
 
 def ground_truth_reprojections(
@@ -100,11 +105,13 @@ def ground_truth_reprojections(
 
     Returns:
         (rgb (B, T, H, W, 3), depth (B, T, H, W), mask (B, T, H, W)); frame 0 is empty (the
-        reference frame is never generated).
+        reference frame is never generated). The colour has the pinned flag as a 4th channel for
+        configs with ``anchor_gate_reference`` (`splat_colours`).
     """
     b, t = rgb.shape[:2]
     memory = Reprojection(b, config, rgb.device, capacity)
-    out_rgb = torch.zeros(b, t, config.height, config.width, 3, device=rgb.device)
+    channels = 4 if config.anchor_gate_reference else 3
+    out_rgb = torch.zeros(b, t, config.height, config.width, channels, device=rgb.device)
     out_depth = torch.full((b, t, config.height, config.width), float("inf"), device=rgb.device)
     out_mask = torch.zeros(b, t, config.height, config.width, dtype=torch.bool, device=rgb.device)
     for j in range(1, t):

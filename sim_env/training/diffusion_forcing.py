@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 import torch
 
+from sim_env.model.config import DiTConfig
 from sim_env.model.dit import CausalDiT
 from sim_env.runtime import DEFAULT_MEMORY_CAPACITY
 from sim_env.sampler import NUM_TRAIN_TIMESTEPS
@@ -108,10 +109,18 @@ def velocity_loss(
     return (err * weight).sum() / weight.sum().clamp_min(1.0)
 
 
-def mask_explicit_anchor(cond: torch.Tensor, keep: torch.Tensor, out_channels: int) -> torch.Tensor:
-    """Zero the reprojection and validity channels of clips where ``keep`` (B,) is False."""
-    anchor = cond[:, : out_channels + 1] * keep.to(cond.dtype)[:, None, None, None, None]
-    return torch.cat([anchor, cond[:, out_channels + 1 :]], dim=1)
+def mask_explicit_anchor(cond: torch.Tensor, keep: torch.Tensor, config: DiTConfig) -> torch.Tensor:
+    """Zero the anchor's channels of clips where ``keep`` (B,) is False.
+
+    Those are the reprojection, its validity and (``anchor_gate_reference``) its provenance; the
+    hand skeleton is an action and stays.
+    """
+    c = config.out_channels
+    scale = keep.to(cond.dtype)[:, None, None, None, None]
+    parts = [cond[:, : c + 1] * scale, cond[:, c + 1 : config.trunk_condition_channels]]
+    if config.anchor_gate_reference:
+        parts.append(cond[:, config.trunk_condition_channels :] * scale)
+    return torch.cat(parts, dim=1)
 
 
 def diffusion_forcing_step(
@@ -153,7 +162,7 @@ def diffusion_forcing_step(
     sigma = (sample_sigmas((b, f), options.sigma_shift, generator) * noisy).to(dev)
     noise = gaussian(tuple(x0.shape), generator, dev)
     keep = (torch.rand(b, generator=generator) < keep_prob).to(dev)
-    cond = mask_explicit_anchor(cond, keep, cfg.out_channels) * noisy.to(dev)[:, None, :, None, None]
+    cond = mask_explicit_anchor(cond, keep, cfg) * noisy.to(dev)[:, None, :, None, None]
     loss = velocity_loss(model, x0, noise, sigma, cond, plucker, layout, autocast, options.depth_weight)
     stats = {"history": float(history), "anchor_kept": float(keep.float().mean())}
     return StepResult(loss, stats)

@@ -142,7 +142,7 @@ def ground_truth_forcing_step(
     sigma[:, -1] = sample_sigmas((b,), options.sigma_shift, generator)
     noise = gaussian(tuple(x0.shape), generator, dev)
     keep = (torch.rand(b, generator=generator) < keep_prob).to(dev)
-    cond = mask_explicit_anchor(cond, keep, cfg.out_channels)
+    cond = mask_explicit_anchor(cond, keep, cfg)
     loss = velocity_loss(
         model, x0, noise, sigma.to(dev), cond, plucker, layout, autocast, options.depth_weight
     )

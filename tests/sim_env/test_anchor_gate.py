@@ -1,4 +1,5 @@
-"""The anchor gate: the blend rule, the gated DiT, the sampler copying an open anchor, old checkpoints."""
+"""The anchor gate: the blend rule, the gated DiT, the sampler copying an open anchor, old checkpoints,
+the hole-filled anchor and the reference-provenance offset."""
 
 import dataclasses
 
@@ -191,3 +192,60 @@ def test_filled_gate_copies_the_anchor_into_its_holes():
     torch.testing.assert_close(clean, torch.full_like(clean, 0.5), rtol=1e-4, atol=1e-4)
     with pytest.raises(ValueError, match="anchor_gate_fill"):
         dataclasses.replace(PLAIN, anchor_gate_fill=4)
+
+
+REFERENCE = dataclasses.replace(GATED, anchor_gate_channels=3, anchor_gate_reference=True)
+
+
+def _clean_colour(model: CausalDiT, x, t, cond) -> torch.Tensor:
+    with torch.no_grad():
+        velocity = model(x, t, cond)
+    sigma = (t / 1000.0)[:, None, :, None, None]
+    return x[:, :3] - sigma * velocity[:, :3]
+
+
+def test_reference_channel_reaches_only_the_gate():
+    """β = 0 is the colour gate exactly, whatever the provenance says; the trunk never reads it."""
+    colour = dataclasses.replace(REFERENCE, anchor_gate_reference=False)
+    assert REFERENCE.condition_channels == colour.condition_channels + 1
+    assert REFERENCE.in_channels == colour.in_channels
+    torch.manual_seed(0)
+    model = CausalDiT(REFERENCE).eval()
+    plain = CausalDiT(colour).eval()
+    report = load_compatible(model, plain.state_dict())
+    assert report.missing == ["head.gate_reference"] and float(model.head.gate_reference.detach()) == 0.0
+    x, t, cond = _inputs(REFERENCE, validity=1.0)
+    with torch.no_grad():
+        torch.testing.assert_close(model(x, t, cond), plain(x, t, cond[:, :-1]))
+        flipped = cond.clone()
+        flipped[:, -1] = 1.0 - (cond[:, -1] > 0).float()
+        torch.testing.assert_close(model(x, t, flipped), model(x, t, cond))
+        model.head.gate_reference.fill_(5.0)
+        # With β ≠ 0 only the gated colour depends on the provenance, never the depth.
+        torch.testing.assert_close(model(x, t, flipped)[:, 3:], model(x, t, cond)[:, 3:])
+        assert not torch.allclose(model(x, t, flipped)[:, :3], model(x, t, cond)[:, :3])
+
+
+def test_reference_offset_opens_the_gate_on_reference_pixels_only():
+    torch.manual_seed(0)
+    model = CausalDiT(REFERENCE).eval()
+    closed = CausalDiT(REFERENCE).eval()
+    closed.load_state_dict(model.state_dict())
+    with torch.no_grad():
+        for net in (model, closed):
+            net.head.gate.bias.fill_(-30.0)  # the network's own gate shut
+        model.head.gate_reference.fill_(60.0)  # the reference forces it open
+    x, t, cond = _inputs(REFERENCE, frames=1, validity=1.0)
+    reference = torch.zeros_like(cond[:, -1])
+    reference[..., : REFERENCE.width // 2] = 1.0  # left half observed, right half generated
+    cond[:, -1] = reference
+    clean = _clean_colour(model, x, t, cond)
+    left, right = (..., slice(None, REFERENCE.width // 2)), (..., slice(REFERENCE.width // 2, None))
+    torch.testing.assert_close(clean[left], cond[:, :3][left], rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(clean[right], _clean_colour(closed, x, t, cond)[right], rtol=1e-4, atol=1e-4)
+
+
+def test_reference_provenance_needs_a_pixel_space_gate():
+    with pytest.raises(ValueError, match="anchor_gate_reference"):
+        dataclasses.replace(PLAIN, anchor_gate_reference=True)
+    assert CONFIGS["tiny64-colour-gate-ref"].anchor_gate_reference
