@@ -317,6 +317,9 @@ CONFIGS["tiny64-colour-gate-fill"] = dataclasses.replace(
 CONFIGS["tiny64-colour-gate-ref"] = dataclasses.replace(
     CONFIGS["tiny64-colour-gate"], name="tiny64-colour-gate-ref", anchor_gate_reference=True
 )
+CONFIGS["tiny64-colour-gate-fill-ref"] = dataclasses.replace(
+    CONFIGS["tiny64-colour-gate-fill"], name="tiny64-colour-gate-fill-ref", anchor_gate_reference=True
+)
 # The 1-latent-frame chunk mode of wan2.1-1.3b (4 video frames per step): lowest
 # action-to-frame latency, same cache history as the 3-frame mode (8 slots).
 CONFIGS["wan2.1-1.3b-chunk1"] = dataclasses.replace(
