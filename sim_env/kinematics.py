@@ -47,6 +47,12 @@ AXIS_ANGLE_EPS = 1e-12
 FINGERS = 5
 
 
+def depth_ahead(depth: torch.Tensor) -> torch.Tensor:
+    """(N,) nearest depth in the centre third of each (N, H, W) view: what the collision rule reads."""
+    h, w = depth.shape[-2:]
+    return depth[..., h // 3 : h - h // 3, w // 3 : w - w // 3].amin(dim=(-2, -1))
+
+
 def key_table(device: torch.device | str | None = None, dtype: torch.dtype = torch.float64) -> torch.Tensor:
     """(NUM_NAV_KEYS, NAV_DIM) continuous-nav vector of every discrete key (bridge.actions)."""
     table = np.stack([key_to_nav(k) for k in range(NUM_NAV_KEYS)])

@@ -12,7 +12,8 @@
 
 One step (ARCHITECTURE.md §6): decide collisions from the PREVIOUS generated depth (minimum of
 the centre third of the view below ``collision_depth_m`` blocks the forward component, with
-`torch.where`); integrate poses and hand states (`sim_env.kinematics`); splat the world's
+`torch.where`) and, with ``reference_collisions``, the depth of the pinned reference splatted
+into that view; integrate poses and hand states (`sim_env.kinematics`); splat the world's
 point-cloud memory into every stream's new camera (agents of one world share its memory);
 build the conditioning (`sim_env.conditioning`); denoise with `FlowSampler` (t = 1000·σ, each
 stream's own ST-cache and hashed counter-based noise, so a stream's frames do not depend on the others in
@@ -68,9 +69,8 @@ from sim_env.conditioning import (
     rays_to_plucker,
     scale_intrinsics,
     skeleton_tables,
-    splat_colours,
 )
-from sim_env.kinematics import HandKinematics, apply_hand_actions, integrate_nav
+from sim_env.kinematics import HandKinematics, apply_hand_actions, depth_ahead, integrate_nav
 from sim_env.latent_chunk import LatentChunkPath
 from sim_env.memory.point_cloud import PointCloudMemory
 from sim_env.memory.reference_pin import reference_fits, reference_pin_mask
@@ -104,6 +104,9 @@ class GenerativeRuntime:
         denoising_steps: flow-matching steps per frame (the clean cache pass comes on top).
         seed: seeds the random weights and, when `reset` gets none, the noise streams.
         collision_depth_m: forward motion is blocked when the previous frame's depth ahead is below.
+        reference_collisions: the depth ahead is also read from the pinned reference voxels
+            splatted into the previous view — ground-truth geometry the world was given — so a
+            generated frame that draws a known wall too far away cannot walk through it.
         nav_limits: per-step scale of navigation (same as the engines).
         fov_deg: vertical field of view of the cameras when no reference K is given.
         hand_limits: per-step scale of hand actions.
@@ -149,6 +152,7 @@ class GenerativeRuntime:
         denoising_steps: int = 4,
         seed: int = 0,
         collision_depth_m: float = DEFAULT_COLLISION_DEPTH_M,
+        reference_collisions: bool = True,
         nav_limits: NavLimits = NavLimits(),  # noqa: B008 - frozen dataclass, safe default
         fov_deg: float = 70.0,
         hand_limits: HandLimits = DEFAULT_HAND_LIMITS,
@@ -232,6 +236,7 @@ class GenerativeRuntime:
         reference_pixels = self.agents_per_world * cfg.image_height * cfg.image_width
         fits = reference_fits(reference_pixels, memory_capacity)
         self.pin_reference = fits if pin_reference is None else bool(pin_reference)
+        self.reference_collisions = bool(reference_collisions)
         self.hands = HandKinematics(dev)
         # Per-stream counter-based noise (`sim_env.stream_noise`): key and draw counter per stream.
         self.noise = StreamNoise(n, (cfg.chunk_frames, cfg.out_channels, cfg.height, cfg.width), dev)
@@ -254,6 +259,8 @@ class GenerativeRuntime:
         self.frames_pose = torch.eye(4, dtype=torch.float64, device=dev).repeat(n, f, 1, 1)
         self.rgb, self.depth = self.frames_rgb[:, -1], self.frames_depth[:, -1]
         self.collided = torch.zeros(n, dtype=torch.bool, device=dev)
+        # Depth of the pinned reference splatted into the last frame's view (+inf where none).
+        self.reference_depth = torch.full((n, h, w), float("inf"), device=dev)
         self.frame_id = torch.zeros(n, dtype=torch.int64, device=dev)
         self.wrist = self.hands.default_wrists.repeat(n, 1, 1, 1)
         self.grip = torch.zeros(n, 2, dtype=torch.float64, device=dev)
@@ -361,6 +368,7 @@ class GenerativeRuntime:
         take(self.frames_depth, depth.to(dev)[:, None].expand_as(self.frames_depth))
         take(self.frames_pose, self.pose[:, None].expand_as(self.frames_pose))
         take(self.collided, torch.zeros_like(self.collided))
+        take(self.reference_depth, torch.full_like(self.reference_depth, float("inf")))
         take(self.frame_id, torch.zeros_like(self.frame_id))
         take(self.wrist, self.hands.default_wrists.expand_as(self.wrist))
         take(self.grip, torch.zeros_like(self.grip))
@@ -403,8 +411,9 @@ class GenerativeRuntime:
         """
         self._require_reset()
         nav = nav.to(self.device, torch.float64)
-        h, w = self.height, self.width
-        ahead = self.depth[:, h // 3 : h - h // 3, w // 3 : w - w // 3].amin(dim=(1, 2))
+        ahead = depth_ahead(self.depth)
+        if self.reference_collisions:
+            ahead = torch.minimum(ahead, depth_ahead(self.reference_depth))
         # A chunk moves video_frames times before the next depth is known: stop where its path
         # would come closer than collision_depth_m (for one-frame steps: the plain threshold).
         travel = (self.video_frames - 1) * self.nav_limits.max_translation * nav[:, FORWARD].clamp_min(0.0)
@@ -487,26 +496,34 @@ class GenerativeRuntime:
         pose32 = pose.float()
         mem = self.memory
         with self._roll.beside(self.phase_timer), self.phase_timer("conditioning"):
-            r_rgb, r_depth, r_mask = splat(
+            colours = torch.cat([mem.rgb, mem.pinned[..., None].to(mem.rgb.dtype)], dim=-1)
+            r_values, r_depth, r_mask = splat(
                 mem.xyz.repeat_interleave(a, 0),
-                splat_colours(mem.rgb, mem.pinned, cfg).repeat_interleave(a, 0),
+                colours.repeat_interleave(a, 0),
                 mem.valid.repeat_interleave(a, 0),
                 self.K.float(),
                 pose32,
                 self.height,
                 self.width,
             )
+            r_rgb = r_values if cfg.anchor_gate_reference else r_values[..., :3]
             cond = build_condition(r_rgb, r_depth, r_mask, self._hand_map(), cfg)
+            pinned = (r_values[..., 3] > 0.5) & r_mask
+            reference_depth = torch.where(pinned, r_depth, float("inf"))
             self._plucker = rays_to_plucker(self._rays_cam, pose, cfg)
         x = self.sampler.sample(self.noise.draw(), cond, self._cache_pass)
         with self.phase_timer("decode"):
             rgb, depth = decode_frame(x[:, -1])
-        keep = None if mask is None else mask
-        self.pose.copy_(pose if keep is None else torch.where(keep[:, None, None], pose, self.pose))
-        self.rgb.copy_(rgb if keep is None else torch.where(keep[:, None, None, None], rgb, self.rgb))
-        self.depth.copy_(depth if keep is None else torch.where(keep[:, None, None], depth, self.depth))
+        for buffer, value in (
+            (self.pose, pose),
+            (self.rgb, rgb),
+            (self.depth, depth),
+            (self.reference_depth, reference_depth),
+        ):
+            keep = None if mask is None else mask.reshape(-1, *([1] * (buffer.dim() - 1)))
+            buffer.copy_(value if keep is None else torch.where(keep, value, buffer))
         with self.phase_timer("memory"):
-            self._insert_memory(keep)
+            self._insert_memory(mask)
         self._roll.defer(pose32[:, None].expand(-1, cfg.chunk_frames, -1, -1))
 
     def _generate_chunk(self, poses: torch.Tensor, mask: torch.Tensor | None) -> None:

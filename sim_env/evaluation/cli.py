@@ -37,6 +37,13 @@ def add_eval_arguments(parser: argparse.ArgumentParser) -> None:
         help="world: each world moves itself, the engine shadows it; engine: the engine moves and "
         "each world is teleported to its pose (every variant scored on the same views)",
     )
+    parser.add_argument(
+        "--no-reference-collisions",
+        dest="reference_collisions",
+        action="store_false",
+        help="model worlds decide collisions from their generated depth alone (the ablation of "
+        "the pinned reference's depth in the collision rule)",
+    )
 
 
 def run_eval(args: argparse.Namespace) -> int:
@@ -54,6 +61,7 @@ def run_eval(args: argparse.Namespace) -> int:
         memory_capacity=args.memory_capacity,
         video_dir=args.video,
         pose_source=args.pose_source,
+        reference_collisions=args.reference_collisions,
     )
     report = run_evaluation(settings)
     out = Path(args.out)

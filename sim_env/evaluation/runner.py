@@ -90,6 +90,8 @@ class EvalSettings:
         video_dir: write side-by-side videos here (None: no videos).
         pose_source: ``world`` (each world moves itself; the engine shadows it) or ``engine``
             (the engine moves; each world is teleported to the engine's pose).
+        reference_collisions: model worlds also read the pinned reference's depth in their
+            collision rule (`GenerativeRuntime`); False is the generated-depth-only ablation.
     """
 
     checkpoint: str | None
@@ -103,6 +105,7 @@ class EvalSettings:
     memory_capacity: int | None = None
     video_dir: str | None = None
     pose_source: str = "world"
+    reference_collisions: bool = True
 
     def __post_init__(self) -> None:
         if self.pose_source not in POSE_SOURCES:
@@ -139,6 +142,7 @@ def _open_world(variant: str, settings: EvalSettings) -> Any:
         "checkpoint": checkpoint,
         "device": settings.device,
         "denoising_steps": settings.denoising_steps,
+        "reference_collisions": settings.reference_collisions,
     }
     if variant == "model":
         return GenerativeWorld(**common, **extra)
@@ -146,7 +150,8 @@ def _open_world(variant: str, settings: EvalSettings) -> Any:
         return GenerativeWorld(**common, memory_mode="window", **extra)
     if variant == "no_hands":
         return GenerativeWorld(**common, condition_hands=False, **extra)
-    probe = GenerativeWorld(**common, **extra)  # only for the frame size of the checkpoint's config
+    # only for the frame size of the checkpoint's config
+    probe = GenerativeWorld(checkpoint=checkpoint, device=settings.device, **extra)
     return ReprojectionWorld(probe.height, probe.width, **extra)
 
 
@@ -316,6 +321,7 @@ def run_evaluation(settings: EvalSettings) -> dict[str, Any]:
         "denoising_steps": settings.denoising_steps,
         "device": settings.device,
         "pose_source": settings.pose_source,
+        "reference_collisions": settings.reference_collisions,
         "horizons": [h for h in HORIZONS if h <= settings.horizon],
         "variants": {},
     }

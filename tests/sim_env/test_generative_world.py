@@ -132,7 +132,8 @@ def test_cache_memory_constant_over_many_steps() -> None:
 
 
 def test_collision_blocks_forward_motion() -> None:
-    world = make(denoising_steps=1, collision_depth_m=0.5)
+    # the generated-depth rule alone (the reference's own depth is tested below)
+    world = make(denoising_steps=1, collision_depth_m=0.5, reference_collisions=False)
     near = reference(0, depth_m=0.1)
     near = Observation(**{**near.__dict__, "depth": np.full((H, W), 0.2, np.float32)})
     world.reset_batch(*batch_tensors([near]))
@@ -147,6 +148,28 @@ def test_collision_blocks_forward_motion() -> None:
     before = out["pose"].clone()
     out = world.step_batch(torch.tensor([[1.0, 0, 0, 0, 0, 0]], dtype=torch.float64))
     assert not bool(out["collided"][0]) and not torch.equal(out["pose"], before)
+
+
+@pytest.mark.parametrize(
+    ("rule", "pin", "blocked"), [(True, None, True), (False, None, False), (True, False, False)]
+)
+def test_pinned_reference_depth_blocks_a_wall_the_generated_frame_draws_far(rule, pin, blocked) -> None:
+    """The reference's wall at 0.2 m stops the agent although the generated depth says 5 m ahead."""
+    world = make(denoising_steps=1, collision_depth_m=0.5, reference_collisions=rule, pin_reference=pin)
+    near = reference(0)
+    near = Observation(**{**near.__dict__, "depth": np.full((H, W), 0.2, np.float32)})
+    world.reset_batch(*batch_tensors([near]))
+    assert torch.isinf(world.reference_depth).all()  # the reference frame itself: nothing splatted yet
+    world.teleport_batch(world.pose.clone(), torch.ones(1, dtype=torch.bool))  # generate in place
+    centre = kin.depth_ahead(world.reference_depth)
+    assert bool(torch.isfinite(centre).all()) == (pin is None)
+    if pin is None:
+        torch.testing.assert_close(centre, torch.tensor([0.2]), rtol=0, atol=0.02)
+    world.depth.fill_(5.0)
+    out = world.step_batch(torch.tensor([[1.0, 0, 0, 0, 0, 0]], dtype=torch.float64))
+    assert bool(out["collided"][0]) == blocked
+    world.reset_batch(*batch_tensors([near]))
+    assert torch.isinf(world.reference_depth).all()  # a reset forgets the old view's reference depth
 
 
 def test_set_pose_teleports_only_that_agent() -> None:
