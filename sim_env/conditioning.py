@@ -141,13 +141,14 @@ def hand_skeleton_map(
     return value.amax(dim=1).reshape(-1, height, width)
 
 
-def splat_colours(rgb: torch.Tensor, pinned: torch.Tensor, config: DiTConfig) -> torch.Tensor:
-    """Per-voxel values (..., 3 or 4) the memory splat carries into the condition.
+def splat_colours(rgb: torch.Tensor, pinned: torch.Tensor, with_pins: bool) -> torch.Tensor:
+    """Per-voxel values (..., 3 or 4) the memory splat carries: colour, and the pinned flag if asked.
 
-    Configs with ``anchor_gate_reference`` also splat each voxel's pinned flag, so the condition
-    can say which anchor pixels are the ground-truth reference (`build_condition`).
+    The flag says which splatted pixels are the ground-truth reference: configs with
+    ``anchor_gate_reference`` read it in the condition (`build_condition`), and the runtime's
+    opt-in ``reference_collisions`` reads the reference's depth through it.
     """
-    if not config.anchor_gate_reference:
+    if not with_pins:
         return rgb
     return torch.cat([rgb, pinned[..., None].to(rgb.dtype)], dim=-1)
 

@@ -12,8 +12,8 @@
 
 One step (ARCHITECTURE.md §6): decide collisions from the PREVIOUS generated depth (minimum of
 the centre third of the view below ``collision_depth_m`` blocks the forward component, with
-`torch.where`) and, with ``reference_collisions``, the depth of the pinned reference splatted
-into that view; integrate poses and hand states (`sim_env.kinematics`); splat the world's
+`torch.where`) and, with the opt-in ``reference_collisions``, the depth of the pinned reference
+splatted into that view; integrate poses and hand states (`sim_env.kinematics`); splat the world's
 point-cloud memory into every stream's new camera (agents of one world share its memory);
 build the conditioning (`sim_env.conditioning`); denoise with `FlowSampler` (t = 1000·σ, each
 stream's own ST-cache and hashed counter-based noise, so a stream's frames do not depend on the others in
@@ -69,6 +69,7 @@ from sim_env.conditioning import (
     rays_to_plucker,
     scale_intrinsics,
     skeleton_tables,
+    splat_colours,
 )
 from sim_env.kinematics import HandKinematics, apply_hand_actions, depth_ahead, integrate_nav
 from sim_env.latent_chunk import LatentChunkPath
@@ -106,7 +107,9 @@ class GenerativeRuntime:
         collision_depth_m: forward motion is blocked when the previous frame's depth ahead is below.
         reference_collisions: the depth ahead is also read from the pinned reference voxels
             splatted into the previous view — ground-truth geometry the world was given — so a
-            generated frame that draws a known wall too far away cannot walk through it.
+            generated frame that draws a known wall too far away cannot walk through it. Off by
+            default: measured on tiny64 it raised PSNR@32 but lowered PSNR@128 and broke the
+            evaluation's loops (docs/model.md, "Collisions from the reference's depth").
         nav_limits: per-step scale of navigation (same as the engines).
         fov_deg: vertical field of view of the cameras when no reference K is given.
         hand_limits: per-step scale of hand actions.
@@ -152,7 +155,7 @@ class GenerativeRuntime:
         denoising_steps: int = 4,
         seed: int = 0,
         collision_depth_m: float = DEFAULT_COLLISION_DEPTH_M,
-        reference_collisions: bool = True,
+        reference_collisions: bool = False,
         nav_limits: NavLimits = NavLimits(),  # noqa: B008 - frozen dataclass, safe default
         fov_deg: float = 70.0,
         hand_limits: HandLimits = DEFAULT_HAND_LIMITS,
@@ -496,7 +499,8 @@ class GenerativeRuntime:
         pose32 = pose.float()
         mem = self.memory
         with self._roll.beside(self.phase_timer), self.phase_timer("conditioning"):
-            colours = torch.cat([mem.rgb, mem.pinned[..., None].to(mem.rgb.dtype)], dim=-1)
+            with_pins = self.reference_collisions or cfg.anchor_gate_reference
+            colours = splat_colours(mem.rgb, mem.pinned, with_pins)
             r_values, r_depth, r_mask = splat(
                 mem.xyz.repeat_interleave(a, 0),
                 colours.repeat_interleave(a, 0),
@@ -508,18 +512,15 @@ class GenerativeRuntime:
             )
             r_rgb = r_values if cfg.anchor_gate_reference else r_values[..., :3]
             cond = build_condition(r_rgb, r_depth, r_mask, self._hand_map(), cfg)
-            pinned = (r_values[..., 3] > 0.5) & r_mask
-            reference_depth = torch.where(pinned, r_depth, float("inf"))
+            updates = []
+            if self.reference_collisions:
+                pinned = (r_values[..., 3] > 0.5) & r_mask
+                updates.append((self.reference_depth, torch.where(pinned, r_depth, float("inf"))))
             self._plucker = rays_to_plucker(self._rays_cam, pose, cfg)
         x = self.sampler.sample(self.noise.draw(), cond, self._cache_pass)
         with self.phase_timer("decode"):
             rgb, depth = decode_frame(x[:, -1])
-        for buffer, value in (
-            (self.pose, pose),
-            (self.rgb, rgb),
-            (self.depth, depth),
-            (self.reference_depth, reference_depth),
-        ):
+        for buffer, value in [(self.pose, pose), (self.rgb, rgb), (self.depth, depth), *updates]:
             keep = None if mask is None else mask.reshape(-1, *([1] * (buffer.dim() - 1)))
             buffer.copy_(value if keep is None else torch.where(keep, value, buffer))
         with self.phase_timer("memory"):

@@ -38,11 +38,10 @@ def add_eval_arguments(parser: argparse.ArgumentParser) -> None:
         "each world is teleported to its pose (every variant scored on the same views)",
     )
     parser.add_argument(
-        "--no-reference-collisions",
-        dest="reference_collisions",
-        action="store_false",
-        help="model worlds decide collisions from their generated depth alone (the ablation of "
-        "the pinned reference's depth in the collision rule)",
+        "--reference-collisions",
+        action="store_true",
+        help="model worlds also read the pinned reference's depth in their collision rule "
+        "(default: the generated depth alone)",
     )
 
 

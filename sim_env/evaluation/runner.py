@@ -91,7 +91,7 @@ class EvalSettings:
         pose_source: ``world`` (each world moves itself; the engine shadows it) or ``engine``
             (the engine moves; each world is teleported to the engine's pose).
         reference_collisions: model worlds also read the pinned reference's depth in their
-            collision rule (`GenerativeRuntime`); False is the generated-depth-only ablation.
+            collision rule (`GenerativeRuntime`); False (default) uses the generated depth alone.
     """
 
     checkpoint: str | None
@@ -105,7 +105,7 @@ class EvalSettings:
     memory_capacity: int | None = None
     video_dir: str | None = None
     pose_source: str = "world"
-    reference_collisions: bool = True
+    reference_collisions: bool = False
 
     def __post_init__(self) -> None:
         if self.pose_source not in POSE_SOURCES:

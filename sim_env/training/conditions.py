@@ -77,7 +77,7 @@ class Reprojection:
         The colour carries the pinned flag as a 4th channel for configs that read it (`splat_colours`).
         """
         mem, cfg = self.memory, self.config
-        colours = splat_colours(mem.rgb, mem.pinned, cfg)
+        colours = splat_colours(mem.rgb, mem.pinned, cfg.anchor_gate_reference)
         return splat(mem.xyz, colours, mem.valid, K.float(), pose.float(), cfg.height, cfg.width)
 
 
