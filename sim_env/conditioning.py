@@ -141,16 +141,12 @@ def hand_skeleton_map(
     return value.amax(dim=1).reshape(-1, height, width)
 
 
-def splat_colours(rgb: torch.Tensor, pinned: torch.Tensor, with_pins: bool) -> torch.Tensor:
-    """Per-voxel values (..., 3 or 4) the memory splat carries: colour, and the pinned flag if asked.
+def pinned_depth(render: torch.Tensor, render_depth: torch.Tensor, render_mask: torch.Tensor) -> torch.Tensor:
+    """(N, H, W) depth of the pixels that show a pinned reference voxel, +inf elsewhere.
 
-    The flag says which splatted pixels are the ground-truth reference: configs with
-    ``anchor_gate_reference`` read it in the condition (`build_condition`), and the runtime's
-    opt-in ``reference_collisions`` reads the reference's depth through it.
+    ``render`` is a splat with the pinned flag in channel 3 (`PointCloudMemory.render(with_pins=True)`).
     """
-    if not with_pins:
-        return rgb
-    return torch.cat([rgb, pinned[..., None].to(rgb.dtype)], dim=-1)
+    return torch.where((render[..., 3] > 0.5) & render_mask, render_depth, float("inf"))
 
 
 def build_condition(
@@ -163,20 +159,19 @@ def build_condition(
     """Condition channels (N, condition_channels, chunk_frames, H, W) of the frame being generated.
 
     Args:
-        render_rgb: (N, H, W, 3) memory splat colours in 0..255; with ``anchor_gate_reference``
-            (N, H, W, 4), the splatted pinned flag last (`splat_colours`).
+        render_rgb: (N, H, W, 3+) memory splat colours in 0..255; configs with
+            ``anchor_gate_reference`` read the splatted pinned flag in channel 3
+            (`PointCloudMemory.render(with_pins=True)`), others ignore channels past 3.
         render_depth: (N, H, W) memory splat depth in metres (+inf where empty).
         render_mask: (N, H, W) bool validity of the splat.
         hand_map: (N, H, W) rasterised hand skeleton in [0, 1].
         config: the model config (layout and frame size).
     """
     require_pixel_space(config)
-    channels = 4 if config.anchor_gate_reference else 3
-    if render_rgb.shape[-1] != channels:
+    if config.anchor_gate_reference and render_rgb.shape[-1] < 4:
         raise ValueError(
-            f"render_rgb: config {config.name} needs {channels} splatted channels "
-            f"(colour{' + pinned flag, see splat_colours' if channels == 4 else ''}), "
-            f"got {render_rgb.shape[-1]}"
+            f"render_rgb: config {config.name} reads the pinned flag as a 4th splatted channel "
+            f"(PointCloudMemory.render(with_pins=True)), got {render_rgb.shape[-1]} channels"
         )
     mask = render_mask.to(torch.float32)[:, None]
     frame = torch.where(render_mask[:, None], encode_frame(render_rgb[..., :3], render_depth), 0.0)

@@ -64,23 +64,23 @@ from sim_env.conditioning import (
     decode_frame,
     encode_frame,
     hand_skeleton_map,
+    pinned_depth,
     plucker_input,
     pool_admission,
     rays_to_plucker,
     scale_intrinsics,
     skeleton_tables,
-    splat_colours,
 )
 from sim_env.kinematics import HandKinematics, apply_hand_actions, depth_ahead, integrate_nav
 from sim_env.latent_chunk import LatentChunkPath
 from sim_env.memory.point_cloud import PointCloudMemory
 from sim_env.memory.reference_pin import reference_fits, reference_pin_mask
-from sim_env.memory.splat import splat
 from sim_env.model.config import DiTConfig, get_config
 from sim_env.model.st_cache import STCache, attention_mirror, drop_policy
 from sim_env.runtime_speed import speed_up_model
 from sim_env.sampler import NUM_TRAIN_TIMESTEPS, FlowSampler, FlowSchedule
 from sim_env.stream_noise import StreamNoise, stream_keys
+from sim_env.stream_rows import commit_rows
 
 log = logging.getLogger(__name__)
 
@@ -105,11 +105,9 @@ class GenerativeRuntime:
         denoising_steps: flow-matching steps per frame (the clean cache pass comes on top).
         seed: seeds the random weights and, when `reset` gets none, the noise streams.
         collision_depth_m: forward motion is blocked when the previous frame's depth ahead is below.
-        reference_collisions: the depth ahead is also read from the pinned reference voxels
-            splatted into the previous view — ground-truth geometry the world was given — so a
-            generated frame that draws a known wall too far away cannot walk through it. Off by
-            default: measured on tiny64 it raised PSNR@32 but lowered PSNR@128 and broke the
-            evaluation's loops (docs/model.md, "Collisions from the reference's depth").
+        reference_collisions: also read the depth ahead from the pinned reference splatted into the
+            view (ground truth), so a known wall drawn too far cannot be walked through. Off by
+            default: on tiny64 it lowered PSNR@128 and loop closure (docs/model.md).
         nav_limits: per-step scale of navigation (same as the engines).
         fov_deg: vertical field of view of the cameras when no reference K is given.
         hand_limits: per-step scale of hand actions.
@@ -355,9 +353,7 @@ class GenerativeRuntime:
         self.flush_cache_roll()  # the streams that are not reset keep their rolled history
 
         def take(buffer: torch.Tensor, new: torch.Tensor) -> None:
-            """buffer[i] = new[i] for the streams being reset, in place."""
-            keep = streams.reshape(-1, *([1] * (buffer.dim() - 1)))
-            buffer.copy_(torch.where(keep, new.to(dev, buffer.dtype), buffer))
+            commit_rows(buffer, new, streams)  # only the streams being reset
 
         take(self.noise_key, stream_keys(seed_tensor))
         take(self.noise_counter, torch.zeros_like(self.noise_counter))
@@ -500,29 +496,19 @@ class GenerativeRuntime:
         mem = self.memory
         with self._roll.beside(self.phase_timer), self.phase_timer("conditioning"):
             with_pins = self.reference_collisions or cfg.anchor_gate_reference
-            colours = splat_colours(mem.rgb, mem.pinned, with_pins)
-            r_values, r_depth, r_mask = splat(
-                mem.xyz.repeat_interleave(a, 0),
-                colours.repeat_interleave(a, 0),
-                mem.valid.repeat_interleave(a, 0),
-                self.K.float(),
-                pose32,
-                self.height,
-                self.width,
+            r_values, r_depth, r_mask = mem.render(
+                self.K.float(), pose32, self.height, self.width, with_pins=with_pins, cameras_per_world=a
             )
-            r_rgb = r_values if cfg.anchor_gate_reference else r_values[..., :3]
-            cond = build_condition(r_rgb, r_depth, r_mask, self._hand_map(), cfg)
-            updates = []
+            cond = build_condition(r_values, r_depth, r_mask, self._hand_map(), cfg)
+            updates = []  # the pinned reference's depth, where the collision rule reads it
             if self.reference_collisions:
-                pinned = (r_values[..., 3] > 0.5) & r_mask
-                updates.append((self.reference_depth, torch.where(pinned, r_depth, float("inf"))))
+                updates.append((self.reference_depth, pinned_depth(r_values, r_depth, r_mask)))
             self._plucker = rays_to_plucker(self._rays_cam, pose, cfg)
         x = self.sampler.sample(self.noise.draw(), cond, self._cache_pass)
         with self.phase_timer("decode"):
             rgb, depth = decode_frame(x[:, -1])
         for buffer, value in [(self.pose, pose), (self.rgb, rgb), (self.depth, depth), *updates]:
-            keep = None if mask is None else mask.reshape(-1, *([1] * (buffer.dim() - 1)))
-            buffer.copy_(value if keep is None else torch.where(keep, value, buffer))
+            commit_rows(buffer, value, mask)
         with self.phase_timer("memory"):
             self._insert_memory(mask)
         self._roll.defer(pose32[:, None].expand(-1, cfg.chunk_frames, -1, -1))
@@ -538,19 +524,13 @@ class GenerativeRuntime:
         self._plucker = inputs.plucker
         x = self.sampler.sample(self.noise.draw(), inputs.cond)  # (N, T, C, h, w)
 
-        def commit(buffer: torch.Tensor, new: torch.Tensor) -> None:
-            if keep is None:
-                buffer.copy_(new)
-            else:
-                buffer.copy_(torch.where(keep.reshape(-1, *([1] * (buffer.dim() - 1))), new, buffer))
-
         def decode_and_remember() -> None:
             with self.phase_timer("decode"):
                 rgb = latent.codec.decode(x, keep)
-            commit(self.frames_rgb, rgb)
-            commit(self.frames_depth, inputs.depth)
-            commit(self.frames_pose, poses)
-            commit(self.pose, poses[:, -1])
+            commit_rows(self.frames_rgb, rgb, keep)
+            commit_rows(self.frames_depth, inputs.depth, keep)
+            commit_rows(self.frames_pose, poses, keep)
+            commit_rows(self.pose, poses[:, -1], keep)
             # Generated colours go into the memory at the depth the memory itself reprojected
             # there (holes stay unfilled): the latent path adds no new geometry (no depth decoder).
             with self.phase_timer("memory"):

@@ -259,11 +259,36 @@ class PointCloudMemory:
         self.valid.copy_(kept_ok)
 
     def render(
-        self, K: torch.Tensor, pose_c2w: torch.Tensor, height: int, width: int, backend: str = "auto"
+        self,
+        K: torch.Tensor,
+        pose_c2w: torch.Tensor,
+        height: int,
+        width: int,
+        backend: str = "auto",
+        with_pins: bool = False,
+        cameras_per_world: int = 1,
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Splats each world's cloud into its camera: (rgb (B,H,W,3), depth (B,H,W), mask (B,H,W)).
+        """Splats each world's cloud into its cameras: (rgb (N,H,W,C), depth (N,H,W), mask (N,H,W)).
 
         See `splat.splat`; colours are in the inserted units, zero where the mask is False.
+        ``with_pins`` adds each voxel's pinned flag as a last colour channel (1.0 where the pixel
+        shows a pinned reference voxel). With ``cameras_per_world`` A, K and pose_c2w hold N = B·A
+        cameras, world b's at rows b·A … b·A + A − 1.
         """
         dtype = self.xyz.dtype
-        return splat(self.xyz, self.rgb, self.valid, K.to(dtype), pose_c2w.to(dtype), height, width, backend)
+        values = torch.cat([self.rgb, self.pinned[..., None].to(dtype)], dim=-1) if with_pins else self.rgb
+        a = cameras_per_world
+
+        def per_camera(t: torch.Tensor) -> torch.Tensor:
+            return t if a == 1 else t.repeat_interleave(a, 0)
+
+        return splat(
+            per_camera(self.xyz),
+            per_camera(values),
+            per_camera(self.valid),
+            K.to(dtype),
+            pose_c2w.to(dtype),
+            height,
+            width,
+            backend,
+        )

@@ -18,11 +18,9 @@ from sim_env.conditioning import (
     hand_skeleton_map,
     scale_intrinsics,
     skeleton_tables,
-    splat_colours,
 )
 from sim_env.memory.point_cloud import PointCloudMemory
 from sim_env.memory.reference_pin import reference_fits, reference_pin_mask
-from sim_env.memory.splat import splat
 from sim_env.model.config import DiTConfig
 from sim_env.model.plucker import plucker_rays
 from sim_env.runtime import DEFAULT_MEMORY_CAPACITY, DEFAULT_VOXEL_SIZE_M
@@ -74,11 +72,12 @@ class Reprojection:
     def render(self, K: torch.Tensor, pose: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Splat every memory into its camera: (rgb (B, H, W, 3 or 4), depth (B, H, W), mask (B, H, W)).
 
-        The colour carries the pinned flag as a 4th channel for configs that read it (`splat_colours`).
+        The colour carries the pinned flag as a 4th channel for configs that read it
+        (`PointCloudMemory.render`).
         """
-        mem, cfg = self.memory, self.config
-        colours = splat_colours(mem.rgb, mem.pinned, cfg.anchor_gate_reference)
-        return splat(mem.xyz, colours, mem.valid, K.float(), pose.float(), cfg.height, cfg.width)
+        cfg = self.config
+        with_pins = cfg.anchor_gate_reference
+        return self.memory.render(K.float(), pose.float(), cfg.height, cfg.width, with_pins=with_pins)
 
 
 def ground_truth_reprojections(
@@ -106,7 +105,7 @@ def ground_truth_reprojections(
     Returns:
         (rgb (B, T, H, W, 3), depth (B, T, H, W), mask (B, T, H, W)); frame 0 is empty (the
         reference frame is never generated). The colour has the pinned flag as a 4th channel for
-        configs with ``anchor_gate_reference`` (`splat_colours`).
+        configs with ``anchor_gate_reference``.
     """
     b, t = rgb.shape[:2]
     memory = Reprojection(b, config, rgb.device, capacity)

@@ -162,3 +162,23 @@ def test_pinned_reference_survives_eviction_and_is_not_recoloured():
     assert (now - before).abs().amax() > 50  # averaged with the inverted colours
     m.reset(torch.tensor([True, False]))
     assert not m.pinned[0].any()
+
+
+def test_render_with_pins_marks_pinned_pixels_and_serves_several_cameras_per_world():
+    m = PointCloudMemory(2, 2048, voxel_size=0.05, dtype=torch.float64)
+    (rgb0, depth0, K0, pose0), (rgb1, depth1, K1, pose1) = _frames(5, 2, 2)
+    m.insert(rgb0, depth0, K0, pose0, pin_mask=torch.ones(2, H, W, dtype=torch.bool))
+    m.insert(rgb1, depth1, K1, pose1)  # unpinned, seen from elsewhere
+    colour, depth, mask = m.render(K1, pose1, H, W)
+    values, depth_p, mask_p = m.render(K1, pose1, H, W, with_pins=True)
+    assert values.shape[-1] == 4 and torch.equal(values[..., :3], colour)
+    assert torch.equal(depth_p, depth) and torch.equal(mask_p, mask)
+    flag = values[..., 3]
+    assert set(flag.unique().tolist()) <= {0.0, 1.0} and not flag[~mask].any()
+    assert flag[mask].any() and not flag[mask].all()  # both kinds of pixel in view
+    # Two cameras per world: rows b·2 and b·2 + 1 look into world b.
+    K2, pose2 = K1.repeat_interleave(2, 0), torch.stack([pose1[0], pose0[0], pose1[1], pose0[1]])
+    both, _, _ = m.render(K2, pose2, H, W, with_pins=True, cameras_per_world=2)
+    assert torch.equal(both[0], values[0]) and torch.equal(both[2], values[1])
+    alone, _, _ = m.render(K0, pose0, H, W, with_pins=True)
+    assert torch.equal(both[1], alone[0]) and torch.equal(both[3], alone[1])
