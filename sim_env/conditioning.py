@@ -141,12 +141,17 @@ def hand_skeleton_map(
     return value.amax(dim=1).reshape(-1, height, width)
 
 
-def pinned_depth(render: torch.Tensor, render_depth: torch.Tensor, render_mask: torch.Tensor) -> torch.Tensor:
-    """(N, H, W) depth of the pixels that show a pinned reference voxel, +inf elsewhere.
+def pinned_pixels(render: torch.Tensor, render_mask: torch.Tensor) -> torch.Tensor:
+    """(N, H, W) bool: the pixels that show a pinned reference voxel.
 
     ``render`` is a splat with the pinned flag in channel 3 (`PointCloudMemory.render(with_pins=True)`).
     """
-    return torch.where((render[..., 3] > 0.5) & render_mask, render_depth, float("inf"))
+    return (render[..., 3] > 0.5) & render_mask
+
+
+def pinned_depth(render: torch.Tensor, render_depth: torch.Tensor, render_mask: torch.Tensor) -> torch.Tensor:
+    """(N, H, W) depth of the `pinned_pixels`, +inf elsewhere (the reference's own geometry)."""
+    return torch.where(pinned_pixels(render, render_mask), render_depth, float("inf"))
 
 
 def build_condition(
@@ -177,7 +182,7 @@ def build_condition(
     frame = torch.where(render_mask[:, None], encode_frame(render_rgb[..., :3], render_depth), 0.0)
     parts = [frame, mask, hand_map.to(torch.float32)[:, None]]
     if config.anchor_gate_reference:
-        parts.append(((render_rgb[..., 3] > 0.5) & render_mask).to(torch.float32)[:, None])
+        parts.append(pinned_pixels(render_rgb, render_mask).to(torch.float32)[:, None])
     cond = torch.cat(parts, dim=1)  # (N, cc, H, W)
     assert cond.shape[1] == config.condition_channels
     return cond[:, :, None].expand(-1, -1, config.chunk_frames, -1, -1)
