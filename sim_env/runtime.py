@@ -88,6 +88,9 @@ WORLD_NAME = "genworld.generative"
 DEFAULT_COLLISION_DEPTH_M = 0.3  # MujocoWorld's walking agents keep about this far from walls
 DEFAULT_MEMORY_CAPACITY = 16384  # voxels per world (4 full 64×64 frames)
 DEFAULT_VOXEL_SIZE_M = 0.05  # ~ the footprint of a 64×64, 70° pixel at 3 m
+# A generated voxel hides the pinned reference only when nearer than 1/(1 + margin) of its depth
+# (`PointCloudMemory.render`); 0 = plain z-buffer. Chosen on the validation seeds (docs/model.md).
+DEFAULT_PINNED_MARGIN = 0.0
 MEMORY_MODES = ("full", "window")
 DEFAULT_SCHEDULE_SHIFT = 5.0  # Wan2.1 / Self-Forcing shift for few-step sampling
 STREAM_SEED_STRIDE = 1 << 16  # stream i of an episode seeded s draws noise from s·stride + i
@@ -108,6 +111,10 @@ class GenerativeRuntime:
         reference_collisions: also read the depth ahead from the pinned reference splatted into the
             view (ground truth), so a known wall drawn too far cannot be walked through. Off by
             default: on tiny64 it lowered PSNR@128 and loop closure (docs/model.md).
+        pinned_margin: priority of the pinned reference in the memory's z-test: a generated voxel
+            hides a pinned one only when nearer than 1/(1 + pinned_margin) of its depth
+            (`PointCloudMemory.render`), so drawn depth that errs near cannot cover the ground
+            truth of a view the world comes back to. 0 = plain z-buffer.
         nav_limits: per-step scale of navigation (same as the engines).
         fov_deg: vertical field of view of the cameras when no reference K is given.
         hand_limits: per-step scale of hand actions.
@@ -154,6 +161,7 @@ class GenerativeRuntime:
         seed: int = 0,
         collision_depth_m: float = DEFAULT_COLLISION_DEPTH_M,
         reference_collisions: bool = False,
+        pinned_margin: float = DEFAULT_PINNED_MARGIN,
         nav_limits: NavLimits = NavLimits(),  # noqa: B008 - frozen dataclass, safe default
         fov_deg: float = 70.0,
         hand_limits: HandLimits = DEFAULT_HAND_LIMITS,
@@ -238,6 +246,9 @@ class GenerativeRuntime:
         fits = reference_fits(reference_pixels, memory_capacity)
         self.pin_reference = fits if pin_reference is None else bool(pin_reference)
         self.reference_collisions = bool(reference_collisions)
+        if not pinned_margin >= 0.0:
+            raise ValueError(f"pinned_margin must be >= 0, got {pinned_margin}")
+        self.pinned_margin = float(pinned_margin)
         self.hands = HandKinematics(dev)
         # Per-stream counter-based noise (`sim_env.stream_noise`): key and draw counter per stream.
         self.noise = StreamNoise(n, (cfg.chunk_frames, cfg.out_channels, cfg.height, cfg.width), dev)
@@ -497,7 +508,13 @@ class GenerativeRuntime:
         with self._roll.beside(self.phase_timer), self.phase_timer("conditioning"):
             with_pins = self.reference_collisions or cfg.anchor_gate_reference
             r_values, r_depth, r_mask = mem.render(
-                self.K.float(), pose32, self.height, self.width, with_pins=with_pins, cameras_per_world=a
+                self.K.float(),
+                pose32,
+                self.height,
+                self.width,
+                with_pins=with_pins,
+                cameras_per_world=a,
+                pinned_margin=self.pinned_margin,
             )
             cond = build_condition(r_values, r_depth, r_mask, self._hand_map(), cfg)
             updates = []  # the pinned reference's depth, where the collision rule reads it

@@ -39,9 +39,16 @@ def add_eval_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--reference-collisions",
-        action="store_true",
+        action=argparse.BooleanOptionalAction,
+        default=None,
         help="model worlds also read the pinned reference's depth in their collision rule "
-        "(default: the generated depth alone)",
+        "(default: the runtime's)",
+    )
+    parser.add_argument(
+        "--pinned-margin",
+        type=float,
+        default=None,
+        help="priority of the pinned reference in the memory's z-test (default: the runtime's)",
     )
 
 
@@ -61,6 +68,7 @@ def run_eval(args: argparse.Namespace) -> int:
         video_dir=args.video,
         pose_source=args.pose_source,
         reference_collisions=args.reference_collisions,
+        pinned_margin=args.pinned_margin,
     )
     report = run_evaluation(settings)
     out = Path(args.out)

@@ -91,7 +91,9 @@ class EvalSettings:
         pose_source: ``world`` (each world moves itself; the engine shadows it) or ``engine``
             (the engine moves; each world is teleported to the engine's pose).
         reference_collisions: model worlds also read the pinned reference's depth in their
-            collision rule (`GenerativeRuntime`); False (default) uses the generated depth alone.
+            collision rule (`GenerativeRuntime`); None = the runtime's default.
+        pinned_margin: priority of the pinned reference in the model worlds' memory z-test
+            (`GenerativeRuntime`); None = the runtime's default.
     """
 
     checkpoint: str | None
@@ -105,7 +107,8 @@ class EvalSettings:
     memory_capacity: int | None = None
     video_dir: str | None = None
     pose_source: str = "world"
-    reference_collisions: bool = False
+    reference_collisions: bool | None = None
+    pinned_margin: float | None = None
 
     def __post_init__(self) -> None:
         if self.pose_source not in POSE_SOURCES:
@@ -142,8 +145,11 @@ def _open_world(variant: str, settings: EvalSettings) -> Any:
         "checkpoint": checkpoint,
         "device": settings.device,
         "denoising_steps": settings.denoising_steps,
-        "reference_collisions": settings.reference_collisions,
     }
+    if settings.reference_collisions is not None:
+        common["reference_collisions"] = settings.reference_collisions
+    if settings.pinned_margin is not None:
+        common["pinned_margin"] = settings.pinned_margin
     if variant == "model":
         return GenerativeWorld(**common, **extra)
     if variant == "window":
@@ -321,7 +327,6 @@ def run_evaluation(settings: EvalSettings) -> dict[str, Any]:
         "denoising_steps": settings.denoising_steps,
         "device": settings.device,
         "pose_source": settings.pose_source,
-        "reference_collisions": settings.reference_collisions,
         "horizons": [h for h in HORIZONS if h <= settings.horizon],
         "variants": {},
     }
@@ -344,6 +349,9 @@ def run_evaluation(settings: EvalSettings) -> dict[str, Any]:
             if engine is None:
                 engine = MujocoWorld("rooms", world.height, world.width)
                 report["resolution"] = [world.height, world.width]
+            if hasattr(world, "pinned_margin") and "pinned_margin" not in report:  # a model world
+                report["reference_collisions"] = world.reference_collisions
+                report["pinned_margin"] = world.pinned_margin
             traces: dict[str, list[EpisodeTrace]] = {}
             refs: dict[str, list[np.ndarray]] = {}
             trajs: dict[str, list[Trajectory]] = {}

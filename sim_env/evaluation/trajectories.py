@@ -1,7 +1,10 @@
 """Evaluation trajectories: random walk, spiral, out-and-back loop (rooms) and hand motion (tabletop).
 
-Each is an action source for one agent, a pure function of its seed, so every variant of an
-evaluation run (model, baselines) follows the same actions from the same reference frame.
+Each is an action source for one agent, a function of its seed, so every variant of an
+evaluation run (model, baselines) starts from the same reference frame with the same actions.
+The loop alone also reads the poses it reaches: its way back undoes the moves actually made, so
+a world whose collision rule stopped it on the way out still returns to its start (the
+closed-loop protocol compares the start frame with the frame back at the start pose).
 """
 
 from __future__ import annotations
@@ -11,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from bridge.actions import FORWARD, RIGHT, YAW
+from bridge.actions import FORWARD, RIGHT, YAW, NavLimits, heading_frame
 from bridge.policies import make_policy
 from bridge.types import NAV_DIM, Action, Observation
 
@@ -76,14 +79,20 @@ def spiral_navs(horizon: int, rng: np.random.Generator) -> np.ndarray:
     return navs
 
 
+def loop_phases(horizon: int) -> tuple[int, int]:
+    """(n, m): steps forward (and back) and steps of yaw each way of the loop of ``horizon`` steps."""
+    m = max(int(horizon * LOOP_TURN_FRACTION), 1)
+    n = max((horizon - 2 * m) // 2, 1)
+    return n, m
+
+
 def loop_navs(horizon: int) -> tuple[np.ndarray, int]:
     """Mirrored out-and-back path: forward n, yaw left m, yaw right m, backward n.
 
     The pose at step i equals the pose at step 2(n + m) − i, so the video is symmetric (Memory
     Symmetry) and step 2(n + m) is back at the start (loop closure); later steps are noops.
     """
-    m = max(int(horizon * LOOP_TURN_FRACTION), 1)
-    n = max((horizon - 2 * m) // 2, 1)
+    n, m = loop_phases(horizon)
     navs = np.zeros((horizon, NAV_DIM))
     phases = [(FORWARD, 1.0, n), (YAW, 1.0, m), (YAW, -1.0, m), (FORWARD, -1.0, n)]
     t = 0
@@ -91,6 +100,42 @@ def loop_navs(horizon: int) -> tuple[np.ndarray, int]:
         navs[t : t + count, axis] = value
         t += count
     return navs[:horizon], min(2 * (n + m), horizon)
+
+
+def closed_loop(horizon: int, limits: NavLimits = NavLimits()) -> Callable[[Observation], Action]:  # noqa: B008
+    """`loop_navs`, with each backward step sized to undo its mirrored forward step as reached.
+
+    A forward step the world blocked (or shortened) moved the camera less than the script
+    asked; replaying the full backward step would overshoot the start, and the return frame
+    would be compared with the reference from somewhere else. The progress of each forward
+    step along the heading is read from the next observation's pose, and its mirror moves back
+    exactly that far, so the pose at step i still equals the pose at 2(n + m) − i.
+
+    Args:
+        horizon: steps of the episode.
+        limits: the world's navigation scale (metres per step at full forward).
+    """
+    navs, _ = loop_navs(horizon)
+    n, m = loop_phases(horizon)
+    progress = np.zeros(n)
+    state: dict = {"t": 0, "pose": None}
+
+    def act(obs: Observation) -> Action:
+        t = state["t"]
+        state["t"] += 1
+        if 1 <= t <= n:  # obs is where forward step t − 1 led
+            forward, _ = heading_frame(state["pose"])
+            progress[t - 1] = float(forward @ (obs.pose[:3, 3] - state["pose"][:3, 3]))
+        state["pose"] = np.array(obs.pose, dtype=np.float64)
+        if t >= len(navs):
+            return Action.noop()
+        nav = navs[t].copy()
+        back = t - (n + 2 * m)
+        if 0 <= back < n:
+            nav[FORWARD] = -float(np.clip(progress[n - 1 - back] / limits.max_translation, 0.0, 1.0))
+        return Action.from_nav(nav)
+
+    return act
 
 
 def make_trajectory(name: str, horizon: int, seed: int) -> Trajectory:
@@ -101,8 +146,8 @@ def make_trajectory(name: str, horizon: int, seed: int) -> Trajectory:
     if name == "spiral":
         return Trajectory(name, NAV_SCENE, _scripted(spiral_navs(horizon, rng)))
     if name == "loop":
-        navs, back = loop_navs(horizon)
-        return Trajectory(name, NAV_SCENE, _scripted(navs), return_step=back)
+        _, back = loop_navs(horizon)
+        return Trajectory(name, NAV_SCENE, closed_loop(horizon), return_step=back)
     if name == "hand_motion":
         policy = make_policy("random", HAND_SCENE, ["agent_0"], rng)
         return Trajectory(name, HAND_SCENE, lambda obs: policy.act({"agent_0": obs})["agent_0"])

@@ -267,6 +267,7 @@ class PointCloudMemory:
         backend: str = "auto",
         with_pins: bool = False,
         cameras_per_world: int = 1,
+        pinned_margin: float = 0.0,
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Splats each world's cloud into its cameras: (rgb (N,H,W,C), depth (N,H,W), mask (N,H,W)).
 
@@ -274,21 +275,37 @@ class PointCloudMemory:
         ``with_pins`` adds each voxel's pinned flag as a last colour channel (1.0 where the pixel
         shows a pinned reference voxel). With ``cameras_per_world`` A, K and pose_c2w hold N = B·A
         cameras, world b's at rows b·A … b·A + A − 1.
+
+        ``pinned_margin`` m > 0 gives the pinned reference priority in the z-test: an unpinned
+        voxel hides a pinned one only when it is nearer than 1/(1 + m) of the pinned one's depth.
+        The reference is ground truth, while generated depth errs — mostly too near — and a
+        slightly-too-near generated surface would otherwise cover the exact reference wherever a
+        world comes back to a view it started from. Unpinned voxels are pushed back along their
+        camera rays by the factor 1 + m, which leaves their pixel unchanged; the depth returned is
+        each winner's true depth.
         """
+        if not pinned_margin >= 0.0:
+            raise ValueError(f"pinned_margin must be >= 0, got {pinned_margin}")
         dtype = self.xyz.dtype
-        values = torch.cat([self.rgb, self.pinned[..., None].to(dtype)], dim=-1) if with_pins else self.rgb
+        prioritise = pinned_margin > 0.0
+        pins = with_pins or prioritise
+        values = torch.cat([self.rgb, self.pinned[..., None].to(dtype)], dim=-1) if pins else self.rgb
         a = cameras_per_world
 
         def per_camera(t: torch.Tensor) -> torch.Tensor:
             return t if a == 1 else t.repeat_interleave(a, 0)
 
-        return splat(
-            per_camera(self.xyz),
-            per_camera(values),
-            per_camera(self.valid),
-            K.to(dtype),
-            pose_c2w.to(dtype),
-            height,
-            width,
-            backend,
+        pose = pose_c2w.to(dtype)
+        xyz = per_camera(self.xyz)
+        if prioritise:
+            centre = pose[:, None, :3, 3]
+            stretch = torch.where(per_camera(self.pinned), 1.0, 1.0 + pinned_margin)[..., None]
+            xyz = centre + stretch.to(dtype) * (xyz - centre)
+        rgb, depth, mask = splat(
+            xyz, per_camera(values), per_camera(self.valid), K.to(dtype), pose, height, width, backend
         )
+        if prioritise:
+            depth = torch.where(rgb[..., -1] > 0.5, depth, depth / (1.0 + pinned_margin))
+            if not with_pins:
+                rgb = rgb[..., :-1]
+        return rgb, depth, mask

@@ -1,4 +1,4 @@
-"""Metrics with known answers, the reprojection hole fill and the mirrored loop trajectory."""
+"""Metrics with known answers, the reprojection hole fill and the mirrored (closed) loop trajectory."""
 
 from __future__ import annotations
 
@@ -7,8 +7,9 @@ import math
 import numpy as np
 import pytest
 
-from bridge.actions import NavLimits, integrate_nav
+from bridge.actions import FORWARD, NavLimits, action_to_nav, integrate_nav
 from bridge.conventions import look_at
+from bridge.types import Observation
 from sim_env.evaluation.baselines import fill_nearest
 from sim_env.evaluation.metrics import (
     PSNR_CAP_DB,
@@ -18,7 +19,7 @@ from sim_env.evaluation.metrics import (
     psnr,
     ssim,
 )
-from sim_env.evaluation.trajectories import loop_navs
+from sim_env.evaluation.trajectories import closed_loop, loop_navs, make_trajectory
 
 
 def test_psnr_of_known_noise() -> None:
@@ -84,3 +85,48 @@ def test_loop_is_mirrored_and_returns_to_the_start() -> None:
     np.testing.assert_allclose(poses[back], poses[0], atol=1e-9)
     for i in range(back + 1):
         np.testing.assert_allclose(poses[i], poses[back - i], atol=1e-9)
+
+
+def _walk_blocked(horizon: int, blocked_steps: set[int], shortened: dict[int, float]) -> list[np.ndarray]:
+    """Poses of a world that follows the closed loop but stops or shortens some forward steps."""
+    act = closed_loop(horizon)
+    poses = [look_at([0.0, 0.0, 1.2], [1.0, 0.0, 1.2])]
+    frame = np.zeros((2, 2, 3), np.uint8)
+    for t in range(horizon):
+        obs = Observation(frame, np.ones((2, 2), np.float32), poses[-1], np.eye(3), t, 0.1 * t)
+        nav = action_to_nav(act(obs))
+        if nav[FORWARD] > 0:
+            nav[FORWARD] = 0.0 if t in blocked_steps else nav[FORWARD] * shortened.get(t, 1.0)
+        poses.append(integrate_nav(poses[-1], nav, NavLimits()))
+    return poses
+
+
+def test_closed_loop_undoes_the_moves_actually_made() -> None:
+    # The scripted loop overshoots when a wall stopped the way out; the closed loop does not.
+    navs, back = loop_navs(32)
+    scripted = [look_at([0.0, 0.0, 1.2], [1.0, 0.0, 1.2])]
+    for t, nav in enumerate(navs):
+        nav = nav.copy()
+        if t in range(4, 9) and nav[FORWARD] > 0:
+            nav[FORWARD] = 0.0
+        scripted.append(integrate_nav(scripted[-1], nav, NavLimits()))
+    overshoot = np.linalg.norm(scripted[back][:3, 3] - scripted[0][:3, 3])
+    assert overshoot == pytest.approx(5 * NavLimits().max_translation)
+    blocked, shortened = set(range(4, 9)), {2: 0.5}
+    poses = _walk_blocked(32, blocked, shortened)
+    np.testing.assert_allclose(poses[back], poses[0], atol=1e-9)
+    for i in range(back + 1):
+        np.testing.assert_allclose(poses[i], poses[back - i], atol=1e-9)
+    unblocked = _walk_blocked(32, set(), {})
+    moved = np.linalg.norm(unblocked[12][:3, 3] - unblocked[0][:3, 3])
+    assert moved == pytest.approx(12 * NavLimits().max_translation)
+    np.testing.assert_allclose(unblocked[back], unblocked[0], atol=1e-9)
+
+
+def test_loop_trajectory_is_the_closed_loop() -> None:
+    traj = make_trajectory("loop", 32, 5)
+    _, back = loop_navs(32)
+    assert traj.return_step == back
+    start = look_at([0.0, 0.0, 1.2], [1.0, 0.0, 1.2])
+    obs = Observation(np.zeros((2, 2, 3), np.uint8), np.ones((2, 2), np.float32), start, np.eye(3), 0, 0.0)
+    assert action_to_nav(traj.act(obs))[FORWARD] == 1.0

@@ -182,3 +182,33 @@ def test_render_with_pins_marks_pinned_pixels_and_serves_several_cameras_per_wor
     assert torch.equal(both[0], values[0]) and torch.equal(both[2], values[1])
     alone, _, _ = m.render(K0, pose0, H, W, with_pins=True)
     assert torch.equal(both[1], alone[0]) and torch.equal(both[3], alone[1])
+
+
+def test_pinned_margin_lets_the_reference_win_unless_a_surface_is_clearly_nearer():
+    # Pinned wall at 2 m; unpinned generated surfaces a little nearer (left) and far nearer (right).
+    m = PointCloudMemory(1, 4096, voxel_size=0.001, dtype=torch.float64)
+    pose = torch.as_tensor(look_at([0.0, 0.0, 1.0], [3.0, 0.0, 1.0]))[None]
+    wall = torch.full((1, H, W), 2.0, dtype=torch.float64)
+    m.insert(
+        torch.full((1, H, W, 3), 10), wall, K[None], pose, pin_mask=torch.ones(1, H, W, dtype=torch.bool)
+    )
+    generated = wall.clone()
+    generated[..., : W // 2], generated[..., W // 2 :] = 1.8, 0.8
+    m.insert(torch.full((1, H, W, 3), 200), generated, K[None], pose)
+
+    plain, plain_depth, _ = m.render(K[None], pose, H, W)
+    values, depth, mask = m.render(K[None], pose, H, W, with_pins=True, pinned_margin=0.5)
+    colour, depth_c, _ = m.render(K[None], pose, H, W, pinned_margin=0.5)
+    assert mask.all() and colour.shape[-1] == 3 and torch.equal(colour, values[..., :3])
+    assert torch.equal(depth_c, depth)
+    left, right = (
+        (slice(None), slice(None), slice(0, W // 2)),
+        (slice(None), slice(None), slice(W // 2, None)),
+    )
+    assert (plain[left] == 200).all() and (plain[right] == 200).all()  # no margin: nearest wins
+    assert (values[left][..., 0] == 10).all() and (values[left][..., 3] == 1.0).all()
+    assert (values[right][..., 0] == 200).all() and (values[right][..., 3] == 0.0).all()
+    torch.testing.assert_close(depth[left], torch.full_like(depth[left], 2.0))
+    torch.testing.assert_close(depth[right], plain_depth[right])  # each winner's true depth
+    with pytest.raises(ValueError, match="pinned_margin"):
+        m.render(K[None], pose, H, W, pinned_margin=-1.0)
