@@ -90,7 +90,7 @@ DEFAULT_MEMORY_CAPACITY = 16384  # voxels per world (4 full 64×64 frames)
 DEFAULT_VOXEL_SIZE_M = 0.05  # ~ the footprint of a 64×64, 70° pixel at 3 m
 # A generated voxel hides the pinned reference only when nearer than 1/(1 + margin) of its depth
 # (`PointCloudMemory.render`); 0 = plain z-buffer. Chosen on the validation seeds (docs/model.md).
-DEFAULT_PINNED_MARGIN = 0.0
+DEFAULT_PINNED_MARGIN = 4.0
 MEMORY_MODES = ("full", "window")
 DEFAULT_SCHEDULE_SHIFT = 5.0  # Wan2.1 / Self-Forcing shift for few-step sampling
 STREAM_SEED_STRIDE = 1 << 16  # stream i of an episode seeded s draws noise from s·stride + i
@@ -160,7 +160,7 @@ class GenerativeRuntime:
         denoising_steps: int = 4,
         seed: int = 0,
         collision_depth_m: float = DEFAULT_COLLISION_DEPTH_M,
-        reference_collisions: bool = False,
+        reference_collisions: bool = True,
         pinned_margin: float = DEFAULT_PINNED_MARGIN,
         nav_limits: NavLimits = NavLimits(),  # noqa: B008 - frozen dataclass, safe default
         fov_deg: float = 70.0,
