@@ -28,8 +28,9 @@ import json
 import logging
 import statistics
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
+from typing import Any
 
 import torch
 
@@ -80,6 +81,7 @@ class WorldBenchResult:
     video_frames_per_step: int = 1
     cuda_graph: bool = False
     phase_ms: dict[str, float] = field(default_factory=dict)
+    runtime_options: dict[str, Any] = field(default_factory=dict)
 
 
 def _device_name(device: torch.device) -> str:
@@ -202,6 +204,7 @@ def bench_one(
     cuda_graph: bool | None = None,
     phase_steps: int = DEFAULT_PHASE_STEPS,
     compile_blocks: bool = False,
+    runtime_options: Mapping[str, Any] | None = None,
 ) -> WorldBenchResult:
     """Median env-steps/s and frames/s of ``num_worlds`` single-agent worlds stepped ``frames`` times.
 
@@ -218,6 +221,8 @@ def bench_one(
         cuda_graph: replay a captured step; None = on CUDA.
         phase_steps: eager steps of the per-phase split for latent configs (0 = skip).
         compile_blocks: ``torch.compile`` the DiT blocks (`GenerativeRuntime`).
+        runtime_options: further `GenerativeRuntime` arguments (e.g. ``pinned_margin``), so a
+            default's cost can be measured against the alternative in one run.
     """
     cfg = get_config(config)
     latent = cfg.vae is not None
@@ -233,6 +238,7 @@ def bench_one(
         seed=seed,
         dtype=dtype,
         compile_blocks=compile_blocks,
+        **dict(runtime_options or {}),
     )
     _reset(runtime, seed)
     gen = torch.Generator().manual_seed(seed + 1)
@@ -275,6 +281,10 @@ def bench_one(
         video_frames_per_step=video_frames,
         cuda_graph=cuda_graph,
         phase_ms=phase_ms,
+        runtime_options={
+            "pinned_margin": runtime.pinned_margin,
+            "reference_collisions": runtime.reference_collisions,
+        },
     )
 
 
@@ -330,6 +340,15 @@ def add_world_bench_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--phase-steps", type=int, default=DEFAULT_PHASE_STEPS, help="eager steps of the phase split"
     )
+    parser.add_argument(
+        "--pinned-margin", type=float, default=None, help="memory z-test margin (default: the runtime's)"
+    )
+    parser.add_argument(
+        "--reference-collisions",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="collision rule also reads the pinned reference (default: the runtime's)",
+    )
 
 
 def run_world_bench(
@@ -345,6 +364,7 @@ def run_world_bench(
     dtype: str | None = None,
     cuda_graph: bool | None = None,
     phase_steps: int = DEFAULT_PHASE_STEPS,
+    runtime_options: Mapping[str, Any] | None = None,
 ) -> int:
     """Run the bench for every batch size, print the tables; exit status (2 = unsupported size)."""
     try:
@@ -370,10 +390,12 @@ def run_world_bench(
             dtype=None if dtype is None else DTYPES[dtype],
             cuda_graph=cuda_graph,
             phase_steps=phase_steps,
+            runtime_options=runtime_options,
         )
         log.info("bench world %s B=%d: %.1f env-steps/s", config, n, result.env_steps_per_s)
         results.append(result)
     print(markdown_table(results))
+    print(f"\nruntime options: {results[0].runtime_options}")
     phases = phase_table(results)
     if phases:
         print()

@@ -101,6 +101,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             dtype=args.dtype,
             cuda_graph=False if args.no_cuda_graph else None,
             phase_steps=args.phase_steps,
+            runtime_options={
+                k: v
+                for k, v in (
+                    ("pinned_margin", args.pinned_margin),
+                    ("reference_collisions", args.reference_collisions),
+                )
+                if v is not None
+            },
         )
     return bridge_cli.dispatch(args)
 

@@ -12,9 +12,10 @@
 
 One step (ARCHITECTURE.md §6): decide collisions from the PREVIOUS generated depth (minimum of
 the centre third of the view below ``collision_depth_m`` blocks the forward component, with
-`torch.where`) and, with the opt-in ``reference_collisions``, the depth of the pinned reference
+`torch.where`) and, with ``reference_collisions`` (the default), the depth of the pinned reference
 splatted into that view; integrate poses and hand states (`sim_env.kinematics`); splat the world's
-point-cloud memory into every stream's new camera (agents of one world share its memory);
+point-cloud memory into every stream's new camera (agents of one world share its memory; the
+pinned reference wins the z-test unless generated geometry is far nearer, ``pinned_margin``);
 build the conditioning (`sim_env.conditioning`); denoise with `FlowSampler` (t = 1000·σ, each
 stream's own ST-cache and hashed counter-based noise, so a stream's frames do not depend on the others in
 the batch); run the clean cache pass; decode RGB-D; insert it into the memory and advance the
@@ -109,8 +110,9 @@ class GenerativeRuntime:
         seed: seeds the random weights and, when `reset` gets none, the noise streams.
         collision_depth_m: forward motion is blocked when the previous frame's depth ahead is below.
         reference_collisions: also read the depth ahead from the pinned reference splatted into the
-            view (ground truth), so a known wall drawn too far cannot be walked through. Off by
-            default: on tiny64 it lowered PSNR@128 and loop closure (docs/model.md).
+            view (ground truth), so a known wall drawn too far cannot be walked through (on by
+            default: on tiny64 it raises PSNR, SSIM, loop closure and collision agreement,
+            docs/model.md).
         pinned_margin: priority of the pinned reference in the memory's z-test: a generated voxel
             hides a pinned one only when nearer than 1/(1 + pinned_margin) of its depth
             (`PointCloudMemory.render`), so drawn depth that errs near cannot cover the ground

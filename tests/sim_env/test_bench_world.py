@@ -10,6 +10,7 @@ import torch
 
 from sim_env.bench_world import run_world_bench
 from sim_env.cli import main
+from sim_env.runtime import DEFAULT_PINNED_MARGIN
 
 
 @pytest.fixture(autouse=True)
@@ -35,6 +36,22 @@ def test_bench_world_prints_table(capsys: pytest.CaptureFixture[str], tmp_path) 
     results = json.loads(out.read_text())
     assert [r["num_worlds"] for r in results] == [1, 2]
     assert all(r["env_steps_per_s"] > 0 for r in results)
+    defaults = {"pinned_margin": DEFAULT_PINNED_MARGIN, "reference_collisions": True}
+    assert results[0]["runtime_options"] == defaults
+
+
+def test_bench_world_passes_the_memory_rules_to_the_runtime(
+    capsys: pytest.CaptureFixture[str], tmp_path
+) -> None:
+    out = tmp_path / "bench.json"
+    argv = ["bench", "world", "--config", "tiny64", "--num-worlds", "1", "--steps", "1", "--frames", "1"]
+    argv += ["--repeats", "1", "--device", "cpu", "--json", str(out)]
+    assert main([*argv, "--pinned-margin", "0", "--no-reference-collisions"]) == 0
+    assert "runtime options: {'pinned_margin': 0.0, 'reference_collisions': False}" in capsys.readouterr().out
+    assert json.loads(out.read_text())[0]["runtime_options"] == {
+        "pinned_margin": 0.0,
+        "reference_collisions": False,
+    }
 
 
 def test_bench_world_latent_config_reports_video_frames_and_phases(
