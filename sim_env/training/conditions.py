@@ -23,7 +23,7 @@ from sim_env.memory.point_cloud import PointCloudMemory
 from sim_env.memory.reference_pin import reference_fits, reference_pin_mask
 from sim_env.model.config import DiTConfig
 from sim_env.model.plucker import plucker_rays
-from sim_env.runtime import DEFAULT_MEMORY_CAPACITY, DEFAULT_VOXEL_SIZE_M
+from sim_env.runtime import DEFAULT_MEMORY_CAPACITY, DEFAULT_PINNED_MARGIN, DEFAULT_VOXEL_SIZE_M
 
 
 class Reprojection:
@@ -35,6 +35,7 @@ class Reprojection:
         device: where the memory lives.
         capacity: voxels per memory (the runtime's default).
         voxel_size: voxel edge in metres (the runtime's default).
+        pinned_margin: priority of the pinned reference in the z-test (the runtime's default).
     """
 
     def __init__(
@@ -44,8 +45,10 @@ class Reprojection:
         device: torch.device | str,
         capacity: int = DEFAULT_MEMORY_CAPACITY,
         voxel_size: float = DEFAULT_VOXEL_SIZE_M,
+        pinned_margin: float = DEFAULT_PINNED_MARGIN,
     ) -> None:
         self.config = config
+        self.pinned_margin = pinned_margin
         self.memory = PointCloudMemory(batch, capacity, voxel_size, device=device)
 
     def insert(
@@ -72,12 +75,19 @@ class Reprojection:
     def render(self, K: torch.Tensor, pose: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Splat every memory into its camera: (rgb (B, H, W, 3 or 4), depth (B, H, W), mask (B, H, W)).
 
-        The colour carries the pinned flag as a 4th channel for configs that read it
-        (`PointCloudMemory.render`).
+        The colour carries the pinned flag as a 4th channel for configs that read it, and the
+        pinned reference has the runtime's z-test priority (`PointCloudMemory.render`).
         """
         cfg = self.config
         with_pins = cfg.anchor_gate_reference
-        return self.memory.render(K.float(), pose.float(), cfg.height, cfg.width, with_pins=with_pins)
+        return self.memory.render(
+            K.float(),
+            pose.float(),
+            cfg.height,
+            cfg.width,
+            with_pins=with_pins,
+            pinned_margin=self.pinned_margin,
+        )
 
 
 def ground_truth_reprojections(
