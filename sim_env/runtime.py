@@ -74,7 +74,7 @@ from sim_env.conditioning import (
 )
 from sim_env.kinematics import HandKinematics, apply_hand_actions, depth_ahead, integrate_nav
 from sim_env.latent_chunk import LatentChunkPath
-from sim_env.memory.point_cloud import PointCloudMemory
+from sim_env.memory.point_cloud import PointCloudMemory, checked_pinned_margin
 from sim_env.memory.reference_pin import reference_fits, reference_pin_mask
 from sim_env.model.config import DiTConfig, get_config
 from sim_env.model.st_cache import STCache, attention_mirror, drop_policy
@@ -116,7 +116,8 @@ class GenerativeRuntime:
         pinned_margin: priority of the pinned reference in the memory's z-test: a generated voxel
             hides a pinned one only when nearer than 1/(1 + pinned_margin) of its depth
             (`PointCloudMemory.render`), so drawn depth that errs near cannot cover the ground
-            truth of a view the world comes back to. 0 = plain z-buffer.
+            truth of a view the world comes back to. 0 = plain z-buffer. Pixel-space configs only:
+            the latent path's references are too large to pin (see ``pin_reference``).
         nav_limits: per-step scale of navigation (same as the engines).
         fov_deg: vertical field of view of the cameras when no reference K is given.
         hand_limits: per-step scale of hand actions.
@@ -248,9 +249,7 @@ class GenerativeRuntime:
         fits = reference_fits(reference_pixels, memory_capacity)
         self.pin_reference = fits if pin_reference is None else bool(pin_reference)
         self.reference_collisions = bool(reference_collisions)
-        if not pinned_margin >= 0.0:
-            raise ValueError(f"pinned_margin must be >= 0, got {pinned_margin}")
-        self.pinned_margin = float(pinned_margin)
+        self.pinned_margin = checked_pinned_margin(pinned_margin)
         self.hands = HandKinematics(dev)
         # Per-stream counter-based noise (`sim_env.stream_noise`): key and draw counter per stream.
         self.noise = StreamNoise(n, (cfg.chunk_frames, cfg.out_channels, cfg.height, cfg.width), dev)

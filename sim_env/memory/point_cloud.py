@@ -24,6 +24,8 @@ with `topk`.
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 from sim_env.memory.splat import splat
@@ -37,6 +39,13 @@ DEFAULT_VOXEL_SIZE = 0.02  # metres
 DIST_BITS = 24
 DIST_UNIT = 0.01  # metres; distances saturate at 2^24 cm (168 km)
 PIN_BIT = 62  # pinned voxels outrank every unpinned one
+
+
+def checked_pinned_margin(margin: float) -> float:
+    """``margin`` as a float; ValueError unless finite and >= 0 (an infinite push drops points)."""
+    if not 0.0 <= margin < math.inf:
+        raise ValueError(f"pinned_margin must be finite and >= 0, got {margin}")
+    return float(margin)
 
 
 class PointCloudMemory:
@@ -284,8 +293,7 @@ class PointCloudMemory:
         camera rays by the factor 1 + m, which leaves their pixel unchanged; the depth returned is
         each winner's true depth.
         """
-        if not pinned_margin >= 0.0:
-            raise ValueError(f"pinned_margin must be >= 0, got {pinned_margin}")
+        checked_pinned_margin(pinned_margin)
         dtype = self.xyz.dtype
         prioritise = pinned_margin > 0.0
         pins = with_pins or prioritise

@@ -11,6 +11,7 @@ from bridge.actions import NavLimits, integrate_nav
 from bridge.conventions import intrinsics_from_fov, look_at
 from bridge.types import Action, Observation, World
 from sim_env import kinematics as kin
+from sim_env import runtime as runtime_module
 from sim_env.generative_world import GenerativeWorld
 
 H = W = 64
@@ -170,6 +171,31 @@ def test_pinned_reference_depth_blocks_a_wall_the_generated_frame_draws_far(rule
     assert bool(out["collided"][0]) == blocked
     world.reset_batch(*batch_tensors([near]))
     assert torch.isinf(world.reference_depth).all()  # a reset forgets the old view's reference depth
+
+
+@pytest.mark.parametrize(("margin", "shows_reference"), [(4.0, True), (0.0, False)])
+def test_pinned_margin_keeps_the_reference_in_front_of_slightly_near_generated_geometry(
+    margin, shows_reference, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A generated surface 10 % nearer than the reference hides it only without the margin."""
+    world = make(denoising_steps=1, pinned_margin=margin)
+    ref = reference(0)
+    world.reset_batch(*batch_tensors([ref]))
+    rgb, depth, K, pose = batch_tensors([ref])
+    world.memory.insert(torch.zeros_like(rgb), 0.9 * depth, K, pose)  # unpinned, black, a bit near
+    seen = {}
+    build = runtime_module.build_condition
+
+    def spy(values: torch.Tensor, *args: object) -> torch.Tensor:
+        seen["values"] = values.clone()
+        return build(values, *args)
+
+    monkeypatch.setattr(runtime_module, "build_condition", spy)  # a spy inside this unit test only
+    world.teleport_batch(world.pose.clone(), torch.ones(1, dtype=torch.bool))
+    pinned = seen["values"][0, ..., 3] > 0.5
+    assert bool(pinned.float().mean() > 0.9) == shows_reference
+    with pytest.raises(ValueError, match="pinned_margin"):
+        make(pinned_margin=-1.0)
 
 
 def test_set_pose_teleports_only_that_agent() -> None:

@@ -212,3 +212,5 @@ def test_pinned_margin_lets_the_reference_win_unless_a_surface_is_clearly_nearer
     torch.testing.assert_close(depth[right], plain_depth[right])  # each winner's true depth
     with pytest.raises(ValueError, match="pinned_margin"):
         m.render(K[None], pose, H, W, pinned_margin=-1.0)
+    with pytest.raises(ValueError, match="pinned_margin"):
+        m.render(K[None], pose, H, W, pinned_margin=float("inf"))
