@@ -20,6 +20,8 @@ an action means (ARCHITECTURE.md §4); `tests/sim_env/test_kinematics.py` checks
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 import torch
 
@@ -51,6 +53,32 @@ def depth_ahead(depth: torch.Tensor) -> torch.Tensor:
     """(N,) nearest depth in the centre third of each (N, H, W) view: what the collision rule reads."""
     h, w = depth.shape[-2:]
     return depth[..., h // 3 : h - h // 3, w // 3 : w - w // 3].amin(dim=(-2, -1))
+
+
+def block_forward(
+    nav: torch.Tensor, depths: Sequence[torch.Tensor], threshold_m: float, travel_m: float = 0.0
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The collision rule: no forward motion toward something nearer than the threshold ahead.
+
+    Args:
+        nav: (N, NAV_DIM) navigation.
+        depths: (N, H, W) views the rule reads (the previous generated depth, and the pinned
+            reference's when the world uses it); the nearest `depth_ahead` of them counts.
+        threshold_m: forward motion stops below this depth ahead.
+        travel_m: metres a full forward action still moves before the next depth is known (a
+            latent chunk's later video frames), added to the threshold in proportion to the action.
+
+    Returns:
+        ``nav`` with the forward component zeroed where blocked, and the (N,) bool blocked flags.
+    """
+    ahead = depth_ahead(depths[0])
+    for depth in depths[1:]:
+        ahead = torch.minimum(ahead, depth_ahead(depth))
+    forward = nav[:, FORWARD]
+    blocked = (ahead < threshold_m + travel_m * forward.clamp_min(0.0)) & (forward > 0)
+    out = nav.clone()
+    out[:, FORWARD] = torch.where(blocked, 0.0, forward)
+    return out, blocked
 
 
 def key_table(device: torch.device | str | None = None, dtype: torch.dtype = torch.float64) -> torch.Tensor:

@@ -49,11 +49,10 @@ from collections.abc import Callable, Sequence
 
 import torch
 
-from bridge.actions import FORWARD, NavLimits
+from bridge.actions import NavLimits
 from bridge.conventions import intrinsics_from_fov
 from bridge.hands import DEFAULT_HAND_LIMITS, HandLimits
 from bridge.types import (
-    NAV_DIM,
     FailedPreconditionError,
     InvalidArgumentError,
 )
@@ -72,7 +71,7 @@ from sim_env.conditioning import (
     scale_intrinsics,
     skeleton_tables,
 )
-from sim_env.kinematics import HandKinematics, apply_hand_actions, depth_ahead, integrate_nav
+from sim_env.kinematics import HandKinematics, apply_hand_actions, block_forward, integrate_nav
 from sim_env.latent_chunk import LatentChunkPath
 from sim_env.memory.point_cloud import PointCloudMemory, checked_pinned_margin
 from sim_env.memory.reference_pin import reference_fits, reference_pin_mask
@@ -80,7 +79,7 @@ from sim_env.model.config import DiTConfig, get_config
 from sim_env.model.st_cache import STCache, attention_mirror, drop_policy
 from sim_env.runtime_speed import speed_up_model
 from sim_env.sampler import NUM_TRAIN_TIMESTEPS, FlowSampler, FlowSchedule
-from sim_env.stream_noise import StreamNoise, stream_keys
+from sim_env.stream_noise import StreamNoise, episode_stream_seeds, stream_keys
 from sim_env.stream_rows import commit_rows
 
 log = logging.getLogger(__name__)
@@ -89,12 +88,9 @@ WORLD_NAME = "genworld.generative"
 DEFAULT_COLLISION_DEPTH_M = 0.3  # MujocoWorld's walking agents keep about this far from walls
 DEFAULT_MEMORY_CAPACITY = 16384  # voxels per world (4 full 64×64 frames)
 DEFAULT_VOXEL_SIZE_M = 0.05  # ~ the footprint of a 64×64, 70° pixel at 3 m
-# A generated voxel hides the pinned reference only when nearer than 1/(1 + margin) of its depth
-# (`PointCloudMemory.render`); 0 = plain z-buffer. Chosen on the validation seeds (docs/model.md).
-DEFAULT_PINNED_MARGIN = 4.0
+DEFAULT_PINNED_MARGIN = 4.0  # chosen on the validation seeds (docs/model.md)
 MEMORY_MODES = ("full", "window")
 DEFAULT_SCHEDULE_SHIFT = 5.0  # Wan2.1 / Self-Forcing shift for few-step sampling
-STREAM_SEED_STRIDE = 1 << 16  # stream i of an episode seeded s draws noise from s·stride + i
 
 
 class GenerativeRuntime:
@@ -110,14 +106,11 @@ class GenerativeRuntime:
         seed: seeds the random weights and, when `reset` gets none, the noise streams.
         collision_depth_m: forward motion is blocked when the previous frame's depth ahead is below.
         reference_collisions: also read the depth ahead from the pinned reference splatted into the
-            view (ground truth), so a known wall drawn too far cannot be walked through (on by
-            default: on tiny64 it raises PSNR, SSIM, loop closure and collision agreement,
-            docs/model.md).
-        pinned_margin: priority of the pinned reference in the memory's z-test: a generated voxel
-            hides a pinned one only when nearer than 1/(1 + pinned_margin) of its depth
-            (`PointCloudMemory.render`), so drawn depth that errs near cannot cover the ground
-            truth of a view the world comes back to. 0 = plain z-buffer. Pixel-space configs only:
-            the latent path's references are too large to pin (see ``pin_reference``).
+            view (ground truth), so a known wall drawn too far cannot be walked through (on
+            tiny64 it raises PSNR, SSIM, loop closure and collision agreement, docs/model.md).
+        pinned_margin: a generated voxel hides a pinned reference voxel only when nearer than
+            1/(1 + pinned_margin) of its depth (`PointCloudMemory.render`); 0 = plain z-buffer.
+            Pixel-space configs only (the latent path's large references are not pinned).
         nav_limits: per-step scale of navigation (same as the engines).
         fov_deg: vertical field of view of the cameras when no reference K is given.
         hand_limits: per-step scale of hand actions.
@@ -278,8 +271,6 @@ class GenerativeRuntime:
         self.wrist = self.hands.default_wrists.repeat(n, 1, 1, 1)
         self.grip = torch.zeros(n, 2, dtype=torch.float64, device=dev)
         self.hands_active = torch.zeros(n, dtype=torch.bool, device=dev)
-        self._forward = torch.zeros(NAV_DIM, dtype=torch.bool, device=dev)
-        self._forward[FORWARD] = True
         # Step-invariant device constants: hand raster tables and the model-resolution intrinsics
         # (K changes only at reset), so step_batch creates no tensor from host data.
         self._skeleton = skeleton_tables(cfg.height, cfg.width, dev)
@@ -321,7 +312,7 @@ class GenerativeRuntime:
             depth: (N, H, W) planar depth in metres (+inf = no hit).
             K: (N, 3, 3) intrinsics of the H×W images.
             pose: (N, 4, 4) camera-to-world poses.
-            seed: episode seed; stream i draws its noise from ``seed·STREAM_SEED_STRIDE + i``.
+            seed: episode seed; stream i draws its noise from ``episode_stream_seeds(seed, N)[i]``.
             stream_seeds: explicit per-stream noise seeds (overrides ``seed``).
             world_mask: (B,) bool, the worlds to reset (None: all). Inputs keep their full
                 (N, ...) shapes; rows of streams outside the mask are ignored.
@@ -348,11 +339,7 @@ class GenerativeRuntime:
                 f"rgb {tuple(rgb.shape)}, depth {tuple(depth.shape)}"
             )
         base = self.seed if seed is None else int(seed)
-        seeds = (
-            list(stream_seeds)
-            if stream_seeds is not None
-            else [base * STREAM_SEED_STRIDE + i for i in range(n)]
-        )
+        seeds = list(stream_seeds) if stream_seeds is not None else episode_stream_seeds(base, n)
         if len(seeds) != n:
             raise InvalidArgumentError(f"stream_seeds must have {n} entries, got {len(seeds)}")
         seed_tensor = torch.tensor([int(s) for s in seeds], dtype=torch.int64, device=dev)
@@ -422,14 +409,10 @@ class GenerativeRuntime:
         """
         self._require_reset()
         nav = nav.to(self.device, torch.float64)
-        ahead = depth_ahead(self.depth)
-        if self.reference_collisions:
-            ahead = torch.minimum(ahead, depth_ahead(self.reference_depth))
-        # A chunk moves video_frames times before the next depth is known: stop where its path
-        # would come closer than collision_depth_m (for one-frame steps: the plain threshold).
-        travel = (self.video_frames - 1) * self.nav_limits.max_translation * nav[:, FORWARD].clamp_min(0.0)
-        blocked = (ahead < self.collision_depth_m + travel) & (nav[:, FORWARD] > 0)
-        nav = torch.where(blocked[:, None] & self._forward, 0.0, nav)
+        depths = (self.depth, self.reference_depth) if self.reference_collisions else (self.depth,)
+        # A chunk moves video_frames times before the next depth is known (`block_forward`).
+        travel = (self.video_frames - 1) * self.nav_limits.max_translation
+        nav, blocked = block_forward(nav, depths, self.collision_depth_m, travel)
         if hand is not None:
             mask = torch.ones_like(self.collided) if hand_mask is None else hand_mask.to(self.device)
             wrist, grip = apply_hand_actions(self.wrist, self.grip, hand.to(self.device), self.hand_limits)

@@ -17,6 +17,13 @@ _HASH_MUL_1 = 0x7FEB352D
 _HASH_MUL_2 = 0x846CA68B
 _UNIFORM_BITS = 24  # mantissa bits of float32 uniforms drawn from one 32-bit hash
 _TWO_PI = 6.283185307179586
+# Stream i of an episode seeded s draws its noise from s·STREAM_SEED_STRIDE + i.
+STREAM_SEED_STRIDE = 1 << 16
+
+
+def episode_stream_seeds(seed: int, count: int) -> list[int]:
+    """Noise seeds of ``count`` streams of one episode: distinct per stream, disjoint across episodes."""
+    return [int(seed) * STREAM_SEED_STRIDE + i for i in range(count)]
 
 
 def hash32(x: torch.Tensor) -> torch.Tensor:

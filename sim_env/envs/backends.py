@@ -23,6 +23,7 @@ import numpy as np
 import torch
 
 from bridge.types import HAND_KEYPOINTS, NUM_HANDS, Action, Observation, World
+from sim_env.stream_noise import STREAM_SEED_STRIDE
 
 log = logging.getLogger(__name__)
 
@@ -31,7 +32,6 @@ Frames = dict[str, torch.Tensor]
 K float64 (N, 3, 3), collided bool (N,), hand_keypoints float32 (N, 2, 21, 3) camera frame."""
 
 OBJECT_BODY_PREFIX = "object"  # free bodies of the tabletop scene a hand can reach for
-STREAM_SEED_STRIDE = 1 << 16
 
 
 @dataclass(frozen=True)

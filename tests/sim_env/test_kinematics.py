@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from bridge.actions import NavLimits, integrate_nav, key_to_nav
+from bridge.actions import FORWARD, YAW, NavLimits, integrate_nav, key_to_nav
 from bridge.conventions import look_at, rot_x, rot_z, se3
 from bridge.hands import apply_hand_action, default_wrist_poses_cam, hands_keypoints
 from sim_env import kinematics as kin
@@ -62,3 +62,22 @@ def test_hand_actions_and_keypoints_match_bridge() -> None:
         np.testing.assert_allclose(new_g[i].numpy(), [r[1] for r in ref], atol=TOL, rtol=0)
         want_kp = hands_keypoints(np.stack([r[0] for r in ref]), [r[1] for r in ref])
         np.testing.assert_allclose(kp[i], want_kp, atol=1e-6, rtol=0)  # reference is float32
+
+
+def test_block_forward_reads_the_nearest_view_and_the_path_still_to_travel() -> None:
+    far, near = torch.full((3, 6, 6), 5.0), torch.full((3, 6, 6), 5.0)
+    near[0, 2:4, 2:4] = 0.2  # stream 0: a wall ahead only in the second view
+    near[1, 2:4, 2:4] = 0.5  # stream 1: beyond the threshold, but within reach of a long chunk
+    near[2, 0, 0] = 0.1  # stream 2: near, but outside the centre third
+    nav = torch.tensor([[1.0, 0, 0, 0.3, 0, 0]] * 3, dtype=torch.float64)
+    out, blocked = kin.block_forward(nav, [far, near], 0.3)
+    assert blocked.tolist() == [True, False, False]
+    assert out[0, FORWARD] == 0.0 and out[0, YAW] == 0.3 and torch.equal(out[1:], nav[1:])
+    _, blocked = kin.block_forward(nav, [far, near], 0.3, travel_m=0.3)
+    assert blocked.tolist() == [True, True, False]
+    backward = nav.clone()
+    backward[:, FORWARD] = -1.0
+    out, blocked = kin.block_forward(backward, [near], 0.3)
+    assert not blocked.any() and torch.equal(out, backward)  # backing away is never blocked
+    _, alone = kin.block_forward(nav, [far], 0.3)
+    assert not alone.any()
