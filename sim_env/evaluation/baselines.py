@@ -5,7 +5,7 @@ lifted into a `PointCloudMemory` (same voxel size as the runtime), every step it
 the z-buffer into the new camera and each empty pixel takes the colour and depth of the nearest
 splatted pixel. Only the reference enters the memory — the baseline's own hole-filled frames
 carry no new information. Poses move with the runtime's kinematics and the same collision rule
-(depth ahead below the threshold blocks forward motion), decided on the baseline's own depth.
+(`kinematics.block_forward`), decided on the baseline's own depth.
 Hands are not drawn (geometry alone cannot know them).
 """
 
@@ -18,9 +18,9 @@ import torch
 from numpy.typing import NDArray
 from scipy import ndimage
 
-from bridge.actions import FORWARD, NavLimits, action_to_nav
+from bridge.actions import NavLimits, action_to_nav
 from bridge.types import Action, Observation
-from sim_env.kinematics import integrate_nav
+from sim_env.kinematics import block_forward, integrate_nav
 from sim_env.memory.point_cloud import PointCloudMemory
 from sim_env.memory.splat import splat
 from sim_env.runtime import DEFAULT_COLLISION_DEPTH_M, DEFAULT_MEMORY_CAPACITY, DEFAULT_VOXEL_SIZE_M
@@ -98,14 +98,10 @@ class ReprojectionWorld:
         if self._obs is None:
             raise RuntimeError("call reset before step")
         prev = self._obs
-        nav = action_to_nav(actions.get(AGENT, Action.noop()))
-        h, w = self.height, self.width
-        ahead = prev.depth[h // 3 : h - h // 3, w // 3 : w - w // 3].min()
-        blocked = bool(ahead < self.collision_depth_m and nav[FORWARD] > 0)
-        if blocked:
-            nav[FORWARD] = 0.0
-        pose = integrate_nav(torch.as_tensor(prev.pose)[None], torch.as_tensor(nav)[None], self.nav_limits)[0]
-        self._obs = self._render(prev, pose.numpy(), blocked)
+        nav = torch.as_tensor(action_to_nav(actions.get(AGENT, Action.noop())))[None]
+        nav, blocked = block_forward(nav, [torch.as_tensor(prev.depth)[None]], self.collision_depth_m)
+        pose = integrate_nav(torch.as_tensor(prev.pose)[None], nav, self.nav_limits)[0]
+        self._obs = self._render(prev, pose.numpy(), bool(blocked[0]))
         return {AGENT: self._obs}
 
     def set_pose(self, agent_id: str, pose: NDArray[np.float64]) -> Observation:
