@@ -37,6 +37,7 @@ import torch
 from bridge.bench import report
 from bridge.conventions import intrinsics_from_fov, look_at
 from sim_env.latent_chunk import video_frames_per_step
+from sim_env.memory_rules import add_memory_rule_arguments, memory_rules_of
 from sim_env.model.config import get_config
 from sim_env.runtime import GenerativeRuntime
 
@@ -281,10 +282,7 @@ def bench_one(
         video_frames_per_step=video_frames,
         cuda_graph=cuda_graph,
         phase_ms=phase_ms,
-        runtime_options={
-            "pinned_margin": runtime.pinned_margin,
-            "reference_collisions": runtime.reference_collisions,
-        },
+        runtime_options=memory_rules_of(runtime),
     )
 
 
@@ -340,15 +338,7 @@ def add_world_bench_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--phase-steps", type=int, default=DEFAULT_PHASE_STEPS, help="eager steps of the phase split"
     )
-    parser.add_argument(
-        "--pinned-margin", type=float, default=None, help="memory z-test margin (default: the runtime's)"
-    )
-    parser.add_argument(
-        "--reference-collisions",
-        action=argparse.BooleanOptionalAction,
-        default=None,
-        help="collision rule also reads the pinned reference (default: the runtime's)",
-    )
+    add_memory_rule_arguments(parser)
 
 
 def run_world_bench(

@@ -87,6 +87,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return run_speed_bench(args)
     if args.command == "bench" and args.bench_target == "world":
         from sim_env.bench_world import run_world_bench
+        from sim_env.memory_rules import memory_rule_options
 
         return run_world_bench(
             config=args.config,
@@ -101,14 +102,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             dtype=args.dtype,
             cuda_graph=False if args.no_cuda_graph else None,
             phase_steps=args.phase_steps,
-            runtime_options={
-                k: v
-                for k, v in (
-                    ("pinned_margin", args.pinned_margin),
-                    ("reference_collisions", args.reference_collisions),
-                )
-                if v is not None
-            },
+            runtime_options=memory_rule_options(args.reference_collisions, args.pinned_margin),
         )
     return bridge_cli.dispatch(args)
 

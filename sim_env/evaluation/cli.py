@@ -12,6 +12,7 @@ import torch
 from sim_env.evaluation.plots import plot_report
 from sim_env.evaluation.runner import POSE_SOURCES, VARIANTS, EvalSettings, run_evaluation
 from sim_env.evaluation.trajectories import TRAJECTORY_NAMES
+from sim_env.memory_rules import add_memory_rule_arguments
 
 log = logging.getLogger(__name__)
 
@@ -37,19 +38,7 @@ def add_eval_arguments(parser: argparse.ArgumentParser) -> None:
         help="world: each world moves itself, the engine shadows it; engine: the engine moves and "
         "each world is teleported to its pose (every variant scored on the same views)",
     )
-    parser.add_argument(
-        "--reference-collisions",
-        action=argparse.BooleanOptionalAction,
-        default=None,
-        help="model worlds also read the pinned reference's depth in their collision rule "
-        "(default: the runtime's)",
-    )
-    parser.add_argument(
-        "--pinned-margin",
-        type=float,
-        default=None,
-        help="priority of the pinned reference in the memory's z-test (default: the runtime's)",
-    )
+    add_memory_rule_arguments(parser)  # for the model worlds
 
 
 def run_eval(args: argparse.Namespace) -> int:

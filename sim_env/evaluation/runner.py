@@ -43,6 +43,7 @@ from sim_env.evaluation.metrics import (
     ssim,
 )
 from sim_env.evaluation.trajectories import TRAJECTORY_NAMES, Trajectory, make_trajectory
+from sim_env.memory_rules import memory_rule_options, memory_rules_of
 
 log = logging.getLogger(__name__)
 
@@ -146,10 +147,7 @@ def _open_world(variant: str, settings: EvalSettings) -> Any:
         "device": settings.device,
         "denoising_steps": settings.denoising_steps,
     }
-    if settings.reference_collisions is not None:
-        common["reference_collisions"] = settings.reference_collisions
-    if settings.pinned_margin is not None:
-        common["pinned_margin"] = settings.pinned_margin
+    common |= memory_rule_options(settings.reference_collisions, settings.pinned_margin)
     if variant == "model":
         return GenerativeWorld(**common, **extra)
     if variant == "window":
@@ -350,8 +348,7 @@ def run_evaluation(settings: EvalSettings) -> dict[str, Any]:
                 engine = MujocoWorld("rooms", world.height, world.width)
                 report["resolution"] = [world.height, world.width]
             if hasattr(world, "pinned_margin") and "pinned_margin" not in report:  # a model world
-                report["reference_collisions"] = world.reference_collisions
-                report["pinned_margin"] = world.pinned_margin
+                report |= memory_rules_of(world)
             traces: dict[str, list[EpisodeTrace]] = {}
             refs: dict[str, list[np.ndarray]] = {}
             trajs: dict[str, list[Trajectory]] = {}
