@@ -1,7 +1,8 @@
-"""The runtime's two memory rules a command can switch, shared by `genworld eval` and `bench world`.
+"""The runtime's memory rules a command can switch, shared by `genworld eval` and `bench world`.
 
-``reference_collisions`` (the collision rule also reads the pinned reference's depth) and
-``pinned_margin`` (the pinned reference's priority in the memory's z-test) are
+``reference_collisions`` (the collision rule also reads the pinned reference's depth),
+``pinned_margin`` (the pinned reference's priority in the memory's z-test) and
+``reference_passthrough`` (the pinned reference is copied where it lands) are
 `GenerativeRuntime` arguments; a command leaves unset ones to the runtime's defaults and
 reports the values the world actually used.
 """
@@ -11,9 +12,14 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+MEMORY_RULES = ("reference_collisions", "pinned_margin", "reference_passthrough")
+
 
 def add_memory_rule_arguments(parser: argparse.ArgumentParser) -> None:
-    """``--[no-]reference-collisions`` and ``--pinned-margin``, both defaulting to the runtime's."""
+    """``--[no-]reference-collisions``, ``--pinned-margin`` and ``--[no-]reference-passthrough``.
+
+    Each defaults to None, which leaves the runtime's default in place.
+    """
     parser.add_argument(
         "--reference-collisions",
         action=argparse.BooleanOptionalAction,
@@ -26,14 +32,24 @@ def add_memory_rule_arguments(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="priority of the pinned reference in the memory's z-test (default: the runtime's)",
     )
+    parser.add_argument(
+        "--reference-passthrough",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="copy the pinned reference wherever it lands (default: the runtime's)",
+    )
 
 
-def memory_rule_options(reference_collisions: bool | None, pinned_margin: float | None) -> dict[str, Any]:
-    """The `GenerativeRuntime` keyword arguments of the rules that were set (None = default)."""
-    given = {"reference_collisions": reference_collisions, "pinned_margin": pinned_margin}
+def memory_rule_options(chosen: Any) -> dict[str, Any]:
+    """The `GenerativeRuntime` keyword arguments of the rules set on ``chosen`` (None = default).
+
+    Args:
+        chosen: anything with the rules as attributes (parsed arguments, evaluation settings).
+    """
+    given = {name: getattr(chosen, name, None) for name in MEMORY_RULES}
     return {name: value for name, value in given.items() if value is not None}
 
 
 def memory_rules_of(world: Any) -> dict[str, Any]:
     """The rules a `GenerativeRuntime` runs with (for reports)."""
-    return {"pinned_margin": world.pinned_margin, "reference_collisions": world.reference_collisions}
+    return {name: getattr(world, name) for name in MEMORY_RULES}

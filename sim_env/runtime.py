@@ -16,7 +16,8 @@ the centre third of the view below ``collision_depth_m`` blocks the forward comp
 splatted into that view; integrate poses and hand states (`sim_env.kinematics`); splat the world's
 point-cloud memory into every stream's new camera (agents of one world share its memory; the
 pinned reference wins the z-test unless generated geometry is far nearer, ``pinned_margin``);
-build the conditioning (`sim_env.conditioning`); denoise with `FlowSampler` (t = 1000·σ, each
+build the conditioning (`sim_env.conditioning`); denoise with `FlowSampler` (the pinned
+reference copied where it lands, ``reference_passthrough``; t = 1000·σ, each
 stream's own ST-cache and hashed counter-based noise, so a stream's frames do not depend on the others in
 the batch); run the clean cache pass; decode RGB-D; insert it into the memory and advance the
 cache with `MemoryPoolPolicy` admission. The advance (the cache roll) is deferred to the start of
@@ -52,10 +53,7 @@ import torch
 from bridge.actions import NavLimits
 from bridge.conventions import intrinsics_from_fov
 from bridge.hands import DEFAULT_HAND_LIMITS, HandLimits
-from bridge.types import (
-    FailedPreconditionError,
-    InvalidArgumentError,
-)
+from bridge.types import FailedPreconditionError, InvalidArgumentError
 from sim_env.cache_roll import DeferredCacheRoll
 from sim_env.checkpoints import load_world_model
 from sim_env.conditioning import (
@@ -111,6 +109,8 @@ class GenerativeRuntime:
         pinned_margin: a generated voxel hides a pinned reference voxel only when nearer than
             1/(1 + pinned_margin) of its depth (`PointCloudMemory.render`); 0 = plain z-buffer.
             Pixel-space configs only (the latent path's large references are not pinned).
+        reference_passthrough: copy the pinned reference wherever it lands (the anchor gate fully
+            open on its pixels; configs with ``anchor_gate_reference``, else ignored).
         nav_limits: per-step scale of navigation (same as the engines).
         fov_deg: vertical field of view of the cameras when no reference K is given.
         hand_limits: per-step scale of hand actions.
@@ -158,6 +158,7 @@ class GenerativeRuntime:
         collision_depth_m: float = DEFAULT_COLLISION_DEPTH_M,
         reference_collisions: bool = True,
         pinned_margin: float = DEFAULT_PINNED_MARGIN,
+        reference_passthrough: bool = True,
         nav_limits: NavLimits = NavLimits(),  # noqa: B008 - frozen dataclass, safe default
         fov_deg: float = 70.0,
         hand_limits: HandLimits = DEFAULT_HAND_LIMITS,
@@ -243,6 +244,7 @@ class GenerativeRuntime:
         self.pin_reference = fits if pin_reference is None else bool(pin_reference)
         self.reference_collisions = bool(reference_collisions)
         self.pinned_margin = checked_pinned_margin(pinned_margin)
+        self.reference_passthrough = bool(reference_passthrough) and cfg.anchor_gate_reference
         self.hands = HandKinematics(dev)
         # Per-stream counter-based noise (`sim_env.stream_noise`): key and draw counter per stream.
         self.noise = StreamNoise(n, (cfg.chunk_frames, cfg.out_channels, cfg.height, cfg.width), dev)
@@ -471,10 +473,9 @@ class GenerativeRuntime:
     def _velocity(self, x: torch.Tensor, sigma: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
         """Sampler adapter: x (N, F, C, H, W), σ (N, F) → velocity, via the cached DiT at t = 1000·σ."""
         with self.phase_timer("denoise"):
-            t = NUM_TRAIN_TIMESTEPS * sigma
-            v = self.model(
-                x.transpose(1, 2).to(self.dtype), t, cond, self._plucker, self.cache, self._context
-            )
+            xt, t = x.transpose(1, 2).to(self.dtype), NUM_TRAIN_TIMESTEPS * sigma
+            copy = self.reference_passthrough
+            v = self.model(xt, t, cond, self._plucker, self.cache, self._context, reference_passthrough=copy)
             return v.transpose(1, 2).to(x.dtype)
 
     def _cache_pass(self, x: torch.Tensor, sigma: torch.Tensor, cond: torch.Tensor) -> None:

@@ -58,6 +58,7 @@ def run_eval(args: argparse.Namespace) -> int:
         pose_source=args.pose_source,
         reference_collisions=args.reference_collisions,
         pinned_margin=args.pinned_margin,
+        reference_passthrough=args.reference_passthrough,
     )
     report = run_evaluation(settings)
     out = Path(args.out)

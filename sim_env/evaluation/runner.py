@@ -95,6 +95,8 @@ class EvalSettings:
             collision rule (`GenerativeRuntime`); None = the runtime's default.
         pinned_margin: priority of the pinned reference in the model worlds' memory z-test
             (`GenerativeRuntime`); None = the runtime's default.
+        reference_passthrough: model worlds copy the pinned reference wherever it lands
+            (`GenerativeRuntime`); None = the runtime's default.
     """
 
     checkpoint: str | None
@@ -110,6 +112,7 @@ class EvalSettings:
     pose_source: str = "world"
     reference_collisions: bool | None = None
     pinned_margin: float | None = None
+    reference_passthrough: bool | None = None
 
     def __post_init__(self) -> None:
         if self.pose_source not in POSE_SOURCES:
@@ -147,7 +150,7 @@ def _open_world(variant: str, settings: EvalSettings) -> Any:
         "device": settings.device,
         "denoising_steps": settings.denoising_steps,
     }
-    common |= memory_rule_options(settings.reference_collisions, settings.pinned_margin)
+    common |= memory_rule_options(settings)
     if variant == "model":
         return GenerativeWorld(**common, **extra)
     if variant == "window":

@@ -32,7 +32,10 @@ wall the splat of a distant view is sparse, and the filled anchor still carries 
 With ``anchor_gate_reference`` the condition's last channel r marks anchor pixels that come from
 the pinned ground-truth reference, and the gate logit becomes g + β·r with a learned β: the
 memory's own generated frames can drift, the reference cannot, and only the provenance tells
-the two apart.
+the two apart. ``reference_passthrough`` (the runtime's default) takes β to infinity: the pinned
+reference is copied wherever it lands. Training sees rollouts of a few frames, whose synthesis
+has not drifted yet, so the learned β (2.36 on tiny64) trusts the reference less than a long
+rollout should (docs/model.md).
 
 Attention is chunk-causal: a frame attends to every frame of its own chunk and of earlier
 chunks. Without a cache this is an explicit block mask over the whole clip (training); with an
@@ -505,6 +508,7 @@ class CausalDiT(nn.Module):
         context: torch.Tensor | None = None,
         frame_positions: torch.Tensor | None = None,
         cache_only: bool = False,
+        reference_passthrough: bool = False,
     ) -> torch.Tensor | None:
         """Predict the flow-matching velocity.
 
@@ -522,6 +526,8 @@ class CausalDiT(nn.Module):
                 ignored with a cache, whose slots have fixed positions.
             cache_only: with a cache, only write the chunk's K/V (the clean cache pass): the last
                 block stops after its keys and values, the head does not run, None is returned.
+            reference_passthrough: with ``anchor_gate_reference``, the gate is fully open on the
+                pinned reference's pixels (r = 1), so they are copied exactly.
 
         Returns:
             (B, C, F, H, W) velocity ε − x0, dtype of ``x`` (with ``anchor_gate`` and a ``cond``,
@@ -559,7 +565,10 @@ class CausalDiT(nn.Module):
             anchor, validity = fill_anchor_holes(anchor, validity, cfg.anchor_gate_fill)
         gate_logit = self.unpatchify(gate, 1)
         if self.head.gate_reference is not None:
-            gate_logit = gate_logit.float() + self.head.gate_reference * cond[:, -1:].float()
+            reference = cond[:, -1:].float()
+            gate_logit = gate_logit.float() + self.head.gate_reference * reference
+            if reference_passthrough:
+                gate_logit = gate_logit.masked_fill(reference > 0.5, float("inf"))
         blended = anchor_blend(x[:, :gated], t, velocity[:, :gated], anchor, validity, gate_logit)
         return torch.cat([blended, velocity[:, gated:].float()], dim=1).to(x.dtype)
 

@@ -245,6 +245,28 @@ def test_reference_offset_opens_the_gate_on_reference_pixels_only():
     torch.testing.assert_close(clean[right], _clean_colour(closed, x, t, cond)[right], rtol=1e-4, atol=1e-4)
 
 
+def test_reference_passthrough_copies_the_reference_whatever_beta_says():
+    """β → ∞: reference pixels take the anchor exactly; generated pixels and depth are untouched."""
+    torch.manual_seed(0)
+    model = CausalDiT(REFERENCE).eval()
+    with torch.no_grad():
+        model.head.gate.bias.fill_(-30.0)  # even a shut gate and β = 0 cannot stop it
+    x, t, cond = _inputs(REFERENCE, frames=1, validity=1.0)
+    reference = torch.zeros_like(cond[:, -1])
+    reference[..., : REFERENCE.width // 2] = 1.0
+    cond[:, -1] = reference
+    with torch.no_grad():
+        learned, passed = model(x, t, cond), model(x, t, cond, reference_passthrough=True)
+    sigma = (t / 1000.0)[:, None, :, None, None]
+    clean = x[:, :3] - sigma * passed[:, :3]
+    left, right = (..., slice(None, REFERENCE.width // 2)), (..., slice(REFERENCE.width // 2, None))
+    torch.testing.assert_close(clean[left], cond[:, :3][left], rtol=1e-4, atol=1e-4)
+    assert not torch.allclose(learned[:, :3][left], passed[:, :3][left])
+    torch.testing.assert_close(passed[:, :3][right], learned[:, :3][right])
+    torch.testing.assert_close(passed[:, 3:], learned[:, 3:])
+    assert torch.isfinite(passed).all()
+
+
 def test_reference_provenance_needs_a_pixel_space_gate():
     with pytest.raises(ValueError, match="anchor_gate_reference"):
         dataclasses.replace(PLAIN, anchor_gate_reference=True)

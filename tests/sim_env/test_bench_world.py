@@ -36,7 +36,9 @@ def test_bench_world_prints_table(capsys: pytest.CaptureFixture[str], tmp_path) 
     results = json.loads(out.read_text())
     assert [r["num_worlds"] for r in results] == [1, 2]
     assert all(r["env_steps_per_s"] > 0 for r in results)
+    # tiny64 has no provenance channel, so the passthrough the runtime defaults to is off.
     defaults = {"pinned_margin": DEFAULT_PINNED_MARGIN, "reference_collisions": True}
+    defaults["reference_passthrough"] = False
     assert results[0]["runtime_options"] == defaults
 
 
@@ -44,14 +46,16 @@ def test_bench_world_passes_the_memory_rules_to_the_runtime(
     capsys: pytest.CaptureFixture[str], tmp_path
 ) -> None:
     out = tmp_path / "bench.json"
-    argv = ["bench", "world", "--config", "tiny64", "--num-worlds", "1", "--steps", "1", "--frames", "1"]
+    argv = ["bench", "world", "--num-worlds", "1", "--steps", "1", "--frames", "1"]
     argv += ["--repeats", "1", "--device", "cpu", "--json", str(out)]
-    assert main([*argv, "--pinned-margin", "0", "--no-reference-collisions"]) == 0
-    assert "runtime options: {'pinned_margin': 0.0, 'reference_collisions': False}" in capsys.readouterr().out
-    assert json.loads(out.read_text())[0]["runtime_options"] == {
-        "pinned_margin": 0.0,
-        "reference_collisions": False,
-    }
+    argv += ["--config", "tiny64-colour-gate-fill-ref"]
+    rules = ["--pinned-margin", "0", "--no-reference-collisions", "--no-reference-passthrough"]
+    assert main([*argv, *rules]) == 0
+    chosen = {"reference_collisions": False, "pinned_margin": 0.0, "reference_passthrough": False}
+    assert f"runtime options: {chosen}" in capsys.readouterr().out
+    assert json.loads(out.read_text())[0]["runtime_options"] == chosen
+    assert main([*argv, "--reference-passthrough"]) == 0
+    assert json.loads(out.read_text())[0]["runtime_options"]["reference_passthrough"] is True
 
 
 def test_bench_world_latent_config_reports_video_frames_and_phases(

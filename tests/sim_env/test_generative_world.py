@@ -198,6 +198,30 @@ def test_pinned_margin_keeps_the_reference_in_front_of_slightly_near_generated_g
         make(pinned_margin=-1.0)
 
 
+@pytest.mark.parametrize("passthrough", [True, False])
+def test_reference_passthrough_copies_the_pinned_reference_into_the_frame(
+    passthrough, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Back at the reference pose the frame is the pinned splat exactly, with random weights."""
+    world = make(config="tiny64-colour-gate-fill-ref", denoising_steps=1, reference_passthrough=passthrough)
+    assert world.reference_passthrough is passthrough
+    world.reset_batch(*batch_tensors([reference(0)]))
+    seen = {}
+    build = runtime_module.build_condition
+
+    def spy(values: torch.Tensor, *args: object) -> torch.Tensor:
+        seen["values"] = values.clone()
+        return build(values, *args)
+
+    monkeypatch.setattr(runtime_module, "build_condition", spy)  # a spy inside this unit test only
+    world.teleport_batch(world.pose.clone(), torch.ones(1, dtype=torch.bool))
+    pinned = seen["values"][0, ..., 3] > 0.5
+    assert bool(pinned.float().mean() > 0.9)
+    error = (world.rgb[0].float() - seen["values"][0, ..., :3])[pinned].abs()
+    assert bool(error.max() == 0) == passthrough
+    assert make().reference_passthrough is False  # tiny64 has no provenance channel to copy by
+
+
 def test_set_pose_teleports_only_that_agent() -> None:
     world = make(denoising_steps=1, agents_per_world=2)
     world.reset(options={"reference": {"agent_0": reference(0), "agent_1": reference(1)}})
