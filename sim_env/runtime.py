@@ -16,8 +16,8 @@ the centre third of the view below ``collision_depth_m`` blocks the forward comp
 splatted into that view; integrate poses and hand states (`sim_env.kinematics`); splat the world's
 point-cloud memory into every stream's new camera (agents of one world share its memory; the
 pinned reference wins the z-test unless generated geometry is far nearer, ``pinned_margin``);
-build the conditioning (`sim_env.conditioning`); denoise with `FlowSampler` (the pinned
-reference copied where it lands, ``reference_passthrough``; t = 1000·σ, each
+build the conditioning (`sim_env.conditioning`); denoise with `FlowSampler` (opt-in,
+``reference_passthrough``: the pinned reference copied where it lands; t = 1000·σ, each
 stream's own ST-cache and hashed counter-based noise, so a stream's frames do not depend on the others in
 the batch); run the clean cache pass; decode RGB-D; insert it into the memory and advance the
 cache with `MemoryPoolPolicy` admission. The advance (the cache roll) is deferred to the start of
@@ -109,8 +109,8 @@ class GenerativeRuntime:
         pinned_margin: a generated voxel hides a pinned reference voxel only when nearer than
             1/(1 + pinned_margin) of its depth (`PointCloudMemory.render`); 0 = plain z-buffer.
             Pixel-space configs only (the latent path's large references are not pinned).
-        reference_passthrough: copy the pinned reference wherever it lands (the anchor gate fully
-            open on its pixels; configs with ``anchor_gate_reference``, else ignored).
+        reference_passthrough: copy the pinned reference wherever it lands (gate fully open on its
+            pixels; ``anchor_gate_reference`` configs only). Off: a wash on tiny64 (docs/model.md).
         nav_limits: per-step scale of navigation (same as the engines).
         fov_deg: vertical field of view of the cameras when no reference K is given.
         hand_limits: per-step scale of hand actions.
@@ -158,7 +158,7 @@ class GenerativeRuntime:
         collision_depth_m: float = DEFAULT_COLLISION_DEPTH_M,
         reference_collisions: bool = True,
         pinned_margin: float = DEFAULT_PINNED_MARGIN,
-        reference_passthrough: bool = True,
+        reference_passthrough: bool = False,
         nav_limits: NavLimits = NavLimits(),  # noqa: B008 - frozen dataclass, safe default
         fov_deg: float = 70.0,
         hand_limits: HandLimits = DEFAULT_HAND_LIMITS,

@@ -32,10 +32,10 @@ wall the splat of a distant view is sparse, and the filled anchor still carries 
 With ``anchor_gate_reference`` the condition's last channel r marks anchor pixels that come from
 the pinned ground-truth reference, and the gate logit becomes g + β·r with a learned β: the
 memory's own generated frames can drift, the reference cannot, and only the provenance tells
-the two apart. ``reference_passthrough`` (the runtime's default) takes β to infinity: the pinned
+the two apart. ``reference_passthrough`` (a runtime option) takes β to infinity: the pinned
 reference is copied wherever it lands. Training sees rollouts of a few frames, whose synthesis
-has not drifted yet, so the learned β (2.36 on tiny64) trusts the reference less than a long
-rollout should (docs/model.md).
+has not drifted yet, so the learned β (2.36 on tiny64) may trust the reference less than a long
+rollout should; measured on tiny64 it was a wash (docs/model.md).
 
 Attention is chunk-causal: a frame attends to every frame of its own chunk and of earlier
 chunks. Without a cache this is an explicit block mask over the whole clip (training); with an
