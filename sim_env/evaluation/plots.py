@@ -18,8 +18,9 @@ def plot_report(report: dict[str, Any], out_dir: str | Path, stem: str = "eval")
     """Write ``<stem>_<metric>.png`` per frame metric into ``out_dir``; returns the paths.
 
     Frame-metric curves are the per-step means over episodes and navigation trajectories
-    (a variant evaluated only on hand trajectories is left out of those); the hand-region plot
-    covers the hand trajectories. The report's horizons are marked on each line.
+    (a variant evaluated only on hand trajectories is left out of those), shaded ± one standard
+    error over those episodes; the hand-region plot covers the hand trajectories. The report's
+    horizons are marked on each line.
     """
     import matplotlib
 
@@ -40,6 +41,11 @@ def plot_report(report: dict[str, Any], out_dir: str | Path, stem: str = "eval")
                 continue
             steps = list(range(1, len(curve) + 1))
             (line,) = ax.plot(steps, curve, label=variant, linewidth=1.2)
+            spread = summary.get("curves_stderr", {}).get(metric)
+            if spread and len(spread) == len(curve):  # ± one standard error over episodes
+                low = [c - e for c, e in zip(curve, spread, strict=True)]
+                high = [c + e for c, e in zip(curve, spread, strict=True)]
+                ax.fill_between(steps, low, high, color=line.get_color(), alpha=0.15, linewidth=0)
             marks = [h for h in horizons if h <= len(curve)]
             ax.plot(marks, [curve[h - 1] for h in marks], "o", color=line.get_color(), markersize=4)
         ax.set_xscale("log")

@@ -243,6 +243,12 @@ def _nanmean(values: Sequence[float]) -> float:
     return float(np.mean(finite)) if finite else float("nan")
 
 
+def _nanstderr(values: Sequence[float]) -> float:
+    """Standard error of the mean over episodes (sample deviation / √n); NaN under two values."""
+    finite = [v for v in values if not math.isnan(v)]
+    return float(np.std(finite, ddof=1) / math.sqrt(len(finite))) if len(finite) > 1 else float("nan")
+
+
 def summarize(
     traces: dict[str, list[EpisodeTrace]],
     references: dict[str, list[np.ndarray]],
@@ -255,8 +261,10 @@ def summarize(
         "by_horizon": {},
         "mean_up_to": {},
         "median_by_horizon": {},
+        "stderr_by_horizon": {},
         "by_trajectory": {},
         "curves": {},
+        "curves_stderr": {},
     }
     frame_trajs = [t for t in traces if t != "hand_motion"] or list(traces)
     for metric in FRAME_METRICS:
@@ -267,6 +275,9 @@ def summarize(
         # The median over episodes: one frame a baseline copies exactly scores the PSNR cap
         # (100 dB) and can carry a mean on its own; the median shows whether it does.
         out["median_by_horizon"][metric] = {str(h): _nanmedian([r[h - 1] for r in rows]) for h in horizons}
+        # Episodes differ far more than runs do: the standard error says which gaps are real.
+        out["curves_stderr"][metric] = [_nanstderr([r[s] for r in rows]) for s in range(horizon)]
+        out["stderr_by_horizon"][metric] = {str(h): out["curves_stderr"][metric][h - 1] for h in horizons}
     for name, runs in traces.items():
         out["by_trajectory"][name] = {
             metric: {str(h): _nanmean([tr.metrics[metric][h - 1] for tr in runs]) for h in horizons}

@@ -35,7 +35,7 @@ def test_train_then_eval(tiny_data: dict, tmp_path) -> None:
     assert 0.0 <= model["memory_symmetry"] <= 1.0
     loop = model["by_trajectory"]["loop"]
     assert len(loop["episodes"]["psnr"]["8"]) == 1 and loop["episodes"]["psnr"]["8"][0] == loop["psnr"]["8"]
-    assert set(model["median_by_horizon"]["psnr"]) == {"1", "8"}
+    assert set(model["median_by_horizon"]["psnr"]) == {"1", "8"} == set(model["stderr_by_horizon"]["psnr"])
     assert 0.0 <= model["collision_agreement"] <= 1.0
     assert model["hand_region_psnr"] > 0.0
     assert model["steps_per_s"] > 0.0
