@@ -173,6 +173,20 @@ def test_pinned_reference_depth_blocks_a_wall_the_generated_frame_draws_far(rule
     assert torch.isinf(world.reference_depth).all()  # a reset forgets the old view's reference depth
 
 
+def rendered_at_the_same_pose(world: GenerativeWorld, monkeypatch: pytest.MonkeyPatch) -> torch.Tensor:
+    """Step stream 0 in place and return the memory render its condition was built from (H, W, 4)."""
+    seen = {}
+    build = runtime_module.build_condition
+
+    def spy(values: torch.Tensor, *args: object) -> torch.Tensor:
+        seen["values"] = values.clone()
+        return build(values, *args)
+
+    monkeypatch.setattr(runtime_module, "build_condition", spy)  # a spy inside this unit test only
+    world.teleport_batch(world.pose.clone(), torch.ones(1, dtype=torch.bool))
+    return seen["values"][0]
+
+
 @pytest.mark.parametrize(("margin", "shows_reference"), [(4.0, True), (0.0, False)])
 def test_pinned_margin_keeps_the_reference_in_front_of_slightly_near_generated_geometry(
     margin, shows_reference, monkeypatch: pytest.MonkeyPatch
@@ -183,16 +197,8 @@ def test_pinned_margin_keeps_the_reference_in_front_of_slightly_near_generated_g
     world.reset_batch(*batch_tensors([ref]))
     rgb, depth, K, pose = batch_tensors([ref])
     world.memory.insert(torch.zeros_like(rgb), 0.9 * depth, K, pose)  # unpinned, black, a bit near
-    seen = {}
-    build = runtime_module.build_condition
-
-    def spy(values: torch.Tensor, *args: object) -> torch.Tensor:
-        seen["values"] = values.clone()
-        return build(values, *args)
-
-    monkeypatch.setattr(runtime_module, "build_condition", spy)  # a spy inside this unit test only
-    world.teleport_batch(world.pose.clone(), torch.ones(1, dtype=torch.bool))
-    pinned = seen["values"][0, ..., 3] > 0.5
+    rendered = rendered_at_the_same_pose(world, monkeypatch)
+    pinned = rendered[..., 3] > 0.5
     assert bool(pinned.float().mean() > 0.9) == shows_reference
     with pytest.raises(ValueError, match="pinned_margin"):
         make(pinned_margin=-1.0)
@@ -206,18 +212,10 @@ def test_reference_passthrough_copies_the_pinned_reference_into_the_frame(
     world = make(config="tiny64-colour-gate-fill-ref", denoising_steps=1, reference_passthrough=passthrough)
     assert world.reference_passthrough is passthrough
     world.reset_batch(*batch_tensors([reference(0)]))
-    seen = {}
-    build = runtime_module.build_condition
-
-    def spy(values: torch.Tensor, *args: object) -> torch.Tensor:
-        seen["values"] = values.clone()
-        return build(values, *args)
-
-    monkeypatch.setattr(runtime_module, "build_condition", spy)  # a spy inside this unit test only
-    world.teleport_batch(world.pose.clone(), torch.ones(1, dtype=torch.bool))
-    pinned = seen["values"][0, ..., 3] > 0.5
+    rendered = rendered_at_the_same_pose(world, monkeypatch)
+    pinned = rendered[..., 3] > 0.5
     assert bool(pinned.float().mean() > 0.9)
-    error = (world.rgb[0].float() - seen["values"][0, ..., :3])[pinned].abs()
+    error = (world.rgb[0].float() - rendered[..., :3])[pinned].abs()
     assert bool(error.max() == 0) == passthrough
     assert make().reference_passthrough is False  # tiny64 has no provenance channel to copy by
 
