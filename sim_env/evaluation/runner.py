@@ -233,19 +233,23 @@ def _displacement(trace: EpisodeTrace, step: int) -> float:
     return float(np.linalg.norm(trace.poses[step][:3, 3] - trace.poses[0][:3, 3]))
 
 
+def _finite(values: Sequence[float]) -> list[float]:
+    return [v for v in values if not math.isnan(v)]
+
+
 def _nanmedian(values: Sequence[float]) -> float:
-    finite = [v for v in values if not math.isnan(v)]
+    finite = _finite(values)
     return float(np.median(finite)) if finite else float("nan")
 
 
 def _nanmean(values: Sequence[float]) -> float:
-    finite = [v for v in values if not math.isnan(v)]
+    finite = _finite(values)
     return float(np.mean(finite)) if finite else float("nan")
 
 
 def _nanstderr(values: Sequence[float]) -> float:
     """Standard error of the mean over episodes (sample deviation / √n); NaN under two values."""
-    finite = [v for v in values if not math.isnan(v)]
+    finite = _finite(values)
     return float(np.std(finite, ddof=1) / math.sqrt(len(finite))) if len(finite) > 1 else float("nan")
 
 

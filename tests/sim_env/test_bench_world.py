@@ -36,9 +36,12 @@ def test_bench_world_prints_table(capsys: pytest.CaptureFixture[str], tmp_path) 
     results = json.loads(out.read_text())
     assert [r["num_worlds"] for r in results] == [1, 2]
     assert all(r["env_steps_per_s"] > 0 for r in results)
-    # tiny64 has no provenance channel, so the passthrough the runtime defaults to is off.
-    defaults = {"pinned_margin": DEFAULT_PINNED_MARGIN, "reference_collisions": True}
-    defaults["reference_passthrough"] = False
+    # Passthrough is off by default (and tiny64 has no provenance channel to copy by).
+    defaults = {
+        "pinned_margin": DEFAULT_PINNED_MARGIN,
+        "reference_collisions": True,
+        "reference_passthrough": False,
+    }
     assert results[0]["runtime_options"] == defaults
 
 
