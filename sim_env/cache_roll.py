@@ -69,3 +69,28 @@ class DeferredCacheRoll:
             yield
         finally:
             main.wait_stream(side)
+
+
+class CacheSnapshot:
+    """A copy of the ST-cache's per-stream state, to put back on the streams a teleport spares.
+
+    A teleport generates every stream (static shapes) but commits only the teleported ones; the
+    others get their history back from this copy.
+    """
+
+    def __init__(self, cache: STCache) -> None:
+        self.cache = cache
+        self.saved = [t.clone() for t in self._tensors()]
+
+    def _tensors(self) -> list[torch.Tensor]:
+        c = self.cache
+        return [c.keys, c.values, c.valid, c.active, c.poses]
+
+    def restore_except(self, changed: torch.Tensor) -> None:
+        """Put the saved state back on every stream outside ``changed`` (N,) bool."""
+        c = self.cache
+        for live, saved in zip(self._tensors(), self.saved, strict=True):
+            keep = changed.reshape((1, -1) if live is c.keys or live is c.values else (-1,))
+            keep = keep.reshape(*keep.shape, *([1] * (live.dim() - keep.dim())))
+            live.copy_(torch.where(keep, live, saved))
+        c.refresh_attention()  # the restored history of the other streams

@@ -1,8 +1,9 @@
 """The runtime's memory rules a command can switch, shared by `genworld eval` and `bench world`.
 
 ``reference_collisions`` (the collision rule also reads the pinned reference's depth),
-``pinned_margin`` (the pinned reference's priority in the memory's z-test) and
-``reference_passthrough`` (the pinned reference is copied where it lands) are
+``pinned_margin`` (the pinned reference's priority in the memory's z-test),
+``reference_passthrough`` (the pinned reference is copied where it lands) and
+``carve_free_space`` (generated points in the reference's empty space stay out of the memory) are
 `GenerativeRuntime` arguments; a command leaves unset ones to the runtime's defaults and
 reports the values the world actually used.
 """
@@ -12,13 +13,14 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-MEMORY_RULES = ("reference_collisions", "pinned_margin", "reference_passthrough")
+MEMORY_RULES = ("reference_collisions", "pinned_margin", "reference_passthrough", "carve_free_space")
 
 
 def add_memory_rule_arguments(parser: argparse.ArgumentParser) -> None:
-    """``--[no-]reference-collisions``, ``--pinned-margin`` and ``--[no-]reference-passthrough``.
+    """One flag per rule of `MEMORY_RULES`.
 
-    Each defaults to None, which leaves the runtime's default in place.
+    ``--[no-]reference-collisions``, ``--pinned-margin``, ``--[no-]reference-passthrough`` and
+    ``--[no-]carve-free-space``. Each defaults to None, which leaves the runtime's default in place.
     """
     parser.add_argument(
         "--reference-collisions",
@@ -37,6 +39,13 @@ def add_memory_rule_arguments(parser: argparse.ArgumentParser) -> None:
         action=argparse.BooleanOptionalAction,
         default=None,
         help="copy the pinned reference wherever it lands (default: the runtime's)",
+    )
+    parser.add_argument(
+        "--carve-free-space",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="keep generated points in the reference's empty space out of the memory "
+        "(default: the runtime's)",
     )
 
 

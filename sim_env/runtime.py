@@ -54,7 +54,7 @@ from bridge.actions import NavLimits
 from bridge.conventions import intrinsics_from_fov
 from bridge.hands import DEFAULT_HAND_LIMITS, HandLimits
 from bridge.types import FailedPreconditionError, InvalidArgumentError
-from sim_env.cache_roll import DeferredCacheRoll
+from sim_env.cache_roll import CacheSnapshot, DeferredCacheRoll
 from sim_env.checkpoints import load_world_model
 from sim_env.conditioning import (
     build_condition,
@@ -71,6 +71,7 @@ from sim_env.conditioning import (
 )
 from sim_env.kinematics import HandKinematics, apply_hand_actions, block_forward, integrate_nav
 from sim_env.latent_chunk import LatentChunkPath
+from sim_env.memory.free_space import ReferenceFreeSpace
 from sim_env.memory.point_cloud import PointCloudMemory, checked_pinned_margin
 from sim_env.memory.reference_pin import reference_fits, reference_pin_mask
 from sim_env.model.config import DiTConfig, get_config
@@ -111,6 +112,9 @@ class GenerativeRuntime:
             Pixel-space configs only (the latent path's large references are not pinned).
         reference_passthrough: copy the pinned reference wherever it lands (gate fully open on its
             pixels; ``anchor_gate_reference`` configs only). Off: a wash on tiny64 (docs/model.md).
+        carve_free_space: generated pixels whose points lie in the empty space in front of a
+            reference's surfaces stay out of the memory (`sim_env.memory.free_space`); not in
+            ``memory_mode="window"``, which keeps no reference.
         nav_limits: per-step scale of navigation (same as the engines).
         fov_deg: vertical field of view of the cameras when no reference K is given.
         hand_limits: per-step scale of hand actions.
@@ -159,6 +163,7 @@ class GenerativeRuntime:
         reference_collisions: bool = True,
         pinned_margin: float = DEFAULT_PINNED_MARGIN,
         reference_passthrough: bool = False,
+        carve_free_space: bool = False,
         nav_limits: NavLimits = NavLimits(),  # noqa: B008 - frozen dataclass, safe default
         fov_deg: float = 70.0,
         hand_limits: HandLimits = DEFAULT_HAND_LIMITS,
@@ -245,6 +250,8 @@ class GenerativeRuntime:
         self.reference_collisions = bool(reference_collisions)
         self.pinned_margin = checked_pinned_margin(pinned_margin)
         self.reference_passthrough = bool(reference_passthrough) and cfg.anchor_gate_reference
+        self.carve_free_space = bool(carve_free_space) and memory_mode == "full"
+        self.free_space = ReferenceFreeSpace(self.num_worlds, self.agents_per_world, h, w, dev)
         self.hands = HandKinematics(dev)
         # Per-stream counter-based noise (`sim_env.stream_noise`): key and draw counter per stream.
         self.noise = StreamNoise(n, (cfg.chunk_frames, cfg.out_channels, cfg.height, cfg.width), dev)
@@ -379,6 +386,7 @@ class GenerativeRuntime:
         if self.pin_reference:
             pin = reference_pin_mask(reference_hands, self.K, self.height, self.width)
         self._insert_memory(streams, pin_mask=pin)
+        self.free_space.set_references(self.depth, self.K, self.pose, streams)
         # Encode the references as clean frames (t = 0). Every stream runs (static shapes), but
         # the chunk slots this writes are scratch until committed, and only reset streams commit.
         if self.latent is None:
@@ -440,19 +448,14 @@ class GenerativeRuntime:
         mask = mask.to(self.device, torch.bool)
         target = torch.where(mask[:, None, None], pose.to(self.device, torch.float64), self.pose)
         self.flush_cache_roll()
-        cache_state = [t.clone() for t in self._cache_tensors()]
+        snapshot = CacheSnapshot(self.cache)
         counter = self.noise_counter.clone()
         if self.latent is None:
             self._generate(target, mask)
         else:  # the camera holds still at the target for the whole chunk
             self._generate_chunk(target[:, None].expand(-1, self.video_frames, -1, -1), mask)
         self.flush_cache_roll()  # roll the teleported streams now; the others are restored below
-        for live, saved in zip(self._cache_tensors(), cache_state, strict=True):
-            keep = mask.reshape((1, -1) if live is self.cache.keys or live is self.cache.values else (-1,))
-            live.copy_(
-                torch.where(keep.reshape(*keep.shape, *([1] * (live.dim() - keep.dim()))), live, saved)
-            )
-        self.cache.refresh_attention()  # the restored history of the other streams
+        snapshot.restore_except(mask)
         self.noise_counter.copy_(torch.where(mask, self.noise_counter, counter))
         self.collided.masked_fill_(mask, False)
         return self._outputs()
@@ -466,10 +469,6 @@ class GenerativeRuntime:
         self._roll.flush(self.phase_timer)
 
     # ------------------------------------------------------------------ internals
-    def _cache_tensors(self) -> list[torch.Tensor]:
-        c = self.cache
-        return [c.keys, c.values, c.valid, c.active, c.poses]
-
     def _velocity(self, x: torch.Tensor, sigma: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
         """Sampler adapter: x (N, F, C, H, W), σ (N, F) → velocity, via the cached DiT at t = 1000·σ."""
         with self.phase_timer("denoise"):
@@ -578,8 +577,13 @@ class GenerativeRuntime:
             b, a = self.num_worlds, self.agents_per_world
             self.memory.reset(None if mask is None else mask.unflatten(0, (b, a)).any(dim=1))
         frame_depth = self.depth if depth is None else depth
+        keep = None
+        if self.carve_free_space and pin_mask is None:  # generated frames only
+            hands = self.hands.keypoints(self.wrist, self.grip)
+            hands = torch.where(self.hands_active[:, None, None, None], hands, float("nan"))
+            keep = self.free_space.keep_mask(frame_depth, self.K, self.pose, hands)
         self.memory.insert_streams(
-            self.rgb, frame_depth, self.K, self.pose, self.agents_per_world, mask, pin_mask
+            self.rgb, frame_depth, self.K, self.pose, self.agents_per_world, mask, pin_mask, keep
         )
 
     def _outputs(self) -> dict[str, torch.Tensor]:

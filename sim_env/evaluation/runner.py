@@ -97,6 +97,8 @@ class EvalSettings:
             (`GenerativeRuntime`); None = the runtime's default.
         reference_passthrough: model worlds copy the pinned reference wherever it lands
             (`GenerativeRuntime`); None = the runtime's default.
+        carve_free_space: model worlds keep generated points in the reference's empty space
+            out of their memory (`GenerativeRuntime`); None = the runtime's default.
     """
 
     checkpoint: str | None
@@ -113,6 +115,7 @@ class EvalSettings:
     reference_collisions: bool | None = None
     pinned_margin: float | None = None
     reference_passthrough: bool | None = None
+    carve_free_space: bool | None = None
 
     def __post_init__(self) -> None:
         if self.pose_source not in POSE_SOURCES:

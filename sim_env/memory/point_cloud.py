@@ -130,6 +130,7 @@ class PointCloudMemory:
         agents_per_world: int,
         stream_mask: torch.Tensor | None = None,
         pin_mask: torch.Tensor | None = None,
+        pixel_mask: torch.Tensor | None = None,
     ) -> None:
         """`insert` for N = B·A camera streams (stream ``b·A + a`` is agent a of world b).
 
@@ -149,6 +150,7 @@ class PointCloudMemory:
                 per_agent(K, i),
                 per_agent(pose_c2w, i),
                 world_mask=per_agent(stream_mask, i),
+                pixel_mask=per_agent(pixel_mask, i),
                 pin_mask=per_agent(pin_mask, i),
             )
 

@@ -114,3 +114,19 @@ def test_reset_pins_the_reference_except_the_hands() -> None:
     assert not unpinned.memory.pinned.any()
     # By default only references that fill at most half of the memory are pinned.
     assert pinned.pin_reference and not make(num_worlds=1, memory_capacity=2 * 64 * 64 - 1).pin_reference
+
+
+@pytest.mark.parametrize("carve", [False, True])
+def test_carving_keeps_surfaces_drawn_in_the_references_empty_space_out_of_memory(carve: bool) -> None:
+    world = make(num_worlds=1, carve_free_space=carve)
+    world.reset_batch(*batch_tensors([reference(0)]), seed=5)  # a wall 4-5 m ahead
+    world.step_batch(TURN[None])  # no hands: their boxes would never be carved
+    world.teleport_batch(world.frames_pose[:, -1].clone(), torch.ones(1, dtype=torch.bool))
+    before = int(world.memory.valid.sum())
+    # Back at the reference pose, a frame drawn twice too near: inside the wall's empty space.
+    world.pose.copy_(torch.as_tensor(reference(0).pose))
+    world.depth.fill_(2.0)
+    world._insert_memory(None)
+    grew = int(world.memory.valid.sum()) > before
+    assert grew != carve
+    assert make(memory_mode="window", carve_free_space=True).carve_free_space is False

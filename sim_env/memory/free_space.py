@@ -1,0 +1,148 @@
+"""The free space a reference frame saw: generated geometry there contradicts ground truth.
+
+A reference frame comes from the engine. Along each of its pixel rays, space is empty up to the
+surface it measured. A generated frame whose depth puts a surface inside that empty space is
+wrong there, and generated depth errs mostly near (docs/model.md). Inserted into the memory,
+such a surface would cover the reference from then on: a world that comes back to where it
+started finds its own drift in front of the ground truth, and the collision rule meets walls
+that are not there. Volumetric fusion meets the same problem and solves it with space carving:
+a surface observed at depth d empties the ray in front of it. `ReferenceFreeSpace` keeps the
+generated pixels whose points fall in a reference's empty space out of the memory.
+
+Two guards keep the test on the safe side. The reference depth is min-pooled over a 3×3
+neighbourhood, so the edge of a thin foreground object, which may look up the background pixel
+beside it, is never carved. A point counts as inside the empty space only when it is nearer
+than ``1 - tolerance`` of that depth. Hands move, so space a reference saw empty may hold a hand
+now: pixels near a stream's current hands are never carved (the box of
+`sim_env.memory.reference_pin`).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from sim_env.memory.reference_pin import reference_pin_mask
+from sim_env.stream_rows import commit_rows
+
+DEFAULT_CARVE_TOLERANCE = 0.1
+
+
+class ReferenceFreeSpace:
+    """The reference cameras of N = B·A streams, and the test of points against their free space.
+
+    Stream ``b·A + a`` is agent a of world b; the agents of a world share its memory, so a
+    stream's points are tested against all A references of its world.
+
+    Args:
+        num_worlds: B.
+        agents_per_world: A.
+        height: reference rows.
+        width: reference columns.
+        device: where the state lives.
+        tolerance: a point is in a reference's free space when nearer than (1 − tolerance) of
+            the (min-pooled) reference depth along its ray.
+    """
+
+    def __init__(
+        self,
+        num_worlds: int,
+        agents_per_world: int,
+        height: int,
+        width: int,
+        device: torch.device | str | None = None,
+        tolerance: float = DEFAULT_CARVE_TOLERANCE,
+    ) -> None:
+        if not 0.0 <= tolerance < 1.0:
+            raise ValueError(f"tolerance must be in [0, 1), got {tolerance}")
+        self.num_worlds, self.agents_per_world = int(num_worlds), int(agents_per_world)
+        n = self.num_worlds * self.agents_per_world
+        self.height, self.width, self.tolerance = int(height), int(width), float(tolerance)
+        # Depth below which a point on a reference pixel's ray is empty space; 0 = nothing known.
+        self.limit = torch.zeros(n, height, width, device=device)
+        self.K = torch.eye(3, device=device).repeat(n, 1, 1)
+        self.world_to_camera = torch.eye(4, device=device).repeat(n, 1, 1)
+
+    def set_references(
+        self,
+        depth: torch.Tensor,
+        K: torch.Tensor,
+        pose_c2w: torch.Tensor,
+        streams: torch.Tensor | None = None,
+    ) -> None:
+        """Remember the reference cameras of ``streams`` (N,) bool (None: all).
+
+        Args:
+            depth: (N, H, W) planar reference depth in metres; non-finite or <= 0 is unknown.
+            K: (N, 3, 3) intrinsics.
+            pose_c2w: (N, 4, 4) camera-to-world poses.
+            streams: which rows take the new references.
+        """
+        d = depth.to(self.limit.device, torch.float32)
+        d = torch.where(torch.isfinite(d) & (d > 0.0), d, 0.0)
+        # Min-pool over known pixels only: unknown pixels (0) must not pull a neighbour to 0.
+        known_max = torch.where(d > 0.0, d, float("inf"))
+        pooled = -F.max_pool2d(-known_max[:, None], 3, stride=1, padding=1)[:, 0]
+        limit = torch.where(torch.isfinite(pooled), pooled * (1.0 - self.tolerance), 0.0)
+        limit = torch.where(d > 0.0, limit, 0.0)
+        commit_rows(self.limit, limit, streams)
+        commit_rows(self.K, K.to(self.K), streams)
+        commit_rows(self.world_to_camera, torch.linalg.inv(pose_c2w.to(self.K)), streams)
+
+    def keep_mask(
+        self,
+        depth: torch.Tensor,
+        K: torch.Tensor,
+        pose_c2w: torch.Tensor,
+        hand_keypoints: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """(N, H, W) bool: the pixels of the frames that may enter the memory.
+
+        Args:
+            depth: (N, H, W) planar depth of the frames (non-finite pixels are kept; the
+                memory skips them anyway).
+            K: (N, 3, 3) intrinsics of the frames.
+            pose_c2w: (N, 4, 4) their camera-to-world poses.
+            hand_keypoints: (N, 2, 21, 3) camera-frame keypoints of each stream's hands now
+                (NaN where a stream has none), whose pixels are never carved; None: no hands.
+        """
+        n, h, w = depth.shape
+        dev, b, a = self.limit.device, self.num_worlds, self.agents_per_world
+        z = depth.to(dev, torch.float32)
+        K, pose = K.to(dev, torch.float32), pose_c2w.to(dev, torch.float32)
+        rows, cols = torch.meshgrid(
+            torch.arange(h, device=dev, dtype=torch.float32),
+            torch.arange(w, device=dev, dtype=torch.float32),
+            indexing="ij",
+        )
+        zs = torch.where(torch.isfinite(z) & (z > 0.0), z, 0.0)
+        x = (cols - K[:, 0, 2, None, None]) / K[:, 0, 0, None, None] * zs
+        y = (rows - K[:, 1, 2, None, None]) / K[:, 1, 1, None, None] * zs
+        cam = torch.stack([x, y, zs, torch.ones_like(zs)], dim=-1).reshape(n, h * w, 4)
+        world = cam @ pose.transpose(1, 2)  # (N, HW, 4)
+        world = world.reshape(b, a * h * w, 4)  # every point of world b, for its references
+        carved = torch.zeros(b, a * h * w, dtype=torch.bool, device=dev)
+        for r in range(a):
+            ref = torch.arange(b, device=dev) * a + r
+            carved |= self._inside(world, ref)
+        carved = carved.reshape(n, h, w) & (zs > 0.0)
+        if hand_keypoints is not None:
+            carved &= reference_pin_mask(hand_keypoints, K, h, w)
+        return ~carved
+
+    def _inside(self, world: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
+        """(B, P) bool: points (B, P, 4) in the free space of reference stream ``ref[b]``."""
+        rh, rw = self.limit.shape[1:]
+        cam = world @ self.world_to_camera[ref].transpose(1, 2)
+        K = self.K[ref]
+        zc = cam[..., 2]
+        zdiv = torch.where(zc > 0.0, zc, 1.0)
+        u = torch.round(K[:, None, 0, 0] * cam[..., 0] / zdiv + K[:, None, 0, 2])
+        v = torch.round(K[:, None, 1, 1] * cam[..., 1] / zdiv + K[:, None, 1, 2])
+        seen = (zc > 0.0) & (u >= 0) & (u < rw) & (v >= 0) & (v < rh)
+        index = torch.where(seen, v * rw + u, 0.0).long()
+        limit = torch.gather(self.limit[ref].reshape(len(ref), rh * rw), 1, index)
+        return seen & (zc < limit)
+
+
+__all__ = ["DEFAULT_CARVE_TOLERANCE", "ReferenceFreeSpace"]
