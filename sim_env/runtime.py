@@ -113,8 +113,8 @@ class GenerativeRuntime:
         reference_passthrough: copy the pinned reference wherever it lands (gate fully open on its
             pixels; ``anchor_gate_reference`` configs only). Off: a wash on tiny64 (docs/model.md).
         carve_free_space: generated pixels whose points lie in the empty space in front of a
-            reference's surfaces stay out of the memory (`sim_env.memory.free_space`); not in
-            ``memory_mode="window"``, which keeps no reference.
+            reference's surfaces stay out of the memory (`sim_env.memory.free_space`), and the
+            collision rule ignores them; not in ``memory_mode="window"``, which keeps no reference.
         nav_limits: per-step scale of navigation (same as the engines).
         fov_deg: vertical field of view of the cameras when no reference K is given.
         hand_limits: per-step scale of hand actions.
@@ -276,6 +276,7 @@ class GenerativeRuntime:
         self.collided = torch.zeros(n, dtype=torch.bool, device=dev)
         # Depth of the pinned reference splatted into the last frame's view (+inf where none).
         self.reference_depth = torch.full((n, h, w), float("inf"), device=dev)
+        self.carved = torch.zeros(n, h, w, dtype=torch.bool, device=dev)  # last frame's carved pixels
         self.frame_id = torch.zeros(n, dtype=torch.int64, device=dev)
         self.wrist = self.hands.default_wrists.repeat(n, 1, 1, 1)
         self.grip = torch.zeros(n, 2, dtype=torch.float64, device=dev)
@@ -376,6 +377,7 @@ class GenerativeRuntime:
         take(self.frames_pose, self.pose[:, None].expand_as(self.frames_pose))
         take(self.collided, torch.zeros_like(self.collided))
         take(self.reference_depth, torch.full_like(self.reference_depth, float("inf")))
+        take(self.carved, torch.zeros_like(self.carved))
         take(self.frame_id, torch.zeros_like(self.frame_id))
         take(self.wrist, self.hands.default_wrists.expand_as(self.wrist))
         take(self.grip, torch.zeros_like(self.grip))
@@ -419,7 +421,9 @@ class GenerativeRuntime:
         """
         self._require_reset()
         nav = nav.to(self.device, torch.float64)
-        depths = (self.depth, self.reference_depth) if self.reference_collisions else (self.depth,)
+        # A surface drawn in the reference's empty space is no wall (carving): +inf there.
+        own = torch.where(self.carved, float("inf"), self.depth)
+        depths = (own, self.reference_depth) if self.reference_collisions else (own,)
         # A chunk moves video_frames times before the next depth is known (`block_forward`).
         travel = (self.video_frames - 1) * self.nav_limits.max_translation
         nav, blocked = block_forward(nav, depths, self.collision_depth_m, travel)
@@ -582,6 +586,7 @@ class GenerativeRuntime:
             hands = self.hands.keypoints(self.wrist, self.grip)
             hands = torch.where(self.hands_active[:, None, None, None], hands, float("nan"))
             keep = self.free_space.keep_mask(frame_depth, self.K, self.pose, hands)
+            commit_rows(self.carved, ~keep, mask)
         self.memory.insert_streams(
             self.rgb, frame_depth, self.K, self.pose, self.agents_per_world, mask, pin_mask, keep
         )

@@ -130,3 +130,15 @@ def test_carving_keeps_surfaces_drawn_in_the_references_empty_space_out_of_memor
     grew = int(world.memory.valid.sum()) > before
     assert grew != carve
     assert make(memory_mode="window", carve_free_space=True).carve_free_space is False
+
+
+def test_the_collision_rule_ignores_surfaces_drawn_in_the_references_empty_space() -> None:
+    world = make(num_worlds=1, carve_free_space=True)
+    forward = torch.tensor([[1.0, 0.0, 0.0, 0.0, 0.0, 0.0]], dtype=torch.float64)
+    blocked = []
+    for carved in (False, True):
+        world.reset_batch(*batch_tensors([reference(0)]), seed=5)  # a wall 4-5 m ahead
+        world.depth.fill_(0.1)  # a frame that draws a wall right in front of the camera
+        world.carved.fill_(carved)
+        blocked.append(bool(world.step_batch(forward)["collided"][0]))
+    assert blocked == [True, False]
