@@ -10,32 +10,24 @@
   Agent ids are ``agent_{a}`` when there is one world (B = 1, as `MujocoWorld` names its
   cameras) and ``world_{b}/agent_{a}`` otherwise.
 
-One step (ARCHITECTURE.md §6): decide collisions from the PREVIOUS generated depth (minimum of
-the centre third of the view below ``collision_depth_m`` blocks the forward component, with
-`torch.where`) and, with ``reference_collisions`` (the default), the depth of the pinned reference
-splatted into that view; integrate poses and hand states (`sim_env.kinematics`); splat the world's
-point-cloud memory into every stream's new camera (agents of one world share its memory; the
-pinned reference wins the z-test unless generated geometry is far nearer, ``pinned_margin``);
-build the conditioning (`sim_env.conditioning`); denoise with `FlowSampler` (opt-in,
-``reference_passthrough``: the pinned reference copied where it lands; t = 1000·σ, each
-stream's own ST-cache and hashed counter-based noise, so a stream's frames do not depend on the others in
-the batch); run the clean cache pass; decode RGB-D; insert it into the memory and advance the
-cache with `MemoryPoolPolicy` admission. The advance (the cache roll) is deferred to the start of
-the next step, where it runs beside that step's conditioning (`sim_env.cache_roll` says why).
+One step (ARCHITECTURE.md §6): block the forward component where the PREVIOUS generated depth
+(and, with ``reference_collisions``, the pinned reference splatted into that view) is below
+``collision_depth_m`` in the centre third; integrate poses and hands (`sim_env.kinematics`);
+splat the world's point-cloud memory into every stream's new camera (the memory rules:
+`sim_env.memory_rules`); build the conditioning (`sim_env.conditioning`); denoise with
+`FlowSampler` (t = 1000·σ, each stream's own ST-cache and hashed counter-based noise, so a
+stream's frames do not depend on the batch); run the clean cache pass; decode RGB-D; insert it
+into the memory and advance the cache with `MemoryPoolPolicy` admission. The advance (the
+cache roll) is deferred to the next step, beside its conditioning (`sim_env.cache_roll`).
 
-Ablations: ``memory_mode="window"`` (no memory pool, a point cloud of the latest frame only),
-``condition_hands=False`` (no hand skeleton) and ``pin_reference=False`` (reference voxels age
-and merge like generated ones), for the evaluation's baselines. Per-world reset
-(``reset_batch(world_mask=...)``) is the vector env's autoreset.
+Ablations for the evaluation: ``memory_mode="window"`` (no memory pool, a point cloud of the
+latest frame only), ``condition_hands=False``, ``pin_reference=False`` (reference voxels age and
+merge like generated ones). ``reset_batch(world_mask=...)`` is the vector env's autoreset.
 
-Two paths share this step. Pixel-space RGB-D configs (``tiny64``) generate one frame per step
-and decode it directly (depth included). Latent configs (``DiTConfig.vae`` set: ``wan2.1-1.3b``)
-generate ``chunk_frames`` Wan-VAE latent frames per step = ``video_frames`` video frames (12 for
-wan2.1-1.3b): the nav action applies at every video frame, the memory is splatted into every
-video frame's camera and TAEHV-encoded as the condition, the latents are TAEHV-decoded, and
-depth is the memory's reprojected depth with holes filled (`sim_env.latent_chunk` says why).
-For those configs `step_batch` returns the whole chunk: rgb (N, F, H, W, 3), depth (N, F, H, W),
-pose (N, F, 4, 4); ``self.rgb`` / ``self.depth`` / ``self.pose`` are its last frame.
+Two paths share this step. Pixel-space RGB-D configs (``tiny64``) generate and decode one frame
+per step, depth included. Latent configs (``DiTConfig.vae``: ``wan2.1-1.3b``) generate one chunk
+of ``video_frames`` video frames per step, and `step_batch` returns the whole chunk, (N, F, ...);
+``self.rgb`` / ``self.depth`` / ``self.pose`` are its last frame (`sim_env.latent_chunk`).
 
 ``phase_timer`` (a callable name → context manager, default a no-op) brackets the step's
 phases (``conditioning``, ``denoise``, ``cache_pass``, ``decode``, ``memory`` for the point-cloud
@@ -584,8 +576,7 @@ class GenerativeRuntime:
         keep = None
         if self.carve_free_space and pin_mask is None:  # generated frames only
             hands = self.hands.keypoints(self.wrist, self.grip)
-            hands = torch.where(self.hands_active[:, None, None, None], hands, float("nan"))
-            keep = self.free_space.keep_mask(frame_depth, self.K, self.pose, hands)
+            keep = self.free_space.keep_mask(frame_depth, self.K, self.pose, hands, self.hands_active)
             commit_rows(self.carved, ~keep, mask)
         self.memory.insert_streams(
             self.rgb, frame_depth, self.K, self.pose, self.agents_per_world, mask, pin_mask, keep

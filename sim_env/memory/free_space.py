@@ -95,6 +95,7 @@ class ReferenceFreeSpace:
         K: torch.Tensor,
         pose_c2w: torch.Tensor,
         hand_keypoints: torch.Tensor | None = None,
+        hands_present: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """(N, H, W) bool: the pixels of the frames that may enter the memory.
 
@@ -105,6 +106,7 @@ class ReferenceFreeSpace:
             pose_c2w: (N, 4, 4) their camera-to-world poses.
             hand_keypoints: (N, 2, 21, 3) camera-frame keypoints of each stream's hands now
                 (NaN where a stream has none), whose pixels are never carved; None: no hands.
+            hands_present: (N,) bool, the streams whose ``hand_keypoints`` count (None: all).
         """
         n, h, w = depth.shape
         dev, b, a = self.limit.device, self.num_worlds, self.agents_per_world
@@ -127,6 +129,9 @@ class ReferenceFreeSpace:
             carved |= self._inside(world, ref)
         carved = carved.reshape(n, h, w) & (zs > 0.0)
         if hand_keypoints is not None:
+            if hands_present is not None:
+                present = hands_present.to(dev)[:, None, None, None]
+                hand_keypoints = torch.where(present, hand_keypoints.to(dev), float("nan"))
             carved &= reference_pin_mask(hand_keypoints, K, h, w)
         return ~carved
 

@@ -36,11 +36,12 @@ def test_bench_world_prints_table(capsys: pytest.CaptureFixture[str], tmp_path) 
     results = json.loads(out.read_text())
     assert [r["num_worlds"] for r in results] == [1, 2]
     assert all(r["env_steps_per_s"] > 0 for r in results)
-    # Passthrough is off by default (and tiny64 has no provenance channel to copy by).
+    # Passthrough is off by default (and tiny64 has no provenance channel to copy by), so is carving.
     defaults = {
         "pinned_margin": DEFAULT_PINNED_MARGIN,
         "reference_collisions": True,
         "reference_passthrough": False,
+        "carve_free_space": False,
     }
     assert results[0]["runtime_options"] == defaults
 
@@ -53,8 +54,14 @@ def test_bench_world_passes_the_memory_rules_to_the_runtime(
     argv += ["--repeats", "1", "--device", "cpu", "--json", str(out)]
     argv += ["--config", "tiny64-colour-gate-fill-ref"]
     rules = ["--pinned-margin", "0", "--no-reference-collisions", "--no-reference-passthrough"]
+    rules += ["--carve-free-space"]
     assert main([*argv, *rules]) == 0
-    chosen = {"reference_collisions": False, "pinned_margin": 0.0, "reference_passthrough": False}
+    chosen = {
+        "reference_collisions": False,
+        "pinned_margin": 0.0,
+        "reference_passthrough": False,
+        "carve_free_space": True,
+    }
     assert f"runtime options: {chosen}" in capsys.readouterr().out
     assert json.loads(out.read_text())[0]["runtime_options"] == chosen
     assert main([*argv, "--reference-passthrough"]) == 0

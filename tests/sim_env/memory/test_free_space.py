@@ -77,6 +77,10 @@ def test_hands_are_never_carved() -> None:
     keep = space.keep_mask(torch.full((1, H, W), 0.5), K[None], torch.eye(4)[None], hand)
     assert keep[0, 7, 6:10].all()  # its box (the centre row, principal point 7.5)
     assert keep.sum() == keep[0, 7].sum()  # and nothing else
+    absent = space.keep_mask(
+        torch.full((1, H, W), 0.5), K[None], torch.eye(4)[None], hand, torch.tensor([False])
+    )
+    assert not absent.any()  # a stream without hands gets no exemption
 
 
 def test_a_worlds_agents_share_their_references() -> None:
