@@ -29,9 +29,8 @@ per step, depth included. Latent configs (``DiTConfig.vae``: ``wan2.1-1.3b``) ge
 of ``video_frames`` video frames per step, and `step_batch` returns the whole chunk, (N, F, ...);
 ``self.rgb`` / ``self.depth`` / ``self.pose`` are its last frame (`sim_env.latent_chunk`).
 
-``phase_timer`` (a callable name → context manager, default a no-op) brackets the step's
-phases (``conditioning``, ``denoise``, ``cache_pass``, ``decode``, ``memory`` for the point-cloud
-insert, ``cache_roll`` for the window roll and pool admission) for the benchmark.
+``phase_timer`` (name → context manager, default a no-op) brackets the step's phases for the
+benchmark: ``conditioning``, ``denoise``, ``cache_pass``, ``decode``, ``memory``, ``cache_roll``.
 """
 
 from __future__ import annotations
@@ -379,8 +378,8 @@ class GenerativeRuntime:
         pin = None
         if self.pin_reference:
             pin = reference_pin_mask(reference_hands, self.K, self.height, self.width)
-        self._insert_memory(streams, pin_mask=pin)
         self.free_space.set_references(self.depth, self.K, self.pose, streams)
+        self._insert_memory(streams, pin_mask=pin, generated=False)
         # Encode the references as clean frames (t = 0). Every stream runs (static shapes), but
         # the chunk slots this writes are scratch until committed, and only reset streams commit.
         if self.latent is None:
@@ -560,11 +559,12 @@ class GenerativeRuntime:
         mask: torch.Tensor | None,
         depth: torch.Tensor | None = None,
         pin_mask: torch.Tensor | None = None,
+        generated: bool = True,
     ) -> None:
         """Insert every stream's current RGB-D into its world's memory, one agent slot at a time.
 
-        ``depth`` (N, H, W) replaces the current depth (the latent path inserts raw reprojected depth).
-        ``pin_mask`` (N, H, W) marks the pixels whose voxels are pinned (reference frames).
+        ``depth`` (N, H, W) replaces the current depth (the latent path's raw reprojected depth);
+        ``pin_mask`` (N, H, W) pins the pixels' voxels; ``generated=False``: references, not carved.
 
         In ``memory_mode="window"`` the worlds being written forget their cloud first, so it
         holds only the latest frame of each agent.
@@ -574,7 +574,7 @@ class GenerativeRuntime:
             self.memory.reset(None if mask is None else mask.unflatten(0, (b, a)).any(dim=1))
         frame_depth = self.depth if depth is None else depth
         keep = None
-        if self.carve_free_space and pin_mask is None:  # generated frames only
+        if self.carve_free_space and generated:
             hands = self.hands.keypoints(self.wrist, self.grip)
             keep = self.free_space.keep_mask(frame_depth, self.K, self.pose, hands, self.hands_active)
             commit_rows(self.carved, ~keep, mask)

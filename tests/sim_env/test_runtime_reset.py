@@ -142,3 +142,14 @@ def test_the_collision_rule_ignores_surfaces_drawn_in_the_references_empty_space
         world.carved.fill_(carved)
         blocked.append(bool(world.step_batch(forward)["collided"][0]))
     assert blocked == [True, False]
+
+
+def test_carving_never_drops_a_reference_even_unpinned() -> None:
+    """A new episode's reference is ground truth: it enters whole, whatever the last episode saw."""
+    counts = []
+    for carve in (False, True):
+        world = make(num_worlds=1, carve_free_space=carve, pin_reference=False)
+        world.reset_batch(*batch_tensors([reference(0, depth_m=8.0)]), seed=5)
+        world.reset_batch(*batch_tensors([reference(0, depth_m=1.0)]), seed=5)  # well inside it
+        counts.append(int(world.memory.valid.sum()))
+    assert counts[0] == counts[1]
