@@ -33,7 +33,8 @@ With ``anchor_gate_reference`` the condition's last channel r marks anchor pixel
 the pinned ground-truth reference, and the gate logit becomes g + β·r with a learned β: the
 memory's own generated frames can drift, the reference cannot, and only the provenance tells
 the two apart. ``reference_passthrough`` (a runtime option) takes β to infinity: the pinned
-reference is copied wherever it lands. Training sees rollouts of a few frames, whose synthesis
+reference is copied wherever it lands and into the small gaps of its own splat
+(`reference_with_gaps`). Training sees rollouts of a few frames, whose synthesis
 has not drifted yet, so the learned β (2.36 on tiny64) may trust the reference less than a long
 rollout should; measured on tiny64 it was a wash (docs/model.md).
 
@@ -74,6 +75,10 @@ GATE_INIT_LOGIT = -2.0
 # Smallest σ the gate's velocity divides by: below it the blend is no longer exact, but the
 # sampler never evaluates there and the loss sees few such draws (σ is shifted toward 1).
 GATE_MIN_SIGMA = 0.02
+# Sweeps by which ``reference_passthrough`` grows the reference's mark into the gaps of its own
+# splat: a surface approached to a third of its reference depth splats one pixel in three, so
+# two rings close the gaps, while a disocclusion wider than four pixels stays the model's.
+PASSTHROUGH_GAP_SWEEPS = 2
 
 
 def timestep_embedding(t: torch.Tensor, freq_dim: int) -> torch.Tensor:
@@ -367,6 +372,27 @@ def fill_anchor_holes(
     return back(values).to(anchor.dtype), back(known).to(validity.dtype)
 
 
+def reference_with_gaps(reference: torch.Tensor, validity: torch.Tensor, sweeps: int) -> torch.Tensor:
+    """The reference's mark grown into the small holes of the splat that mostly border it.
+
+    Single-pixel splats of a surface seen nearer than from the reference leave gaps between the
+    reference's own pixels; the passthrough copies those too. A hole filled within ``sweeps``
+    rings gets the share of reference pixels among its known neighbours (`fill_anchor_holes`),
+    so a gap between reference pixels counts as reference and one beside generated pixels not.
+
+    Args:
+        reference: (B, 1, F, H, W) provenance, 1 on splatted reference pixels.
+        validity: (B, 1, F, H, W) the splat's validity before any hole filling.
+        sweeps: rings to grow.
+
+    Returns:
+        (B, 1, F, H, W) the grown provenance (> 0.5 = copy the anchor).
+    """
+    known = validity.float() > 0.5
+    grown, _ = fill_anchor_holes(reference.float() * known, known.float(), sweeps)
+    return grown
+
+
 class Head(nn.Module):
     """Output projection with its own (shift, scale) modulation from the timestep embedding.
 
@@ -527,7 +553,7 @@ class CausalDiT(nn.Module):
             cache_only: with a cache, only write the chunk's K/V (the clean cache pass): the last
                 block stops after its keys and values, the head does not run, None is returned.
             reference_passthrough: with ``anchor_gate_reference``, the gate is fully open on the
-                pinned reference's pixels (r = 1), so they are copied exactly.
+                pinned reference's pixels (r = 1) and the gaps between them, so they are copied.
 
         Returns:
             (B, C, F, H, W) velocity ε − x0, dtype of ``x`` (with ``anchor_gate`` and a ``cond``,
@@ -561,6 +587,7 @@ class CausalDiT(nn.Module):
         c = cfg.out_channels
         gated = c if cfg.anchor_gate_channels is None else cfg.anchor_gate_channels
         anchor, validity = cond[:, :gated], cond[:, c : c + 1]
+        splatted = validity
         if cfg.anchor_gate_fill:
             anchor, validity = fill_anchor_holes(anchor, validity, cfg.anchor_gate_fill)
         gate_logit = self.unpatchify(gate, 1)
@@ -568,7 +595,8 @@ class CausalDiT(nn.Module):
             reference = cond[:, -1:].float()
             gate_logit = gate_logit.float() + self.head.gate_reference * reference
             if reference_passthrough:
-                gate_logit = gate_logit.masked_fill(reference > 0.5, float("inf"))
+                copied = reference_with_gaps(reference, splatted, PASSTHROUGH_GAP_SWEEPS)
+                gate_logit = gate_logit.masked_fill(copied > 0.5, float("inf"))
         blended = anchor_blend(x[:, :gated], t, velocity[:, :gated], anchor, validity, gate_logit)
         return torch.cat([blended, velocity[:, gated:].float()], dim=1).to(x.dtype)
 

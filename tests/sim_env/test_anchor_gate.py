@@ -8,7 +8,13 @@ import torch
 
 from sim_env.checkpoints import load_compatible
 from sim_env.model import CONFIGS, CausalDiT
-from sim_env.model.dit import GATE_INIT_LOGIT, GATE_MIN_SIGMA, anchor_blend, fill_anchor_holes
+from sim_env.model.dit import (
+    GATE_INIT_LOGIT,
+    GATE_MIN_SIGMA,
+    anchor_blend,
+    fill_anchor_holes,
+    reference_with_gaps,
+)
 from sim_env.sampler import FlowSampler, FlowSchedule
 from tests.sim_env.micro_configs import MICRO
 
@@ -265,6 +271,40 @@ def test_reference_passthrough_copies_the_reference_whatever_beta_says():
     torch.testing.assert_close(passed[:, :3][right], learned[:, :3][right])
     torch.testing.assert_close(passed[:, 3:], learned[:, 3:])
     assert torch.isfinite(passed).all()
+
+
+def test_reference_gaps_are_the_holes_between_reference_pixels():
+    """Gaps between reference pixels count as reference; a gap beside generated ones does not."""
+    validity = torch.zeros(2, 1, 1, 1, 12)
+    reference = torch.zeros_like(validity)
+    validity[0, ..., [0, 2, 4, 6, 8]] = 1.0  # image 0: reference 0, 2, 4; generated 6, 8
+    reference[0, ..., [0, 2, 4]] = 1.0
+    validity[1, ..., 0] = reference[1, ..., 0] = 1.0  # image 1: one reference pixel, a wide hole
+    grown = reference_with_gaps(reference, validity, sweeps=2)[:, 0, 0, 0]
+    assert grown[0, [0, 1, 2, 3, 4]].tolist() == [1.0] * 5  # the splat and its gaps
+    assert grown[0, 5] <= 0.5 and grown[0, 7] == 0.0  # between reference and generated; generated
+    assert grown[0, 9] == 0.0  # beyond the generated pixels
+    assert (grown[1, 1:3] > 0.5).all()  # two rings grown into the wide hole...
+    assert (grown[1, 3:] == 0.0).all()  # ...and no further: the rest is the model's
+    # The splat itself is unchanged: a generated pixel never becomes reference.
+    assert grown[0, 6] == 0.0 and grown[0, 8] == 0.0
+
+
+def test_reference_passthrough_copies_the_filled_anchor_into_the_splat_gaps():
+    filled = dataclasses.replace(REFERENCE, anchor_gate_fill=4)
+    torch.manual_seed(0)
+    model = CausalDiT(filled).eval()
+    with torch.no_grad():
+        model.head.gate.bias.fill_(-30.0)
+    x, t, cond = _inputs(filled, frames=1, validity=0.0)
+    cond[:, :3] = 0.25  # one flat surface...
+    cond[:, filled.out_channels, ..., ::2] = 1.0  # ...splatted into every other column
+    cond[:, -1] = cond[:, filled.out_channels]  # all of it from the reference
+    with torch.no_grad():
+        passed = model(x, t, cond, reference_passthrough=True)
+    sigma = (t / 1000.0)[:, None, :, None, None]
+    clean = x[:, :3] - sigma * passed[:, :3]
+    torch.testing.assert_close(clean, torch.full_like(clean, 0.25), rtol=1e-4, atol=1e-4)
 
 
 def test_reference_provenance_needs_a_pixel_space_gate():
