@@ -75,9 +75,9 @@ GATE_INIT_LOGIT = -2.0
 # Smallest σ the gate's velocity divides by: below it the blend is no longer exact, but the
 # sampler never evaluates there and the loss sees few such draws (σ is shifted toward 1).
 GATE_MIN_SIGMA = 0.02
-# Sweeps by which ``reference_passthrough`` grows the reference's mark into the gaps of its own
-# splat: a surface approached to a third of its reference depth splats one pixel in three, so
-# two rings close the gaps, while a disocclusion wider than four pixels stays the model's.
+# Radius of the closing by which ``reference_passthrough`` marks the gaps of the reference's own
+# splat: a surface approached to a fifth of its reference depth splats one pixel in five, and
+# gaps of up to four pixels close; wider holes stay the model's.
 PASSTHROUGH_GAP_SWEEPS = 2
 
 
@@ -373,24 +373,31 @@ def fill_anchor_holes(
 
 
 def reference_with_gaps(reference: torch.Tensor, validity: torch.Tensor, sweeps: int) -> torch.Tensor:
-    """The reference's mark grown into the small holes of the splat that mostly border it.
+    """The reference's mark closed over the small gaps of its own splat.
 
     Single-pixel splats of a surface seen nearer than from the reference leave gaps between the
-    reference's own pixels; the passthrough copies those too. A hole filled within ``sweeps``
-    rings gets the share of reference pixels among its known neighbours (`fill_anchor_holes`),
-    so a gap between reference pixels counts as reference and one beside generated pixels not.
+    reference's own pixels; the passthrough copies those too. A morphological closing (dilate,
+    then erode, by ``sweeps`` pixels) marks holes narrower than 2·``sweeps`` + 1 pixels that
+    reference pixels surround, but not the rim of a wide hole (a window without depth, a
+    disocclusion): growing into those would paint the surrounding wall over them. Pixels drawn by
+    the model keep their mark of 0.
 
     Args:
         reference: (B, 1, F, H, W) provenance, 1 on splatted reference pixels.
         validity: (B, 1, F, H, W) the splat's validity before any hole filling.
-        sweeps: rings to grow.
+        sweeps: the closing's radius in pixels.
 
     Returns:
-        (B, 1, F, H, W) the grown provenance (> 0.5 = copy the anchor).
+        (B, 1, F, H, W) bool, True where the anchor is copied.
     """
-    known = validity.float() > 0.5
-    grown, _ = fill_anchor_holes(reference.float() * known, known.float(), sweeps)
-    return grown
+    b, _, f, h, w = reference.shape
+    known = (validity > 0.5).transpose(1, 2).reshape(b * f, 1, h, w)
+    marked = (reference > 0.5).transpose(1, 2).reshape(b * f, 1, h, w) & known
+    size = 2 * sweeps + 1
+    dilated = F.max_pool2d(marked.float(), size, stride=1, padding=sweeps)
+    closed = 1.0 - F.max_pool2d(1.0 - dilated, size, stride=1, padding=sweeps)
+    copied = (closed > 0.5) & (marked | ~known)
+    return copied.reshape(b, f, 1, h, w).transpose(1, 2)
 
 
 class Head(nn.Module):
@@ -596,7 +603,7 @@ class CausalDiT(nn.Module):
             gate_logit = gate_logit.float() + self.head.gate_reference * reference
             if reference_passthrough:
                 copied = reference_with_gaps(reference, splatted, PASSTHROUGH_GAP_SWEEPS)
-                gate_logit = gate_logit.masked_fill(copied > 0.5, float("inf"))
+                gate_logit = gate_logit.masked_fill(copied, float("inf"))
         blended = anchor_blend(x[:, :gated], t, velocity[:, :gated], anchor, validity, gate_logit)
         return torch.cat([blended, velocity[:, gated:].float()], dim=1).to(x.dtype)
 

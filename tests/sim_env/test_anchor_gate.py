@@ -274,20 +274,21 @@ def test_reference_passthrough_copies_the_reference_whatever_beta_says():
 
 
 def test_reference_gaps_are_the_holes_between_reference_pixels():
-    """Gaps between reference pixels count as reference; a gap beside generated ones does not."""
+    """Gaps between reference pixels are copied; a wide hole's rim and generated pixels are not."""
     validity = torch.zeros(2, 1, 1, 1, 12)
     reference = torch.zeros_like(validity)
     validity[0, ..., [0, 2, 4, 6, 8]] = 1.0  # image 0: reference 0, 2, 4; generated 6, 8
     reference[0, ..., [0, 2, 4]] = 1.0
-    validity[1, ..., 0] = reference[1, ..., 0] = 1.0  # image 1: one reference pixel, a wide hole
-    grown = reference_with_gaps(reference, validity, sweeps=2)[:, 0, 0, 0]
-    assert grown[0, [0, 1, 2, 3, 4]].tolist() == [1.0] * 5  # the splat and its gaps
-    assert grown[0, 5] <= 0.5 and grown[0, 7] == 0.0  # between reference and generated; generated
-    assert grown[0, 9] == 0.0  # beyond the generated pixels
-    assert (grown[1, 1:3] > 0.5).all()  # two rings grown into the wide hole...
-    assert (grown[1, 3:] == 0.0).all()  # ...and no further: the rest is the model's
-    # The splat itself is unchanged: a generated pixel never becomes reference.
-    assert grown[0, 6] == 0.0 and grown[0, 8] == 0.0
+    validity[1, ..., :4] = reference[1, ..., :4] = 1.0  # image 1: a reference wall, then a wide hole
+    copied = reference_with_gaps(reference, validity, sweeps=2)[:, 0, 0, 0]
+    assert copied[0, :5].all()  # the splat and its gaps
+    assert not copied[0, 5:].any()  # the hole beside generated pixels, the generated ones, beyond
+    assert copied[1, :4].all() and not copied[1, 4:].any()  # the wall is not grown into the hole
+    gap = torch.zeros(1, 1, 1, 1, 12)
+    gap[..., [0, 1, 7, 8]] = 1.0  # a five-pixel gap is wider than the closing
+    assert not reference_with_gaps(gap, gap, sweeps=2)[0, 0, 0, 0, 2:7].any()
+    gap[..., 6] = 1.0  # four pixels close
+    assert reference_with_gaps(gap, gap, sweeps=2)[0, 0, 0, 0, :9].all()
 
 
 def test_reference_passthrough_copies_the_filled_anchor_into_the_splat_gaps():
