@@ -36,12 +36,12 @@ def test_bench_world_prints_table(capsys: pytest.CaptureFixture[str], tmp_path) 
     results = json.loads(out.read_text())
     assert [r["num_worlds"] for r in results] == [1, 2]
     assert all(r["env_steps_per_s"] > 0 for r in results)
-    # Passthrough is off by default (and tiny64 has no provenance channel to copy by), so is carving.
+    # Passthrough is on by default, but tiny64 has no provenance channel to copy by; carving is on.
     defaults = {
         "pinned_margin": DEFAULT_PINNED_MARGIN,
         "reference_collisions": True,
         "reference_passthrough": False,
-        "carve_free_space": False,
+        "carve_free_space": True,
     }
     assert results[0]["runtime_options"] == defaults
 
@@ -54,18 +54,19 @@ def test_bench_world_passes_the_memory_rules_to_the_runtime(
     argv += ["--repeats", "1", "--device", "cpu", "--json", str(out)]
     argv += ["--config", "tiny64-colour-gate-fill-ref"]
     rules = ["--pinned-margin", "0", "--no-reference-collisions", "--no-reference-passthrough"]
-    rules += ["--carve-free-space"]
+    rules += ["--no-carve-free-space"]
     assert main([*argv, *rules]) == 0
     chosen = {
         "reference_collisions": False,
         "pinned_margin": 0.0,
         "reference_passthrough": False,
-        "carve_free_space": True,
+        "carve_free_space": False,
     }
     assert f"runtime options: {chosen}" in capsys.readouterr().out
     assert json.loads(out.read_text())[0]["runtime_options"] == chosen
-    assert main([*argv, "--reference-passthrough"]) == 0
+    assert main(argv) == 0  # the defaults: passthrough and carving on
     assert json.loads(out.read_text())[0]["runtime_options"]["reference_passthrough"] is True
+    assert json.loads(out.read_text())[0]["runtime_options"]["carve_free_space"] is True
 
 
 def test_bench_world_latent_config_reports_video_frames_and_phases(
