@@ -64,7 +64,7 @@ from sim_env.kinematics import HandKinematics, apply_hand_actions, block_forward
 from sim_env.latent_chunk import LatentChunkPath
 from sim_env.memory.free_space import ReferenceFreeSpace
 from sim_env.memory.point_cloud import PointCloudMemory, checked_pinned_margin
-from sim_env.memory.reference_pin import reference_fits, reference_pin_mask
+from sim_env.memory.reference_pin import hand_free_mask, reference_fits, reference_pin_mask
 from sim_env.model.config import DiTConfig, get_config
 from sim_env.model.st_cache import STCache, attention_mirror, drop_policy
 from sim_env.runtime_speed import speed_up_model
@@ -242,6 +242,7 @@ class GenerativeRuntime:
         self.reference_collisions = bool(reference_collisions)
         self.pinned_margin = checked_pinned_margin(pinned_margin)
         self.reference_passthrough = bool(reference_passthrough) and cfg.anchor_gate_reference
+        self._copyable: torch.Tensor | bool = True  # (N, 1, 1, h, w): where passthrough may copy
         self.carve_free_space = bool(carve_free_space) and memory_mode == "full"
         self.free_space = ReferenceFreeSpace(self.num_worlds, self.agents_per_world, h, w, dev)
         self.hands = HandKinematics(dev)
@@ -469,7 +470,7 @@ class GenerativeRuntime:
         """Sampler adapter: x (N, F, C, H, W), σ (N, F) → velocity, via the cached DiT at t = 1000·σ."""
         with self.phase_timer("denoise"):
             xt, t = x.transpose(1, 2).to(self.dtype), NUM_TRAIN_TIMESTEPS * sigma
-            copy = self.reference_passthrough
+            copy = self._copyable if self.reference_passthrough else False
             v = self.model(xt, t, cond, self._plucker, self.cache, self._context, reference_passthrough=copy)
             return v.transpose(1, 2).to(x.dtype)
 
@@ -497,6 +498,10 @@ class GenerativeRuntime:
                 pinned_margin=self.pinned_margin,
             )
             cond = build_condition(r_values, r_depth, r_mask, self._hand_map(), cfg)
+            if self.reference_passthrough:  # not where a hand may now cover the reference
+                hands = self.hands.keypoints(self.wrist, self.grip)
+                free = hand_free_mask(hands, self.hands_active, self.K_model, cfg.height, cfg.width)
+                self._copyable = free[:, None, None]
             updates = []  # the pinned reference's depth, where the collision rule reads it
             if self.reference_collisions:
                 updates.append((self.reference_depth, pinned_depth(r_values, r_depth, r_mask)))

@@ -22,7 +22,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from sim_env.memory.reference_pin import reference_pin_mask
+from sim_env.memory.reference_pin import hand_free_mask
 from sim_env.stream_rows import commit_rows
 
 DEFAULT_CARVE_TOLERANCE = 0.1
@@ -129,10 +129,7 @@ class ReferenceFreeSpace:
             carved |= self._inside(world, ref)
         carved = carved.reshape(n, h, w) & (zs > 0.0)
         if hand_keypoints is not None:
-            if hands_present is not None:
-                present = hands_present.to(dev)[:, None, None, None]
-                hand_keypoints = torch.where(present, hand_keypoints.to(dev), float("nan"))
-            carved &= reference_pin_mask(hand_keypoints, K, h, w)
+            carved &= hand_free_mask(hand_keypoints, hands_present, K, h, w)
         return ~carved
 
     def _inside(self, world: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:

@@ -58,6 +58,32 @@ def reference_pin_mask(
     return pin & ~hand
 
 
+def hand_free_mask(
+    hand_keypoints: torch.Tensor,
+    hands_present: torch.Tensor | None,
+    K: torch.Tensor,
+    height: int,
+    width: int,
+) -> torch.Tensor:
+    """(N, height, width) bool: False inside the boxes of the hands each stream has now.
+
+    The rule of `reference_pin_mask` applied to the current frame: space carving and the
+    reference passthrough leave these pixels alone, since a hand may now cover what the
+    reference showed there.
+
+    Args:
+        hand_keypoints: (N, hands, 21, 3) camera-frame keypoints of the hands now.
+        hands_present: (N,) bool, the streams whose hands count (None: all).
+        K: (N, 3, 3) intrinsics.
+        height: image rows.
+        width: image columns.
+    """
+    if hands_present is not None:
+        present = hands_present.to(K.device)[:, None, None, None]
+        hand_keypoints = torch.where(present, hand_keypoints.to(K.device), float("nan"))
+    return reference_pin_mask(hand_keypoints, K, height, width)
+
+
 def reference_fits(reference_pixels: int, capacity: int) -> bool:
     """Whether references of ``reference_pixels`` pixels per world may be pinned in ``capacity`` voxels."""
     return reference_pixels <= MAX_PINNED_SHARE * capacity

@@ -541,7 +541,7 @@ class CausalDiT(nn.Module):
         context: torch.Tensor | None = None,
         frame_positions: torch.Tensor | None = None,
         cache_only: bool = False,
-        reference_passthrough: bool = False,
+        reference_passthrough: bool | torch.Tensor = False,
     ) -> torch.Tensor | None:
         """Predict the flow-matching velocity.
 
@@ -560,7 +560,8 @@ class CausalDiT(nn.Module):
             cache_only: with a cache, only write the chunk's K/V (the clean cache pass): the last
                 block stops after its keys and values, the head does not run, None is returned.
             reference_passthrough: with ``anchor_gate_reference``, the gate is fully open on the
-                pinned reference's pixels (r = 1) and the gaps between them, so they are copied.
+                pinned reference's pixels (r = 1) and the gaps between them, so they are copied;
+                a bool tensor broadcastable to (B, 1, F, H, W) limits that to where it is True.
 
         Returns:
             (B, C, F, H, W) velocity ε − x0, dtype of ``x`` (with ``anchor_gate`` and a ``cond``,
@@ -601,8 +602,10 @@ class CausalDiT(nn.Module):
         if self.head.gate_reference is not None:
             reference = cond[:, -1:].float()
             gate_logit = gate_logit.float() + self.head.gate_reference * reference
-            if reference_passthrough:
+            if reference_passthrough is not False:
                 copied = reference_with_gaps(reference, splatted, PASSTHROUGH_GAP_SWEEPS)
+                if isinstance(reference_passthrough, torch.Tensor):
+                    copied = copied & reference_passthrough
                 gate_logit = gate_logit.masked_fill(copied, float("inf"))
         blended = anchor_blend(x[:, :gated], t, velocity[:, :gated], anchor, validity, gate_logit)
         return torch.cat([blended, velocity[:, gated:].float()], dim=1).to(x.dtype)

@@ -271,6 +271,13 @@ def test_reference_passthrough_copies_the_reference_whatever_beta_says():
     torch.testing.assert_close(passed[:, :3][right], learned[:, :3][right])
     torch.testing.assert_close(passed[:, 3:], learned[:, 3:])
     assert torch.isfinite(passed).all()
+    allowed = torch.ones_like(reference[:, None], dtype=torch.bool)
+    allowed[..., : REFERENCE.width // 4] = False  # e.g. a hand's box
+    with torch.no_grad():
+        limited = model(x, t, cond, reference_passthrough=allowed)
+    quarter, rest = (..., slice(None, REFERENCE.width // 4)), (..., slice(REFERENCE.width // 4, None))
+    torch.testing.assert_close(limited[:, :3][quarter], learned[:, :3][quarter])
+    torch.testing.assert_close(limited[:, :3][rest], passed[:, :3][rest])
 
 
 def test_reference_gaps_are_the_holes_between_reference_pixels():

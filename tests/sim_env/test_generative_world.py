@@ -13,6 +13,7 @@ from bridge.types import Action, Observation, World
 from sim_env import kinematics as kin
 from sim_env import runtime as runtime_module
 from sim_env.generative_world import GenerativeWorld
+from sim_env.memory.reference_pin import hand_free_mask
 
 H = W = 64
 STEPS = 2  # denoising steps: enough to exercise the sampler, fast on a CPU
@@ -218,6 +219,34 @@ def test_reference_passthrough_copies_the_pinned_reference_into_the_frame(
     error = (world.rgb[0].float() - rendered[..., :3])[pinned].abs()
     assert bool(error.max() == 0) == passthrough
     assert make().reference_passthrough is False  # tiny64 has no provenance channel to copy by
+
+
+def test_reference_passthrough_leaves_the_boxes_of_the_hands_to_the_model(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A hand may now cover what the reference showed: its box is not copied, the rest is."""
+    world = make(config="tiny64-colour-gate-fill-ref", denoising_steps=1)
+    assert world.reference_passthrough and world.carve_free_space  # the defaults
+    world.reset_batch(*batch_tensors([reference(0)]))
+    seen = {}
+    build = runtime_module.build_condition
+
+    def spy(values: torch.Tensor, *args: object) -> torch.Tensor:
+        seen["values"] = values.clone()
+        return build(values, *args)
+
+    monkeypatch.setattr(runtime_module, "build_condition", spy)  # a spy inside this unit test only
+    hand = torch.zeros(1, 14, dtype=torch.float64)
+    hand[0, 2] = hand[0, 9] = 0.5  # both wrists forward, in view; the camera stays where it was
+    world.step_batch(torch.zeros(1, 6, dtype=torch.float64), hand)
+    rendered = seen["values"][0]
+    pinned = rendered[..., 3] > 0.5
+    keypoints = world.hands.keypoints(world.wrist, world.grip)
+    free = hand_free_mask(keypoints, world.hands_active, world.K, *pinned.shape)[0]
+    assert bool((pinned & free).any()) and bool((pinned & ~free).any())
+    error = (world.rgb[0].float() - rendered[..., :3]).abs().amax(-1)
+    assert bool(error[pinned & free].max() == 0)  # copied
+    assert bool(error[pinned & ~free].max() > 0)  # drawn by the model
 
 
 def test_set_pose_teleports_only_that_agent() -> None:
