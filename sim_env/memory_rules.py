@@ -2,7 +2,8 @@
 
 ``reference_collisions`` (the collision rule also reads the pinned reference's depth),
 ``pinned_margin`` (the pinned reference's priority in the memory's z-test),
-``reference_passthrough`` (the pinned reference is copied where it lands) and
+``reference_passthrough`` (the pinned reference is copied where it lands, gaps of its splat
+included, hands' boxes excepted) and
 ``carve_free_space`` (generated points in the reference's empty space stay out of the memory) are
 `GenerativeRuntime` arguments; a command leaves unset ones to the runtime's defaults and
 reports the values the world actually used.
@@ -38,14 +39,15 @@ def add_memory_rule_arguments(parser: argparse.ArgumentParser) -> None:
         "--reference-passthrough",
         action=argparse.BooleanOptionalAction,
         default=None,
-        help="copy the pinned reference wherever it lands (default: the runtime's)",
+        help="copy the pinned reference wherever it lands and into the gaps of its splat "
+        "(default: the runtime's, on)",
     )
     parser.add_argument(
         "--carve-free-space",
         action=argparse.BooleanOptionalAction,
         default=None,
         help="keep generated points in the reference's empty space out of the memory "
-        "(default: the runtime's)",
+        "(default: the runtime's, on)",
     )
 
 
