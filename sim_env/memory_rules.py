@@ -3,7 +3,8 @@
 ``reference_collisions`` (the collision rule also reads the pinned reference's depth),
 ``pinned_margin`` (the pinned reference's priority in the memory's z-test),
 ``reference_passthrough`` (the pinned reference is copied where it lands, gaps of its splat
-included, hands' boxes excepted) and
+included, hands' boxes excepted),
+``reference_surfels`` (the passthrough also copies the reference drawn as surfels) and
 ``carve_free_space`` (generated points in the reference's empty space stay out of the memory) are
 `GenerativeRuntime` arguments; a command leaves unset ones to the runtime's defaults and
 reports the values the world actually used.
@@ -14,14 +15,21 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-MEMORY_RULES = ("reference_collisions", "pinned_margin", "reference_passthrough", "carve_free_space")
+MEMORY_RULES = (
+    "reference_collisions",
+    "pinned_margin",
+    "reference_passthrough",
+    "reference_surfels",
+    "carve_free_space",
+)
 
 
 def add_memory_rule_arguments(parser: argparse.ArgumentParser) -> None:
     """One flag per rule of `MEMORY_RULES`.
 
-    ``--[no-]reference-collisions``, ``--pinned-margin``, ``--[no-]reference-passthrough`` and
-    ``--[no-]carve-free-space``. Each defaults to None, which leaves the runtime's default in place.
+    ``--[no-]reference-collisions``, ``--pinned-margin``, ``--[no-]reference-passthrough``,
+    ``--[no-]reference-surfels`` and ``--[no-]carve-free-space``. Each defaults to None, which
+    leaves the runtime's default in place.
     """
     parser.add_argument(
         "--reference-collisions",
@@ -41,6 +49,14 @@ def add_memory_rule_arguments(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="copy the pinned reference wherever it lands and into the gaps of its splat "
         "(default: the runtime's, on)",
+    )
+    parser.add_argument(
+        "--reference-surfels",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="with the passthrough, also copy the reference drawn as surfels of its voxels' "
+        "projected size, so surfaces seen nearer than the reference have no gaps "
+        "(default: the runtime's)",
     )
     parser.add_argument(
         "--carve-free-space",

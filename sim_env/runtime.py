@@ -48,12 +48,14 @@ from bridge.types import FailedPreconditionError, InvalidArgumentError
 from sim_env.cache_roll import CacheSnapshot, DeferredCacheRoll
 from sim_env.checkpoints import load_world_model
 from sim_env.conditioning import (
+    RGB_CHANNELS,
     build_condition,
     camera_rays,
     decode_frame,
     encode_frame,
     hand_skeleton_map,
     pinned_depth,
+    pinned_pixels,
     plucker_input,
     pool_admission,
     rays_to_plucker,
@@ -65,7 +67,9 @@ from sim_env.latent_chunk import LatentChunkPath
 from sim_env.memory.free_space import ReferenceFreeSpace
 from sim_env.memory.point_cloud import PointCloudMemory, checked_pinned_margin
 from sim_env.memory.reference_pin import hand_free_mask, reference_fits, reference_pin_mask
+from sim_env.memory.reference_surfels import reference_surfels
 from sim_env.model.config import DiTConfig, get_config
+from sim_env.model.dit import PASSTHROUGH_GAP_SWEEPS
 from sim_env.model.st_cache import STCache, attention_mirror, drop_policy
 from sim_env.runtime_speed import speed_up_model
 from sim_env.sampler import NUM_TRAIN_TIMESTEPS, FlowSampler, FlowSchedule
@@ -103,6 +107,9 @@ class GenerativeRuntime:
             Pixel-space configs only (the latent path's large references are not pinned).
         reference_passthrough: copy the pinned reference wherever it lands and into the small gaps
             of its splat (gate fully open there; ``anchor_gate_reference`` configs only).
+        reference_surfels: with ``reference_passthrough``, also copy the reference drawn as
+            surfels of its voxels' projected size (`sim_env.memory.reference_surfels`), so a
+            surface approached closer than the reference saw it is copied without gaps.
         carve_free_space: generated pixels whose points lie in the empty space in front of a
             reference's surfaces stay out of the memory (`sim_env.memory.free_space`), and the
             collision rule ignores them; not in ``memory_mode="window"``, which keeps no reference.
@@ -155,6 +162,7 @@ class GenerativeRuntime:
         reference_collisions: bool = True,
         pinned_margin: float = DEFAULT_PINNED_MARGIN,
         reference_passthrough: bool = True,
+        reference_surfels: bool = False,
         carve_free_space: bool = True,
         nav_limits: NavLimits = NavLimits(),  # noqa: B008 - frozen dataclass, safe default
         fov_deg: float = 70.0,
@@ -243,6 +251,8 @@ class GenerativeRuntime:
         self.pinned_margin = checked_pinned_margin(pinned_margin)
         self.reference_passthrough = bool(reference_passthrough) and cfg.anchor_gate_reference
         self._copyable: torch.Tensor | bool = True  # (N, 1, 1, h, w): where passthrough may copy
+        self.reference_surfels = bool(reference_surfels) and self.reference_passthrough
+        self._surfels: tuple[torch.Tensor, torch.Tensor] | None = None  # (shown, colour) per step
         self.carve_free_space = bool(carve_free_space) and memory_mode == "full"
         self.free_space = ReferenceFreeSpace(self.num_worlds, self.agents_per_world, h, w, dev)
         self.hands = HandKinematics(dev)
@@ -471,7 +481,16 @@ class GenerativeRuntime:
         with self.phase_timer("denoise"):
             xt, t = x.transpose(1, 2).to(self.dtype), NUM_TRAIN_TIMESTEPS * sigma
             copy = self._copyable if self.reference_passthrough else False
-            v = self.model(xt, t, cond, self._plucker, self.cache, self._context, reference_passthrough=copy)
+            v = self.model(
+                xt,
+                t,
+                cond,
+                self._plucker,
+                self.cache,
+                self._context,
+                reference_passthrough=copy,
+                reference_surfels=self._surfels,
+            )
             return v.transpose(1, 2).to(x.dtype)
 
     def _cache_pass(self, x: torch.Tensor, sigma: torch.Tensor, cond: torch.Tensor) -> None:
@@ -502,6 +521,8 @@ class GenerativeRuntime:
                 hands = self.hands.keypoints(self.wrist, self.grip)
                 free = hand_free_mask(hands, self.hands_active, self.K_model, cfg.height, cfg.width)
                 self._copyable = free[:, None, None]
+            if self.reference_surfels:
+                self._surfels = self._reference_surfels(r_values, r_depth, r_mask)
             updates = []  # the pinned reference's depth, where the collision rule reads it
             if self.reference_collisions:
                 updates.append((self.reference_depth, pinned_depth(r_values, r_depth, r_mask)))
@@ -514,6 +535,22 @@ class GenerativeRuntime:
         with self.phase_timer("memory"):
             self._insert_memory(mask)
         self._roll.defer(pose32[:, None].expand(-1, cfg.chunk_frames, -1, -1))
+
+    def _reference_surfels(
+        self, r_values: torch.Tensor, r_depth: torch.Tensor, r_mask: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(shown (N, 1, 1, H, W), colour (N, 3, 1, H, W) in the model's encoding) for the passthrough."""
+        shown, colour = reference_surfels(
+            r_values[..., :RGB_CHANNELS],
+            r_depth,
+            r_mask,
+            pinned_pixels(r_values, r_mask),
+            self.K[:, 0, 0].float(),
+            self.memory.voxel_size,
+            self.pinned_margin,
+            gap_radius=PASSTHROUGH_GAP_SWEEPS,
+        )
+        return shown[:, None, None], encode_frame(colour, r_depth)[:, :RGB_CHANNELS, None]
 
     def _generate_chunk(self, poses: torch.Tensor, mask: torch.Tensor | None) -> None:
         """Latent configs: generate the chunk of every stream at video-frame ``poses`` (N, F, 4, 4)."""

@@ -59,6 +59,7 @@ def run_eval(args: argparse.Namespace) -> int:
         reference_collisions=args.reference_collisions,
         pinned_margin=args.pinned_margin,
         reference_passthrough=args.reference_passthrough,
+        reference_surfels=args.reference_surfels,
         carve_free_space=args.carve_free_space,
     )
     report = run_evaluation(settings)

@@ -97,6 +97,8 @@ class EvalSettings:
             (`GenerativeRuntime`); None = the runtime's default.
         reference_passthrough: model worlds copy the pinned reference wherever it lands
             (`GenerativeRuntime`); None = the runtime's default.
+        reference_surfels: model worlds' passthrough also copies the reference drawn as surfels
+            (`GenerativeRuntime`); None = the runtime's default.
         carve_free_space: model worlds keep generated points in the reference's empty space
             out of their memory (`GenerativeRuntime`); None = the runtime's default.
     """
@@ -115,6 +117,7 @@ class EvalSettings:
     reference_collisions: bool | None = None
     pinned_margin: float | None = None
     reference_passthrough: bool | None = None
+    reference_surfels: bool | None = None
     carve_free_space: bool | None = None
 
     def __post_init__(self) -> None:

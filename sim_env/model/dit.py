@@ -57,6 +57,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from sim_env.memory.reference_surfels import closing
 from sim_env.model.config import DiTConfig
 from sim_env.model.plucker import PluckerEmbedding
 from sim_env.model.rope import apply_rope, grid_positions, rope_cos_sin
@@ -393,10 +394,7 @@ def reference_with_gaps(reference: torch.Tensor, validity: torch.Tensor, sweeps:
     b, _, f, h, w = reference.shape
     known = (validity > 0.5).transpose(1, 2).reshape(b * f, 1, h, w)
     marked = (reference > 0.5).transpose(1, 2).reshape(b * f, 1, h, w) & known
-    size = 2 * sweeps + 1
-    dilated = F.max_pool2d(marked.float(), size, stride=1, padding=sweeps)
-    closed = 1.0 - F.max_pool2d(1.0 - dilated, size, stride=1, padding=sweeps)
-    copied = (closed > 0.5) & (marked | ~known)
+    copied = closing(marked[:, 0], sweeps)[:, None] & (marked | ~known)
     return copied.reshape(b, f, 1, h, w).transpose(1, 2)
 
 
@@ -542,6 +540,7 @@ class CausalDiT(nn.Module):
         frame_positions: torch.Tensor | None = None,
         cache_only: bool = False,
         reference_passthrough: bool | torch.Tensor = False,
+        reference_surfels: tuple[torch.Tensor, torch.Tensor] | None = None,
     ) -> torch.Tensor | None:
         """Predict the flow-matching velocity.
 
@@ -562,6 +561,10 @@ class CausalDiT(nn.Module):
             reference_passthrough: with ``anchor_gate_reference``, the gate is fully open on the
                 pinned reference's pixels (r = 1) and the gaps between them, so they are copied;
                 a bool tensor broadcastable to (B, 1, F, H, W) limits that to where it is True.
+            reference_surfels: with ``reference_passthrough``, (shown, anchor): a bool mask
+                broadcastable to (B, 1, F, H, W) where the reference's surfels show
+                (`sim_env.memory.reference_surfels`) and their colour, broadcastable to the gated
+                anchor's shape and in its encoding; copied there too, over the splat's anchor.
 
         Returns:
             (B, C, F, H, W) velocity ε − x0, dtype of ``x`` (with ``anchor_gate`` and a ``cond``,
@@ -604,6 +607,13 @@ class CausalDiT(nn.Module):
             gate_logit = gate_logit.float() + self.head.gate_reference * reference
             if reference_passthrough is not False:
                 copied = reference_with_gaps(reference, splatted, PASSTHROUGH_GAP_SWEEPS)
+                if reference_surfels is not None:
+                    shown, surfel_anchor = reference_surfels
+                    # The closing's holes keep the filled anchor (a mean of their neighbours).
+                    holes = copied & (splatted <= 0.5)
+                    anchor = torch.where(shown & ~holes, surfel_anchor.to(anchor.dtype), anchor)
+                    validity = torch.where(shown, torch.ones_like(validity), validity)
+                    copied = copied | shown
                 if isinstance(reference_passthrough, torch.Tensor):
                     copied = copied & reference_passthrough
                 gate_logit = gate_logit.masked_fill(copied, float("inf"))

@@ -41,6 +41,7 @@ def test_bench_world_prints_table(capsys: pytest.CaptureFixture[str], tmp_path) 
         "pinned_margin": DEFAULT_PINNED_MARGIN,
         "reference_collisions": True,
         "reference_passthrough": False,
+        "reference_surfels": False,
         "carve_free_space": True,
     }
     assert results[0]["runtime_options"] == defaults
@@ -54,12 +55,13 @@ def test_bench_world_passes_the_memory_rules_to_the_runtime(
     argv += ["--repeats", "1", "--device", "cpu", "--json", str(out)]
     argv += ["--config", "tiny64-colour-gate-fill-ref"]
     rules = ["--pinned-margin", "0", "--no-reference-collisions", "--no-reference-passthrough"]
-    rules += ["--no-carve-free-space"]
+    rules += ["--reference-surfels", "--no-carve-free-space"]
     assert main([*argv, *rules]) == 0
     chosen = {
         "reference_collisions": False,
         "pinned_margin": 0.0,
         "reference_passthrough": False,
+        "reference_surfels": False,  # asked for, but it needs the passthrough
         "carve_free_space": False,
     }
     assert f"runtime options: {chosen}" in capsys.readouterr().out

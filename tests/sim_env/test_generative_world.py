@@ -249,6 +249,31 @@ def test_reference_passthrough_leaves_the_boxes_of_the_hands_to_the_model(
     assert bool(error[pinned & ~free].max() > 0)  # drawn by the model
 
 
+def test_reference_surfels_copy_the_reference_between_its_sparse_voxels(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A reference nearer than a voxel per pixel splats sparsely; its surfels are copied whole."""
+    world = make(config="tiny64-colour-gate-fill-ref", denoising_steps=1, reference_surfels=True)
+    assert world.reference_surfels and not make(config="tiny64-colour-gate-fill-ref").reference_surfels
+    world.reset_batch(*batch_tensors([reference(0, depth_m=0.3)]))
+    seen = {}
+    surfels = runtime_module.reference_surfels
+
+    def spy(*args: object, **kwargs: object) -> tuple[torch.Tensor, torch.Tensor]:
+        seen["shown"], seen["colour"] = surfels(*args, **kwargs)
+        seen["valid"], seen["pinned"] = args[2], args[3]
+        return seen["shown"], seen["colour"]
+
+    monkeypatch.setattr(runtime_module, "reference_surfels", spy)  # a spy inside this unit test only
+    for _ in range(2):  # the second step's splat also holds the first's generated voxels
+        world.step_batch(torch.zeros(1, 6, dtype=torch.float64))
+    shown, valid, pinned = seen["shown"][0], seen["valid"][0], seen["pinned"][0]
+    assert bool((shown & valid & ~pinned).any())  # generated voxels between the reference's are covered
+    error = (world.rgb[0].float() - seen["colour"][0]).abs().amax(-1)
+    # Copied, up to the colour's rounding to uint8 (holes take the filled anchor's mean instead).
+    assert float(error[shown & valid].max()) <= 0.5
+
+
 def test_set_pose_teleports_only_that_agent() -> None:
     world = make(denoising_steps=1, agents_per_world=2)
     world.reset(options={"reference": {"agent_0": reference(0), "agent_1": reference(1)}})
