@@ -81,6 +81,9 @@ log = logging.getLogger(__name__)
 WORLD_NAME = "genworld.generative"
 DEFAULT_COLLISION_DEPTH_M = 0.3  # MujocoWorld's walking agents keep about this far from walls
 DEFAULT_MEMORY_CAPACITY = 16384  # voxels per world (4 full 64×64 frames)
+# The reference surfels' passthrough also copies their depth (the surfel's own, constant over
+# its footprint), so a copied surface is where the reference put it.
+SURFELS_COPY_DEPTH = True
 DEFAULT_VOXEL_SIZE_M = 0.05  # ~ the footprint of a 64×64, 70° pixel at 3 m
 DEFAULT_PINNED_MARGIN = 4.0  # chosen on the validation seeds (docs/model.md)
 MEMORY_MODES = ("full", "window")
@@ -539,9 +542,13 @@ class GenerativeRuntime:
     def _reference_surfels(
         self, r_values: torch.Tensor, r_depth: torch.Tensor, r_mask: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """(shown (N, 1, 1, H, W), colour (N, 3, 1, H, W) in the model's encoding) for the passthrough."""
-        shown, colour = reference_surfels(
-            r_values[..., :RGB_CHANNELS],
+        """(shown (N, 1, 1, H, W), values (N, C, 1, H, W) in the model's encoding) for the passthrough.
+
+        C is the colour channels, and depth too with `SURFELS_COPY_DEPTH`.
+        """
+        values = torch.cat([r_values[..., :RGB_CHANNELS], r_depth[..., None]], dim=-1)
+        shown, picked = reference_surfels(
+            values,
             r_depth,
             r_mask,
             pinned_pixels(r_values, r_mask),
@@ -550,7 +557,9 @@ class GenerativeRuntime:
             self.pinned_margin,
             gap_radius=PASSTHROUGH_GAP_SWEEPS,
         )
-        return shown[:, None, None], encode_frame(colour, r_depth)[:, :RGB_CHANNELS, None]
+        depth = torch.where(shown, picked[..., RGB_CHANNELS], 1.0)  # finite where not copied
+        channels = RGB_CHANNELS + 1 if SURFELS_COPY_DEPTH else RGB_CHANNELS
+        return shown[:, None, None], encode_frame(picked[..., :RGB_CHANNELS], depth)[:, :channels, None]
 
     def _generate_chunk(self, poses: torch.Tensor, mask: torch.Tensor | None) -> None:
         """Latent configs: generate the chunk of every stream at video-frame ``poses`` (N, F, 4, 4)."""

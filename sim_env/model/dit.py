@@ -563,8 +563,9 @@ class CausalDiT(nn.Module):
                 a bool tensor broadcastable to (B, 1, F, H, W) limits that to where it is True.
             reference_surfels: with ``reference_passthrough``, (shown, anchor): a bool mask
                 broadcastable to (B, 1, F, H, W) where the reference's surfels show
-                (`sim_env.memory.reference_surfels`) and their colour, broadcastable to the gated
-                anchor's shape and in its encoding; copied there too, over the splat's anchor.
+                (`sim_env.memory.reference_surfels`) and their values in the model's encoding
+                (B, G or more, F or 1, H, W): the G gated channels, and optionally the next ones
+                (depth); copied there too, over the splat's anchor.
 
         Returns:
             (B, C, F, H, W) velocity ε − x0, dtype of ``x`` (with ``anchor_gate`` and a ``cond``,
@@ -602,23 +603,68 @@ class CausalDiT(nn.Module):
         if cfg.anchor_gate_fill:
             anchor, validity = fill_anchor_holes(anchor, validity, cfg.anchor_gate_fill)
         gate_logit = self.unpatchify(gate, 1)
+        beyond = None
         if self.head.gate_reference is not None:
             reference = cond[:, -1:].float()
             gate_logit = gate_logit.float() + self.head.gate_reference * reference
             if reference_passthrough is not False:
-                copied = reference_with_gaps(reference, splatted, PASSTHROUGH_GAP_SWEEPS)
-                if reference_surfels is not None:
-                    shown, surfel_anchor = reference_surfels
-                    # The closing's holes keep the filled anchor (a mean of their neighbours).
-                    holes = copied & (splatted <= 0.5)
-                    anchor = torch.where(shown & ~holes, surfel_anchor.to(anchor.dtype), anchor)
-                    validity = torch.where(shown, torch.ones_like(validity), validity)
-                    copied = copied | shown
-                if isinstance(reference_passthrough, torch.Tensor):
-                    copied = copied & reference_passthrough
-                gate_logit = gate_logit.masked_fill(copied, float("inf"))
+                allowed = reference_passthrough if isinstance(reference_passthrough, torch.Tensor) else None
+                anchor, validity, gate_logit, beyond = open_passthrough(
+                    anchor, validity, splatted, reference, gate_logit, allowed, reference_surfels
+                )
         blended = anchor_blend(x[:, :gated], t, velocity[:, :gated], anchor, validity, gate_logit)
-        return torch.cat([blended, velocity[:, gated:].float()], dim=1).to(x.dtype)
+        rest = velocity[:, gated:].float()
+        if beyond is not None:  # surfel channels past the gated ones (depth) are copied too
+            shown, values = beyond
+            sigma = (t.float() / NUM_TRAIN_TIMESTEPS)[:, None, :, None, None].clamp_min(GATE_MIN_SIGMA)
+            k = values.shape[1]
+            copy = (x[:, gated : gated + k].float() - values.float()) / sigma
+            rest = torch.cat([torch.where(shown, copy, rest[:, :k]), rest[:, k:]], dim=1)
+        return torch.cat([blended, rest], dim=1).to(x.dtype)
+
+
+def open_passthrough(
+    anchor: torch.Tensor,
+    validity: torch.Tensor,
+    splatted: torch.Tensor,
+    reference: torch.Tensor,
+    gate_logit: torch.Tensor,
+    allowed: torch.Tensor | None,
+    surfels: tuple[torch.Tensor, torch.Tensor] | None,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, tuple[torch.Tensor, torch.Tensor] | None]:
+    """Open the gate fully where the pinned reference is copied (``reference_passthrough``).
+
+    Args:
+        anchor: (B, G, F, H, W) the gated channels' anchor (hole-filled with ``anchor_gate_fill``).
+        validity: (B, 1, F, H, W) its validity.
+        splatted: (B, 1, F, H, W) the splat's validity before any hole filling.
+        reference: (B, 1, F, H, W) provenance, 1 on splatted reference pixels.
+        gate_logit: (B, 1, F, H, W) gate logits.
+        allowed: bool, broadcastable to (B, 1, F, H, W): where copying is allowed (None: all).
+        surfels: optional (shown, values) of `sim_env.memory.reference_surfels`, values holding
+            the G gated channels and possibly more (depth), in the model's encoding.
+
+    Returns:
+        The anchor, validity and gate logits to blend with, and (shown, values) of the channels
+        past G that are copied too (None when the surfels hold none).
+    """
+    copied = reference_with_gaps(reference, splatted, PASSTHROUGH_GAP_SWEEPS)
+    beyond = None
+    gated = anchor.shape[1]
+    if surfels is not None:
+        shown, values = surfels
+        if allowed is not None:
+            shown = shown & allowed
+        # The closing's holes keep the filled anchor's colour (a mean of their neighbours).
+        holes = copied & (splatted <= 0.5)
+        anchor = torch.where(shown & ~holes, values[:, :gated].to(anchor.dtype), anchor)
+        validity = torch.where(shown, torch.ones_like(validity), validity)
+        copied = copied | shown
+        if values.shape[1] > gated:
+            beyond = (shown, values[:, gated:])
+    if allowed is not None:
+        copied = copied & allowed
+    return anchor, validity, gate_logit.masked_fill(copied, float("inf")), beyond
 
 
 def count_parameters(model: nn.Module) -> int:

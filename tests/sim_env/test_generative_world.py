@@ -269,9 +269,11 @@ def test_reference_surfels_copy_the_reference_between_its_sparse_voxels(
         world.step_batch(torch.zeros(1, 6, dtype=torch.float64))
     shown, valid, pinned = seen["shown"][0], seen["valid"][0], seen["pinned"][0]
     assert bool((shown & valid & ~pinned).any())  # generated voxels between the reference's are covered
-    error = (world.rgb[0].float() - seen["colour"][0]).abs().amax(-1)
+    values = seen["colour"][0]  # colour, then depth
+    error = (world.rgb[0].float() - values[..., :3]).abs().amax(-1)
     # Copied, up to the colour's rounding to uint8 (holes take the filled anchor's mean instead).
     assert float(error[shown & valid].max()) <= 0.5
+    torch.testing.assert_close(world.depth[0][shown], values[..., 3][shown], rtol=1e-4, atol=1e-5)
 
 
 def test_set_pose_teleports_only_that_agent() -> None:
