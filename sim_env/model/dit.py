@@ -34,9 +34,10 @@ the pinned ground-truth reference, and the gate logit becomes g + β·r with a l
 memory's own generated frames can drift, the reference cannot, and only the provenance tells
 the two apart. ``reference_passthrough`` (a runtime option) takes β to infinity: the pinned
 reference is copied wherever it lands and into the small gaps of its own splat
-(`reference_with_gaps`). Training sees rollouts of a few frames, whose synthesis
-has not drifted yet, so the learned β (2.36 on tiny64) may trust the reference less than a long
-rollout should; measured on tiny64 it was a wash (docs/model.md).
+(`reference_with_gaps`); with the runtime's ``reference_surfels`` also wherever its voxels'
+projected footprints reach, colour and depth (`open_passthrough`). Training sees rollouts of a
+few frames, whose synthesis has not drifted yet, so the learned β (2.36 on tiny64) may trust the
+reference less than a long rollout should; measured on tiny64 it was a wash (docs/model.md).
 
 Attention is chunk-causal: a frame attends to every frame of its own chunk and of earlier
 chunks. Without a cache this is an explicit block mask over the whole clip (training); with an
