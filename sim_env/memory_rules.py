@@ -56,7 +56,7 @@ def add_memory_rule_arguments(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="with the passthrough, also copy the reference drawn as surfels of its voxels' "
         "projected size, so surfaces seen nearer than the reference have no gaps "
-        "(default: the runtime's)",
+        "(default: the runtime's, on)",
     )
     parser.add_argument(
         "--carve-free-space",

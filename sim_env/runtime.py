@@ -111,8 +111,9 @@ class GenerativeRuntime:
         reference_passthrough: copy the pinned reference wherever it lands and into the small gaps
             of its splat (gate fully open there; ``anchor_gate_reference`` configs only).
         reference_surfels: with ``reference_passthrough``, also copy the reference drawn as
-            surfels of its voxels' projected size (`sim_env.memory.reference_surfels`), so a
-            surface approached closer than the reference saw it is copied without gaps.
+            surfels of its voxels' projected size (`sim_env.memory.reference_surfels`), colour and
+            depth, so a surface approached closer than the reference saw it is copied without
+            gaps (on tiny64 it raises PSNR and SSIM at step 32 most, docs/model.md).
         carve_free_space: generated pixels whose points lie in the empty space in front of a
             reference's surfaces stay out of the memory (`sim_env.memory.free_space`), and the
             collision rule ignores them; not in ``memory_mode="window"``, which keeps no reference.
@@ -165,7 +166,7 @@ class GenerativeRuntime:
         reference_collisions: bool = True,
         pinned_margin: float = DEFAULT_PINNED_MARGIN,
         reference_passthrough: bool = True,
-        reference_surfels: bool = False,
+        reference_surfels: bool = True,
         carve_free_space: bool = True,
         nav_limits: NavLimits = NavLimits(),  # noqa: B008 - frozen dataclass, safe default
         fov_deg: float = 70.0,

@@ -69,6 +69,7 @@ def test_bench_world_passes_the_memory_rules_to_the_runtime(
     assert main(argv) == 0  # the defaults: passthrough and carving on
     assert json.loads(out.read_text())[0]["runtime_options"]["reference_passthrough"] is True
     assert json.loads(out.read_text())[0]["runtime_options"]["carve_free_space"] is True
+    assert json.loads(out.read_text())[0]["runtime_options"]["reference_surfels"] is True
 
 
 def test_bench_world_latent_config_reports_video_frames_and_phases(

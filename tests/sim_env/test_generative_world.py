@@ -253,8 +253,10 @@ def test_reference_surfels_copy_the_reference_between_its_sparse_voxels(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """A reference nearer than a voxel per pixel splats sparsely; its surfels are copied whole."""
-    world = make(config="tiny64-colour-gate-fill-ref", denoising_steps=1, reference_surfels=True)
-    assert world.reference_surfels and not make(config="tiny64-colour-gate-fill-ref").reference_surfels
+    world = make(config="tiny64-colour-gate-fill-ref", denoising_steps=1)
+    assert world.reference_surfels  # the default
+    assert not make(config="tiny64-colour-gate-fill-ref", reference_surfels=False).reference_surfels
+    assert not make(reference_surfels=True).reference_surfels  # tiny64: no passthrough to copy by
     world.reset_batch(*batch_tensors([reference(0, depth_m=0.3)]))
     seen = {}
     surfels = runtime_module.reference_surfels
