@@ -36,7 +36,7 @@ def surfel_radius(depth: torch.Tensor, fx: torch.Tensor, voxel_size: float, max_
 
 
 def reference_surfels(
-    colour: torch.Tensor,
+    values: torch.Tensor,
     depth: torch.Tensor,
     valid: torch.Tensor,
     pinned: torch.Tensor,
@@ -46,10 +46,10 @@ def reference_surfels(
     gap_radius: int = 0,
     max_radius: int = MAX_SURFEL_RADIUS,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Where the pinned reference's surfels show, and their colour.
+    """Where the pinned reference's surfels show, and their values (colour, depth, ...).
 
     Args:
-        colour: (N, H, W, C) memory splat colours.
+        values: (N, H, W, C) per-pixel splat values to carry, e.g. colour and depth.
         depth: (N, H, W) memory splat depth in metres (+inf where empty).
         valid: (N, H, W) bool, splat validity.
         pinned: (N, H, W) bool, pixels whose winning voxel is pinned (`conditioning.pinned_pixels`).
@@ -65,8 +65,8 @@ def reference_surfels(
         max_radius: largest footprint radius drawn.
 
     Returns:
-        (N, H, W) bool where a surfel shows, and (N, H, W, C) its colour there (the splat's colour
-        elsewhere).
+        (N, H, W) bool where a surfel shows, and (N, H, W, C) the values of its source pixel
+        there (unspecified where no surfel shows).
     """
     n, h, w = depth.shape
     reference = pinned & valid
@@ -93,7 +93,7 @@ def reference_surfels(
     source = torch.where(reference, torch.where(hidden, front_source, own), first_source)
     in_front = valid & ~reference & (depth * (1.0 + pinned_margin) < surfel)
     shown = torch.isfinite(surfel) & ~in_front
-    flat = colour.reshape(n, h * w, -1)
+    flat = values.reshape(n, h * w, -1)
     picked = torch.gather(flat, 1, source.reshape(n, h * w, 1).expand(-1, -1, flat.shape[-1]))
     return shown, picked.reshape(n, h, w, -1)
 
