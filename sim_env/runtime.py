@@ -256,7 +256,7 @@ class GenerativeRuntime:
         self.reference_passthrough = bool(reference_passthrough) and cfg.anchor_gate_reference
         self._copyable: torch.Tensor | bool = True  # (N, 1, 1, h, w): where passthrough may copy
         self.reference_surfels = bool(reference_surfels) and self.reference_passthrough
-        self._surfels: tuple[torch.Tensor, torch.Tensor] | None = None  # (shown, colour) per step
+        self._surfels: tuple[torch.Tensor, torch.Tensor] | None = None  # (shown, values) per step
         self.carve_free_space = bool(carve_free_space) and memory_mode == "full"
         self.free_space = ReferenceFreeSpace(self.num_worlds, self.agents_per_world, h, w, dev)
         self.hands = HandKinematics(dev)
