@@ -68,8 +68,8 @@ from sim_env.memory.free_space import ReferenceFreeSpace
 from sim_env.memory.point_cloud import PointCloudMemory, checked_pinned_margin
 from sim_env.memory.reference_pin import hand_free_mask, reference_fits, reference_pin_mask
 from sim_env.memory.reference_surfels import reference_surfels
+from sim_env.model.anchor_gate import PASSTHROUGH_GAP_SWEEPS
 from sim_env.model.config import DiTConfig, get_config
-from sim_env.model.dit import PASSTHROUGH_GAP_SWEEPS
 from sim_env.model.st_cache import STCache, attention_mirror, drop_policy
 from sim_env.runtime_speed import speed_up_model
 from sim_env.sampler import NUM_TRAIN_TIMESTEPS, FlowSampler, FlowSchedule

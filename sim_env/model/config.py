@@ -84,14 +84,14 @@ class DiTConfig:
         vae: name of the TAEHV layout (``sim_env.model.taehv.TAEHV_CONFIGS``) that encodes the
             condition video to latents and decodes the generated latents; None = pixel space.
         anchor_gate: the head also predicts a per-pixel gate that pulls the clean estimate toward
-            the reprojected anchor where it is valid (`sim_env.model.dit.anchor_blend`).
+            the reprojected anchor where it is valid (`sim_env.model.anchor_gate.anchor_blend`).
         anchor_gate_channels: how many leading output channels the gate blends (None = all). 3
             in pixel-space RGB-D gates the colour only: the depth stays the model's own, so the
             gate cannot copy a drifting memory's geometry into the collision check.
         anchor_gate_fill: sweeps of hole filling applied to the gate's anchor (0 = none). Each
             sweep gives every empty pixel next to a filled one the mean of its filled 3×3
             neighbours, so the gate can also copy the memory's colour into the holes a close or
-            oblique view tears into the splat (`sim_env.model.dit.fill_anchor_holes`).
+            oblique view tears into the splat (`sim_env.model.anchor_gate.fill_anchor_holes`).
         anchor_gate_reference: the condition carries one more channel, 1 where the splatted pixel
             comes from a pinned reference voxel (ground truth the world was given) and 0 where it
             comes from the model's own generated frames. Only the gate reads it, as a learned

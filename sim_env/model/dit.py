@@ -38,6 +38,7 @@ reference is copied wherever it lands and into the small gaps of its own splat
 projected footprints reach, colour and depth (`open_passthrough`). Training sees rollouts of a
 few frames, whose synthesis has not drifted yet, so the learned β (2.36 on tiny64) may trust the
 reference less than a long rollout should; measured on tiny64 it was a wash (docs/model.md).
+The gate's arithmetic lives in `sim_env.model.anchor_gate`.
 
 Attention is chunk-causal: a frame attends to every frame of its own chunk and of earlier
 chunks. Without a cache this is an explicit block mask over the whole clip (training); with an
@@ -58,12 +59,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from sim_env.memory.reference_surfels import closing
+from sim_env.model.anchor_gate import anchor_blend, copy_ungated, fill_anchor_holes, open_passthrough
 from sim_env.model.config import DiTConfig
 from sim_env.model.plucker import PluckerEmbedding
 from sim_env.model.rope import apply_rope, grid_positions, rope_cos_sin
 from sim_env.model.st_cache import MASK_CHANNELS, LayerCache, STCache
-from sim_env.sampler import NUM_TRAIN_TIMESTEPS
 
 # Number of adaLN vectors per block (shift, scale, gate for attention and for the FFN) and head.
 BLOCK_MODULATIONS = 6
@@ -74,13 +74,6 @@ TIME_EMBED_BASE = 10000.0
 EMBED_INIT_STD = 0.02
 # Initial anchor-gate logit: sigmoid(−2) ≈ 0.12, a mostly-closed gate that training opens.
 GATE_INIT_LOGIT = -2.0
-# Smallest σ the gate's velocity divides by: below it the blend is no longer exact, but the
-# sampler never evaluates there and the loss sees few such draws (σ is shifted toward 1).
-GATE_MIN_SIGMA = 0.02
-# Radius of the closing by which ``reference_passthrough`` marks the gaps of the reference's own
-# splat: a surface approached to a fifth of its reference depth splats one pixel in five, and
-# gaps of up to four pixels close; wider holes stay the model's.
-PASSTHROUGH_GAP_SWEEPS = 2
 
 
 def timestep_embedding(t: torch.Tensor, freq_dim: int) -> torch.Tensor:
@@ -315,90 +308,6 @@ class DiTBlock(nn.Module):
         cache.write_chunk(*self.self_attn.keys_values(tokens))
 
 
-def anchor_blend(
-    x: torch.Tensor,
-    t: torch.Tensor,
-    velocity: torch.Tensor,
-    anchor: torch.Tensor,
-    validity: torch.Tensor,
-    gate_logit: torch.Tensor,
-) -> torch.Tensor:
-    """The velocity whose clean estimate is pulled toward the anchor by the gate (float32).
-
-    Args:
-        x: (B, C, F, H, W) noisy input x_σ.
-        t: (B, F) timesteps (1000·σ).
-        velocity: (B, C, F, H, W) the head's velocity v̂ (synthesis estimate y = x_σ − σ·v̂).
-        anchor: (B, C, F, H, W) reprojected anchor a, in the same encoding as x.
-        validity: (B, 1, F, H, W) anchor validity m in [0, 1] (0 where masked or empty).
-        gate_logit: (B, 1, F, H, W) gate logit g.
-
-    Returns:
-        v̂ − w·(a − y)/σ with w = sigmoid(g)·m, so that x_σ − σ·result = y + w·(a − y).
-    """
-    sigma = (t.float() / NUM_TRAIN_TIMESTEPS)[:, None, :, None, None]
-    v = velocity.float()
-    synthesis = x.float() - sigma * v
-    weight = torch.sigmoid(gate_logit.float()) * validity.float()
-    return v - weight * (anchor.float() - synthesis) / sigma.clamp_min(GATE_MIN_SIGMA)
-
-
-def fill_anchor_holes(
-    anchor: torch.Tensor, validity: torch.Tensor, sweeps: int
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Grow the anchor into its holes, one pixel ring per sweep (static shapes, no host sync).
-
-    Args:
-        anchor: (B, C, F, H, W) reprojected anchor.
-        validity: (B, 1, F, H, W) its validity (> 0.5 = known).
-        sweeps: how many rings to grow.
-
-    Returns:
-        The filled anchor and its validity (1 where known or filled, else 0), same shapes. Known
-        pixels keep their values; a pixel filled in sweep s takes the mean of its known 3×3
-        neighbours after sweep s − 1.
-    """
-    b, c, f, h, w = anchor.shape
-    values = anchor.float().transpose(1, 2).reshape(b * f, c, h, w)
-    known = (validity.float() > 0.5).transpose(1, 2).reshape(b * f, 1, h, w).float()
-    for _ in range(sweeps):
-        total = F.avg_pool2d(values * known, 3, stride=1, padding=1, divisor_override=1)
-        count = F.avg_pool2d(known, 3, stride=1, padding=1, divisor_override=1)
-        grow = (known == 0) & (count > 0)
-        values = torch.where(grow, total / count.clamp_min(1.0), values)
-        known = torch.where(grow, 1.0, known)
-
-    def back(t: torch.Tensor) -> torch.Tensor:
-        return t.reshape(b, f, -1, h, w).transpose(1, 2)
-
-    return back(values).to(anchor.dtype), back(known).to(validity.dtype)
-
-
-def reference_with_gaps(reference: torch.Tensor, validity: torch.Tensor, sweeps: int) -> torch.Tensor:
-    """The reference's mark closed over the small gaps of its own splat.
-
-    Single-pixel splats of a surface seen nearer than from the reference leave gaps between the
-    reference's own pixels; the passthrough copies those too. A morphological closing (dilate,
-    then erode, by ``sweeps`` pixels) marks holes narrower than 2·``sweeps`` + 1 pixels that
-    reference pixels surround, but not the rim of a wide hole (a window without depth, a
-    disocclusion): growing into those would paint the surrounding wall over them. Pixels drawn by
-    the model keep their mark of 0.
-
-    Args:
-        reference: (B, 1, F, H, W) provenance, 1 on splatted reference pixels.
-        validity: (B, 1, F, H, W) the splat's validity before any hole filling.
-        sweeps: the closing's radius in pixels.
-
-    Returns:
-        (B, 1, F, H, W) bool, True where the anchor is copied.
-    """
-    b, _, f, h, w = reference.shape
-    known = (validity > 0.5).transpose(1, 2).reshape(b * f, 1, h, w)
-    marked = (reference > 0.5).transpose(1, 2).reshape(b * f, 1, h, w) & known
-    copied = closing(marked[:, 0], sweeps)[:, None] & (marked | ~known)
-    return copied.reshape(b, f, 1, h, w).transpose(1, 2)
-
-
 class Head(nn.Module):
     """Output projection with its own (shift, scale) modulation from the timestep embedding.
 
@@ -616,56 +525,8 @@ class CausalDiT(nn.Module):
         blended = anchor_blend(x[:, :gated], t, velocity[:, :gated], anchor, validity, gate_logit)
         rest = velocity[:, gated:].float()
         if beyond is not None:  # surfel channels past the gated ones (depth) are copied too
-            shown, values = beyond
-            sigma = (t.float() / NUM_TRAIN_TIMESTEPS)[:, None, :, None, None].clamp_min(GATE_MIN_SIGMA)
-            k = values.shape[1]
-            copy = (x[:, gated : gated + k].float() - values.float()) / sigma
-            rest = torch.cat([torch.where(shown, copy, rest[:, :k]), rest[:, k:]], dim=1)
+            rest = copy_ungated(x[:, gated:], t, rest, *beyond)
         return torch.cat([blended, rest], dim=1).to(x.dtype)
-
-
-def open_passthrough(
-    anchor: torch.Tensor,
-    validity: torch.Tensor,
-    splatted: torch.Tensor,
-    reference: torch.Tensor,
-    gate_logit: torch.Tensor,
-    allowed: torch.Tensor | None,
-    surfels: tuple[torch.Tensor, torch.Tensor] | None,
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, tuple[torch.Tensor, torch.Tensor] | None]:
-    """Open the gate fully where the pinned reference is copied (``reference_passthrough``).
-
-    Args:
-        anchor: (B, G, F, H, W) the gated channels' anchor (hole-filled with ``anchor_gate_fill``).
-        validity: (B, 1, F, H, W) its validity.
-        splatted: (B, 1, F, H, W) the splat's validity before any hole filling.
-        reference: (B, 1, F, H, W) provenance, 1 on splatted reference pixels.
-        gate_logit: (B, 1, F, H, W) gate logits.
-        allowed: bool, broadcastable to (B, 1, F, H, W): where copying is allowed (None: all).
-        surfels: optional (shown, values) of `sim_env.memory.reference_surfels`, values holding
-            the G gated channels and possibly more (depth), in the model's encoding.
-
-    Returns:
-        The anchor, validity and gate logits to blend with, and (shown, values) of the channels
-        past G that are copied too (None when the surfels hold none).
-    """
-    copied = reference_with_gaps(reference, splatted, PASSTHROUGH_GAP_SWEEPS)
-    beyond = None
-    gated = anchor.shape[1]
-    if surfels is not None:
-        shown, values = surfels
-        if allowed is not None:
-            shown = shown & allowed
-        # The closing's holes keep the filled anchor's colour (a mean of their neighbours).
-        holes = copied & (splatted <= 0.5)
-        anchor = torch.where(shown & ~holes, values[:, :gated].to(anchor.dtype), anchor)
-        validity = torch.where(shown, torch.ones_like(validity), validity)
-        copied = copied | shown
-        if values.shape[1] > gated:
-            beyond = (shown, values[:, gated:])
-    if allowed is not None:
-        copied = copied & allowed
-    return anchor, validity, gate_logit.masked_fill(copied, float("inf")), beyond
 
 
 def count_parameters(model: nn.Module) -> int:

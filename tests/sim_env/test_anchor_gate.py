@@ -8,13 +8,8 @@ import torch
 
 from sim_env.checkpoints import load_compatible
 from sim_env.model import CONFIGS, CausalDiT
-from sim_env.model.dit import (
-    GATE_INIT_LOGIT,
-    GATE_MIN_SIGMA,
-    anchor_blend,
-    fill_anchor_holes,
-    reference_with_gaps,
-)
+from sim_env.model.anchor_gate import GATE_MIN_SIGMA, anchor_blend, fill_anchor_holes, reference_with_gaps
+from sim_env.model.dit import GATE_INIT_LOGIT
 from sim_env.sampler import FlowSampler, FlowSchedule
 from tests.sim_env.micro_configs import MICRO
 
