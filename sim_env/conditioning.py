@@ -29,12 +29,17 @@ import torch
 
 from bridge.hands import HAND_BONES
 from sim_env.memory.pool_policy import MemoryPoolPolicy
+from sim_env.memory.reference_surfels import reference_surfels
+from sim_env.model.anchor_gate import PASSTHROUGH_GAP_SWEEPS
 from sim_env.model.config import DiTConfig, decode_depth, encode_depth
 from sim_env.model.plucker import plucker_rays
 from sim_env.model.st_cache import DROP, STCache
 
 RGB_CHANNELS = 3
 RGBD_CHANNELS = 4  # pixel-space configs generate RGB + encoded depth
+# The reference surfels' passthrough also copies their depth (the surfel's own, constant over
+# its footprint), so a copied surface is where the reference put it.
+SURFELS_COPY_DEPTH = True
 PIXEL_MAX = 255.0
 # Half-width of a rasterised bone in model pixels; the map falls linearly to 0 at this distance.
 BONE_RADIUS_PX = 1.0
@@ -152,6 +157,44 @@ def pinned_pixels(render: torch.Tensor, render_mask: torch.Tensor) -> torch.Tens
 def pinned_depth(render: torch.Tensor, render_depth: torch.Tensor, render_mask: torch.Tensor) -> torch.Tensor:
     """(N, H, W) depth of the `pinned_pixels`, +inf elsewhere (the reference's own geometry)."""
     return torch.where(pinned_pixels(render, render_mask), render_depth, float("inf"))
+
+
+def surfel_passthrough(
+    render: torch.Tensor,
+    render_depth: torch.Tensor,
+    render_mask: torch.Tensor,
+    fx: torch.Tensor,
+    voxel_size: float,
+    pinned_margin: float,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """What the passthrough copies from the reference surfels (`sim_env.memory.reference_surfels`).
+
+    Args:
+        render: (N, H, W, 4) the memory's splat with the pin channel (`PointCloudMemory.render`).
+        render_depth: (N, H, W) its depth.
+        render_mask: (N, H, W) where it is valid.
+        fx: (N,) focal lengths in pixels.
+        voxel_size: the memory's voxel edge in metres.
+        pinned_margin: the memory's priority of pinned voxels.
+
+    Returns:
+        shown (N, 1, 1, H, W) bool and values (N, C, 1, H, W) in the model's encoding: C is the
+        colour channels, and depth too with `SURFELS_COPY_DEPTH`.
+    """
+    values = torch.cat([render[..., :RGB_CHANNELS], render_depth[..., None]], dim=-1)
+    shown, picked = reference_surfels(
+        values,
+        render_depth,
+        render_mask,
+        pinned_pixels(render, render_mask),
+        fx.float(),
+        voxel_size,
+        pinned_margin,
+        gap_radius=PASSTHROUGH_GAP_SWEEPS,
+    )
+    depth = torch.where(shown, picked[..., RGB_CHANNELS], 1.0)  # finite where not copied
+    channels = RGB_CHANNELS + 1 if SURFELS_COPY_DEPTH else RGB_CHANNELS
+    return shown[:, None, None], encode_frame(picked[..., :RGB_CHANNELS], depth)[:, :channels, None]
 
 
 def build_condition(

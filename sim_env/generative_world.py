@@ -7,7 +7,7 @@ MuJoCo when the caller gives none.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -33,6 +33,7 @@ from bridge.types import (
     WorldInfo,
     validate_pose,
 )
+from sim_env.reference_sweep import ReferenceViews, render_sweep
 from sim_env.runtime import WORLD_NAME, GenerativeRuntime
 
 
@@ -77,9 +78,11 @@ class GenerativeWorld(GenerativeRuntime):
         Args:
             seed: episode seed (noise streams; and the MuJoCo scenes when rendered). None: ``seed``.
             options: ``{"reference": {agent_id: Observation}}`` gives every agent's reference
-                RGB-D + pose; without it world b's agents are rendered by a
-                ``bridge.engines.MujocoWorld(scene=options.get("scene", "rooms"))`` reset with
-                seed ``seed + b`` (so world 0 matches a MujocoWorld reset at the same seed).
+                RGB-D + pose, or ``{agent_id: [reference, *sweep]}`` with up to
+                ``reference_views`` − 1 sweep views (`sim_env.reference_sweep`); without it world
+                b's agents are rendered by a ``bridge.engines.MujocoWorld(scene=options.get("scene",
+                "rooms"))`` reset with seed ``seed + b`` (so world 0 matches a MujocoWorld reset at
+                the same seed), each with the full sweep of ``reference_views`` views.
         """
         options = dict(options or {})
         unknown = set(options) - {"reference", "scene"}
@@ -90,20 +93,28 @@ class GenerativeWorld(GenerativeRuntime):
         missing = set(self.agent_ids) - set(reference)
         if missing:
             raise InvalidArgumentError(f"options['reference'] lacks agents {sorted(missing)}")
-        obs = [reference[agent] for agent in self.agent_ids]
+        views = [_views(reference[agent], agent) for agent in self.agent_ids]
+        obs = [v[0] for v in views]
+        sweep = ReferenceViews.from_observations([v[1:] for v in views]) if len(views[0]) > 1 else None
 
         def stack(name: str) -> torch.Tensor:
             return torch.as_tensor(np.stack([getattr(o, name) for o in obs]))
 
         self.reset_batch(
-            stack("rgb"), stack("depth"), stack("K"), stack("pose"), seed=seed, reference_hands=_hands(obs)
+            stack("rgb"),
+            stack("depth"),
+            stack("K"),
+            stack("pose"),
+            seed=seed,
+            reference_hands=_hands(obs),
+            sweep=sweep,
         )
         return self._observations()
 
-    def _render_reference(self, seed: int, scene: str) -> dict[str, Observation]:
+    def _render_reference(self, seed: int, scene: str) -> dict[str, list[Observation]]:
         from bridge.engines.mujoco_world import MujocoWorld  # MuJoCo only when asked for
 
-        out: dict[str, Observation] = {}
+        out: dict[str, list[Observation]] = {}
         ids = self.agent_ids
         for b in range(self.num_worlds):
             engine = MujocoWorld(
@@ -116,10 +127,12 @@ class GenerativeWorld(GenerativeRuntime):
             )
             try:
                 frames = engine.reset(seed=seed + b)
+                for a in range(self.agents_per_world):
+                    start = frames[f"agent_{a}"]
+                    sweep = render_sweep(engine, f"agent_{a}", start, self.reference_views)
+                    out[ids[b * self.agents_per_world + a]] = [start, *sweep]
             finally:
                 engine.close()
-            for a in range(self.agents_per_world):
-                out[ids[b * self.agents_per_world + a]] = frames[f"agent_{a}"]
         return out
 
     def step(self, actions: Mapping[str, Action]) -> dict[str, Observation]:
@@ -181,6 +194,16 @@ class GenerativeWorld(GenerativeRuntime):
             )
             for i, agent in enumerate(self.agent_ids)
         }
+
+
+def _views(given: Observation | Sequence[Observation], agent: str) -> list[Observation]:
+    """An agent's reference views: [reference, *sweep]."""
+    views = [given] if isinstance(given, Observation) else list(given)
+    if not views or not all(isinstance(v, Observation) for v in views):
+        raise InvalidArgumentError(
+            f"options['reference'][{agent!r}] must be an Observation or a list of them"
+        )
+    return views
 
 
 def _hands(obs: list[Observation]) -> torch.Tensor | None:

@@ -48,29 +48,32 @@ from bridge.types import FailedPreconditionError, InvalidArgumentError
 from sim_env.cache_roll import CacheSnapshot, DeferredCacheRoll
 from sim_env.checkpoints import load_world_model
 from sim_env.conditioning import (
-    RGB_CHANNELS,
     build_condition,
     camera_rays,
     decode_frame,
     encode_frame,
     hand_skeleton_map,
     pinned_depth,
-    pinned_pixels,
     plucker_input,
     pool_admission,
     rays_to_plucker,
     scale_intrinsics,
     skeleton_tables,
+    surfel_passthrough,
 )
 from sim_env.kinematics import HandKinematics, apply_hand_actions, block_forward, integrate_nav
 from sim_env.latent_chunk import LatentChunkPath
 from sim_env.memory.free_space import ReferenceFreeSpace
 from sim_env.memory.point_cloud import PointCloudMemory, checked_pinned_margin
-from sim_env.memory.reference_pin import hand_free_mask, reference_fits, reference_pin_mask
-from sim_env.memory.reference_surfels import reference_surfels
-from sim_env.model.anchor_gate import PASSTHROUGH_GAP_SWEEPS
+from sim_env.memory.reference_pin import (
+    hand_free_mask,
+    memory_capacity_for,
+    reference_fits,
+)
+from sim_env.memory.writer import MemoryWriter
 from sim_env.model.config import DiTConfig, get_config
 from sim_env.model.st_cache import STCache, attention_mirror, drop_policy
+from sim_env.reference_sweep import ReferenceViews
 from sim_env.runtime_speed import speed_up_model
 from sim_env.sampler import NUM_TRAIN_TIMESTEPS, FlowSampler, FlowSchedule
 from sim_env.stream_noise import StreamNoise, episode_stream_seeds, stream_keys
@@ -80,10 +83,6 @@ log = logging.getLogger(__name__)
 
 WORLD_NAME = "genworld.generative"
 DEFAULT_COLLISION_DEPTH_M = 0.3  # MujocoWorld's walking agents keep about this far from walls
-DEFAULT_MEMORY_CAPACITY = 16384  # voxels per world (4 full 64×64 frames)
-# The reference surfels' passthrough also copies their depth (the surfel's own, constant over
-# its footprint), so a copied surface is where the reference put it.
-SURFELS_COPY_DEPTH = True
 DEFAULT_VOXEL_SIZE_M = 0.05  # ~ the footprint of a 64×64, 70° pixel at 3 m
 DEFAULT_PINNED_MARGIN = 4.0  # chosen on the validation seeds (docs/model.md)
 MEMORY_MODES = ("full", "window")
@@ -121,7 +120,10 @@ class GenerativeRuntime:
         nav_limits: per-step scale of navigation (same as the engines).
         fov_deg: vertical field of view of the cameras when no reference K is given.
         hand_limits: per-step scale of hand actions.
-        memory_capacity: voxels per world in the point-cloud memory.
+        memory_capacity: voxels per world in the point-cloud memory; None = room for the
+            references pinned at most half full (`memory_capacity_for`), at least 16,384.
+        reference_views: V, reference views per stream at reset: the reference and up to V − 1
+            views of its sweep (`sim_env.reference_sweep`, ``reset_batch(sweep=...)``).
         voxel_size: voxel edge of the memory in metres.
         schedule_shift: Wan/SD3 shift of the sampling schedule.
         dt: simulated seconds per step (``sim_time = frame_id · dt``, as MujocoWorld).
@@ -171,7 +173,8 @@ class GenerativeRuntime:
         nav_limits: NavLimits = NavLimits(),  # noqa: B008 - frozen dataclass, safe default
         fov_deg: float = 70.0,
         hand_limits: HandLimits = DEFAULT_HAND_LIMITS,
-        memory_capacity: int = DEFAULT_MEMORY_CAPACITY,
+        memory_capacity: int | None = None,
+        reference_views: int = 1,
         voxel_size: float = DEFAULT_VOXEL_SIZE_M,
         schedule_shift: float = DEFAULT_SCHEDULE_SHIFT,
         dt: float = 0.1,
@@ -247,8 +250,13 @@ class GenerativeRuntime:
         use_pool = bool(cfg.memory_frames) and memory_mode == "full"
         self.admission = pool_admission(cfg, use_pool, compile_policy=self.compile_blocks)
         self._roll = DeferredCacheRoll(self.cache, self.admission or drop_policy, self._side_stream)
+        if reference_views < 1:
+            raise InvalidArgumentError(f"reference_views must be positive, got {reference_views}")
+        self.reference_views = int(reference_views)
+        reference_pixels = self.reference_views * self.agents_per_world * h * w
+        if memory_capacity is None:
+            memory_capacity = memory_capacity_for(reference_pixels)
         self.memory = PointCloudMemory(self.num_worlds, memory_capacity, voxel_size, device=dev)
-        reference_pixels = self.agents_per_world * cfg.image_height * cfg.image_width
         fits = reference_fits(reference_pixels, memory_capacity)
         self.pin_reference = fits if pin_reference is None else bool(pin_reference)
         self.reference_collisions = bool(reference_collisions)
@@ -258,7 +266,17 @@ class GenerativeRuntime:
         self.reference_surfels = bool(reference_surfels) and self.reference_passthrough
         self._surfels: tuple[torch.Tensor, torch.Tensor] | None = None  # (shown, values) per step
         self.carve_free_space = bool(carve_free_space) and memory_mode == "full"
-        self.free_space = ReferenceFreeSpace(self.num_worlds, self.agents_per_world, h, w, dev)
+        self.free_space = ReferenceFreeSpace(
+            self.num_worlds, self.agents_per_world, h, w, dev, views=self.reference_views
+        )
+        self.writer = MemoryWriter(
+            self.memory,
+            self.free_space,
+            self.agents_per_world,
+            window_only=memory_mode == "window",
+            pin_references=self.pin_reference,
+            carve_free_space=self.carve_free_space,
+        )
         self.hands = HandKinematics(dev)
         # Per-stream counter-based noise (`sim_env.stream_noise`): key and draw counter per stream.
         self.noise = StreamNoise(n, (cfg.chunk_frames, cfg.out_channels, cfg.height, cfg.width), dev)
@@ -314,6 +332,7 @@ class GenerativeRuntime:
         stream_seeds: Sequence[int] | None = None,
         world_mask: torch.Tensor | None = None,
         reference_hands: torch.Tensor | None = None,
+        sweep: ReferenceViews | None = None,
     ) -> dict[str, torch.Tensor]:
         """Start every stream (or the worlds in ``world_mask``) from a reference RGB-D frame and pose.
 
@@ -335,6 +354,9 @@ class GenerativeRuntime:
                 (N, ...) shapes; rows of streams outside the mask are ignored.
             reference_hands: (N, 2, 21, 3) camera-frame keypoints of the hands the references
                 show (NaN where a stream shows none); those pixels are not pinned. None: no hands.
+            sweep: up to ``reference_views`` − 1 more views per stream around the reference,
+                written into the memory as references too (`sim_env.memory.writer`); the
+                ST-cache anchor stays the reference frame.
 
         Returns:
             The observation tensors, as `step_batch`.
@@ -355,6 +377,8 @@ class GenerativeRuntime:
                 f"reference frames must be ({n}, {self.height}, {self.width}[, 3]), got "
                 f"rgb {tuple(rgb.shape)}, depth {tuple(depth.shape)}"
             )
+        if sweep is not None:
+            sweep = sweep.checked(n, self.height, self.width, self.reference_views - 1).to(dev)
         base = self.seed if seed is None else int(seed)
         seeds = list(stream_seeds) if stream_seeds is not None else episode_stream_seeds(base, n)
         if len(seeds) != n:
@@ -389,13 +413,9 @@ class GenerativeRuntime:
         take(self.wrist, self.hands.default_wrists.expand_as(self.wrist))
         take(self.grip, torch.zeros_like(self.grip))
         take(self.hands_active, torch.zeros_like(self.hands_active))
-        self.memory.reset(worlds)
         self.cache.reset(streams)
-        pin = None
-        if self.pin_reference:
-            pin = reference_pin_mask(reference_hands, self.K, self.height, self.width)
-        self.free_space.set_references(self.depth, self.K, self.pose, streams)
-        self._insert_memory(streams, pin_mask=pin, generated=False)
+        hands = None if reference_hands is None else reference_hands.to(dev)
+        self.writer.write_references(self.rgb, self.depth, self.K, self.pose, hands, streams, sweep)
         # Encode the references as clean frames (t = 0). Every stream runs (static shapes), but
         # the chunk slots this writes are scratch until committed, and only reset streams commit.
         if self.latent is None:
@@ -526,7 +546,8 @@ class GenerativeRuntime:
                 free = hand_free_mask(hands, self.hands_active, self.K_model, cfg.height, cfg.width)
                 self._copyable = free[:, None, None]
             if self.reference_surfels:
-                self._surfels = self._reference_surfels(r_values, r_depth, r_mask)
+                fx, voxel = self.K[:, 0, 0], self.memory.voxel_size
+                self._surfels = surfel_passthrough(r_values, r_depth, r_mask, fx, voxel, self.pinned_margin)
             updates = []  # the pinned reference's depth, where the collision rule reads it
             if self.reference_collisions:
                 updates.append((self.reference_depth, pinned_depth(r_values, r_depth, r_mask)))
@@ -539,28 +560,6 @@ class GenerativeRuntime:
         with self.phase_timer("memory"):
             self._insert_memory(mask)
         self._roll.defer(pose32[:, None].expand(-1, cfg.chunk_frames, -1, -1))
-
-    def _reference_surfels(
-        self, r_values: torch.Tensor, r_depth: torch.Tensor, r_mask: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """(shown (N, 1, 1, H, W), values (N, C, 1, H, W) in the model's encoding) for the passthrough.
-
-        C is the colour channels, and depth too with `SURFELS_COPY_DEPTH`.
-        """
-        values = torch.cat([r_values[..., :RGB_CHANNELS], r_depth[..., None]], dim=-1)
-        shown, picked = reference_surfels(
-            values,
-            r_depth,
-            r_mask,
-            pinned_pixels(r_values, r_mask),
-            self.K[:, 0, 0].float(),
-            self.memory.voxel_size,
-            self.pinned_margin,
-            gap_radius=PASSTHROUGH_GAP_SWEEPS,
-        )
-        depth = torch.where(shown, picked[..., RGB_CHANNELS], 1.0)  # finite where not copied
-        channels = RGB_CHANNELS + 1 if SURFELS_COPY_DEPTH else RGB_CHANNELS
-        return shown[:, None, None], encode_frame(picked[..., :RGB_CHANNELS], depth)[:, :channels, None]
 
     def _generate_chunk(self, poses: torch.Tensor, mask: torch.Tensor | None) -> None:
         """Latent configs: generate the chunk of every stream at video-frame ``poses`` (N, F, 4, 4)."""
@@ -607,33 +606,18 @@ class GenerativeRuntime:
         cfg = self.config
         return hand_skeleton_map(keypoints, active, self.K_model, cfg.height, cfg.width, self._skeleton)
 
-    def _insert_memory(
-        self,
-        mask: torch.Tensor | None,
-        depth: torch.Tensor | None = None,
-        pin_mask: torch.Tensor | None = None,
-        generated: bool = True,
-    ) -> None:
-        """Insert every stream's current RGB-D into its world's memory, one agent slot at a time.
+    def _insert_memory(self, mask: torch.Tensor | None, depth: torch.Tensor | None = None) -> None:
+        """Write every stream's current frame into the memory (`MemoryWriter.write_generated`).
 
-        ``depth`` (N, H, W) replaces the current depth (the latent path's raw reprojected depth);
-        ``pin_mask`` (N, H, W) pins the pixels' voxels; ``generated=False``: references, not carved.
-
-        In ``memory_mode="window"`` the worlds being written forget their cloud first, so it
-        holds only the latest frame of each agent.
+        ``depth`` (N, H, W) replaces the current depth (the latent path's raw reprojected depth).
         """
-        if self.memory_mode == "window":
-            b, a = self.num_worlds, self.agents_per_world
-            self.memory.reset(None if mask is None else mask.unflatten(0, (b, a)).any(dim=1))
+        hands = self.hands.keypoints(self.wrist, self.grip)
         frame_depth = self.depth if depth is None else depth
-        keep = None
-        if self.carve_free_space and generated:
-            hands = self.hands.keypoints(self.wrist, self.grip)
-            keep = self.free_space.keep_mask(frame_depth, self.K, self.pose, hands, self.hands_active)
-            commit_rows(self.carved, ~keep, mask)
-        self.memory.insert_streams(
-            self.rgb, frame_depth, self.K, self.pose, self.agents_per_world, mask, pin_mask, keep
+        keep = self.writer.write_generated(
+            self.rgb, frame_depth, self.K, self.pose, mask, hands, self.hands_active
         )
+        if keep is not None:
+            commit_rows(self.carved, ~keep, mask)
 
     def _outputs(self) -> dict[str, torch.Tensor]:
         chunked = self.latent is not None

@@ -23,6 +23,7 @@ import numpy as np
 import torch
 
 from bridge.types import HAND_KEYPOINTS, NUM_HANDS, Action, Observation, World
+from sim_env.reference_sweep import ReferenceViews, render_sweep
 from sim_env.stream_noise import STREAM_SEED_STRIDE
 
 log = logging.getLogger(__name__)
@@ -168,6 +169,7 @@ class GenerativeBackend:
         self._ref_pose = torch.eye(4, dtype=torch.float64).repeat(n, 1, 1)
         self._ref_hands = torch.full((n, NUM_HANDS, HAND_KEYPOINTS, 3), float("nan"))
         self._seeds = [0] * n
+        self._sweep: list[list[Observation]] = [[] for _ in range(n)]  # each stream's last sweep
         self._engine = None
 
     def reset(self, seeds: Sequence[int], world_mask: np.ndarray) -> tuple[Frames, list[SceneFacts | None]]:
@@ -190,6 +192,8 @@ class GenerativeBackend:
             facts[b] = mujoco_facts(self._engine)
             for k in range(a):
                 i, obs = b * a + k, frames[f"agent_{k}"]
+                views = render_sweep(self._engine, f"agent_{k}", obs, rt.reference_views)
+                self._sweep[i] = views
                 self._ref_rgb[i] = torch.from_numpy(obs.rgb)
                 self._ref_depth[i] = torch.from_numpy(obs.depth)
                 self._ref_K[i] = torch.from_numpy(obs.K)
@@ -201,6 +205,8 @@ class GenerativeBackend:
                 self._seeds[i] = int(seeds[b]) * STREAM_SEED_STRIDE + k
         mask = torch.as_tensor(np.asarray(world_mask, dtype=bool), device=self.device)
         dev = self.device
+        # Streams outside the mask keep their last sweep: reset_batch reads only the masked rows.
+        sweep = ReferenceViews.from_observations(self._sweep) if rt.reference_views > 1 else None
         out = rt.reset_batch(
             self._ref_rgb.to(dev),
             self._ref_depth.to(dev),
@@ -209,6 +215,7 @@ class GenerativeBackend:
             stream_seeds=self._seeds,
             world_mask=mask,
             reference_hands=self._ref_hands.to(dev),
+            sweep=sweep,
         )
         return self._frames(out), facts
 

@@ -10,6 +10,7 @@ from dataclasses import dataclass, fields
 from typing import Any
 
 from bridge.types import InvalidArgumentError
+from sim_env.reference_sweep import FULL_SWEEP_VIEWS
 
 ACTION_KINDS = ("keys", "nav", "hand")
 TASKS = ("pointgoal", "explore", "reach")
@@ -38,6 +39,9 @@ class EnvConfig:
         shadow: None, "mujoco" or "grpc://HOST:PORT": ground truth stepped in lockstep.
         scene: MuJoCo scene family of the episode (and of the generative world's reference).
         denoising_steps: flow-matching steps per generated frame.
+        reference_views: views of the generative world's reference at reset: the start frame and
+            a sweep of the rest of the turn around it (`sim_env.reference_sweep`); 1 = the start
+            frame only.
         depth_far: observation depth is clipped to [0, depth_far] metres (+inf → depth_far).
         success_radius: metres; point-goal success when the goal is this close (horizontally).
         goal_distance: (min, max) metres between start and goal at reset.
@@ -61,6 +65,7 @@ class EnvConfig:
     shadow: str | None = None
     scene: str = "rooms"
     denoising_steps: int = 4
+    reference_views: int = FULL_SWEEP_VIEWS
     depth_far: float = DEFAULT_DEPTH_FAR_M
     success_radius: float = 0.5
     goal_distance: tuple[float, float] = (1.0, 5.0)
@@ -101,6 +106,14 @@ class EnvConfig:
         if int(self.denoising_steps) != self.denoising_steps or self.denoising_steps < 1:
             raise InvalidArgumentError(
                 f"denoising_steps must be a positive int, got {self.denoising_steps!r}"
+            )
+        if (
+            isinstance(self.reference_views, bool)
+            or int(self.reference_views) != self.reference_views
+            or (self.reference_views < 1)
+        ):
+            raise InvalidArgumentError(
+                f"reference_views must be a positive int, got {self.reference_views!r}"
             )
         lo, hi = self.goal_distance
         if not 0.0 <= lo <= hi:

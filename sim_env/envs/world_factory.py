@@ -63,6 +63,7 @@ def build_backend(
             agents_per_world=agents_per_world,
             denoising_steps=cfg.denoising_steps,
             seed=seed,
+            reference_views=int(cfg.reference_views),
         )
         if (runtime.height, runtime.width) != cfg.resolution:
             raise InvalidArgumentError(

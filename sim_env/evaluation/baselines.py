@@ -22,8 +22,9 @@ from bridge.actions import NavLimits, action_to_nav
 from bridge.types import Action, Observation
 from sim_env.kinematics import block_forward, integrate_nav
 from sim_env.memory.point_cloud import PointCloudMemory
+from sim_env.memory.reference_pin import memory_capacity_for, reference_pin_mask
 from sim_env.memory.splat import splat
-from sim_env.runtime import DEFAULT_COLLISION_DEPTH_M, DEFAULT_MEMORY_CAPACITY, DEFAULT_VOXEL_SIZE_M
+from sim_env.runtime import DEFAULT_COLLISION_DEPTH_M, DEFAULT_VOXEL_SIZE_M
 
 AGENT = "agent_0"
 
@@ -49,9 +50,10 @@ class ReprojectionWorld:
         width: frame columns.
         nav_limits: per-step navigation scale (the engines').
         collision_depth_m: forward motion is blocked when the previous depth ahead is below.
-        memory_capacity: voxels of the memory.
+        memory_capacity: voxels of the memory; None = room for ``reference_views`` frames twice over.
         voxel_size: voxel edge in metres.
         dt: seconds per step.
+        reference_views: the most reference views a reset may give (the reference and its sweep).
     """
 
     def __init__(
@@ -60,29 +62,48 @@ class ReprojectionWorld:
         width: int,
         nav_limits: NavLimits = NavLimits(),  # noqa: B008 - frozen dataclass
         collision_depth_m: float = DEFAULT_COLLISION_DEPTH_M,
-        memory_capacity: int = DEFAULT_MEMORY_CAPACITY,
+        memory_capacity: int | None = None,
         voxel_size: float = DEFAULT_VOXEL_SIZE_M,
         dt: float = 0.1,
+        reference_views: int = 1,
     ) -> None:
         self.height, self.width = int(height), int(width)
+        self.reference_views = int(reference_views)
+        if memory_capacity is None:
+            memory_capacity = memory_capacity_for(self.reference_views * self.height * self.width)
         self.nav_limits, self.collision_depth_m, self.dt = nav_limits, float(collision_depth_m), float(dt)
         self.memory = PointCloudMemory(1, memory_capacity, voxel_size)
         self._obs: Observation | None = None
 
     def reset(self, seed: int | None = None, options: Mapping | None = None) -> dict[str, Observation]:
-        """Start from ``options["reference"]["agent_0"]`` (an Observation with RGB-D, K and pose)."""
-        reference = dict(options or {}).get("reference", {}).get(AGENT)
-        if reference is None:
+        """Start from ``options["reference"]["agent_0"]``: an Observation or [reference, *sweep].
+
+        Each Observation carries RGB-D, K and pose; the sweep is `sim_env.reference_sweep`'s.
+        """
+        given = dict(options or {}).get("reference", {}).get(AGENT)
+        if given is None:
             raise ValueError(
                 "options['reference']['agent_0'] is required (the baseline renders nothing itself)"
             )
+        views = [given] if isinstance(given, Observation) else list(given)
+        if not 1 <= len(views) <= self.reference_views:
+            raise ValueError(
+                f"options['reference']['agent_0']: 1 to {self.reference_views} views, got {len(views)}"
+            )
+        reference = views[0]
         self.memory.reset()
-        self.memory.insert(
-            torch.as_tensor(reference.rgb)[None],
-            torch.as_tensor(reference.depth)[None],
-            torch.as_tensor(reference.K)[None].float(),
-            torch.as_tensor(reference.pose)[None].float(),
-        )
+        for index, view in enumerate(views):
+            K = torch.as_tensor(view.K)[None].float()
+            hands = None if view.hand_keypoints is None else torch.as_tensor(view.hand_keypoints)[None]
+            # A sweep's hands stay out, as in the model worlds (`sim_env.memory.writer`).
+            allowed = None if index == 0 else reference_pin_mask(hands, K, self.height, self.width)
+            self.memory.insert(
+                torch.as_tensor(view.rgb)[None],
+                torch.as_tensor(view.depth)[None],
+                K,
+                torch.as_tensor(view.pose)[None].float(),
+                pixel_mask=allowed,
+            )
         self._obs = Observation(
             rgb=reference.rgb.copy(),
             depth=reference.depth.copy(),

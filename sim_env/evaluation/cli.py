@@ -38,6 +38,13 @@ def add_eval_arguments(parser: argparse.ArgumentParser) -> None:
         help="world: each world moves itself, the engine shadows it; engine: the engine moves and "
         "each world is teleported to its pose (every variant scored on the same views)",
     )
+    parser.add_argument(
+        "--reference-views",
+        type=int,
+        default=1,
+        help="every world starts from the engine's reference plus its sweep, this many views in "
+        "all around the start (1: the reference frame only, the default protocol)",
+    )
     add_memory_rule_arguments(parser)  # for the model worlds
 
 
@@ -61,6 +68,7 @@ def run_eval(args: argparse.Namespace) -> int:
         reference_passthrough=args.reference_passthrough,
         reference_surfels=args.reference_surfels,
         carve_free_space=args.carve_free_space,
+        reference_views=args.reference_views,
     )
     report = run_evaluation(settings)
     out = Path(args.out)

@@ -44,6 +44,7 @@ from sim_env.evaluation.metrics import (
 )
 from sim_env.evaluation.trajectories import TRAJECTORY_NAMES, Trajectory, make_trajectory
 from sim_env.memory_rules import memory_rule_options, memory_rules_of
+from sim_env.reference_sweep import render_sweep
 
 log = logging.getLogger(__name__)
 
@@ -101,6 +102,9 @@ class EvalSettings:
             (`GenerativeRuntime`); None = the runtime's default.
         carve_free_space: model worlds keep generated points in the reference's empty space
             out of their memory (`GenerativeRuntime`); None = the runtime's default.
+        reference_views: every world under test (the baselines too) starts from the engine's
+            reference and a sweep of this many views in all (`sim_env.reference_sweep`); 1, the
+            default protocol, gives the reference frame only.
     """
 
     checkpoint: str | None
@@ -119,8 +123,11 @@ class EvalSettings:
     reference_passthrough: bool | None = None
     reference_surfels: bool | None = None
     carve_free_space: bool | None = None
+    reference_views: int = 1
 
     def __post_init__(self) -> None:
+        if self.reference_views < 1:
+            raise ValueError(f"reference_views must be positive, got {self.reference_views}")
         if self.pose_source not in POSE_SOURCES:
             raise ValueError(f"pose_source must be one of {POSE_SOURCES}, got {self.pose_source!r}")
         if self.episodes < 1 or self.horizon < 1:
@@ -157,15 +164,16 @@ def _open_world(variant: str, settings: EvalSettings) -> Any:
         "denoising_steps": settings.denoising_steps,
     }
     common |= memory_rule_options(settings)
+    views = {"reference_views": settings.reference_views}
     if variant == "model":
-        return GenerativeWorld(**common, **extra)
+        return GenerativeWorld(**common, **views, **extra)
     if variant == "window":
-        return GenerativeWorld(**common, memory_mode="window", **extra)
+        return GenerativeWorld(**common, memory_mode="window", **views, **extra)
     if variant == "no_hands":
-        return GenerativeWorld(**common, condition_hands=False, **extra)
+        return GenerativeWorld(**common, condition_hands=False, **views, **extra)
     # only for the frame size of the checkpoint's config
     probe = GenerativeWorld(checkpoint=checkpoint, device=settings.device, **extra)
-    return ReprojectionWorld(probe.height, probe.width, **extra)
+    return ReprojectionWorld(probe.height, probe.width, **views, **extra)
 
 
 def hand_region(obs: Observation) -> np.ndarray | None:
@@ -197,15 +205,18 @@ def run_episode(
     horizon: int,
     keep_video: bool,
     follow_engine: bool = False,
+    reference_views: int = 1,
 ) -> EpisodeTrace:
     """Roll ``world`` and the engine shadow for ``horizon`` steps from the engine's frame at ``seed``.
 
     ``follow_engine``: navigation steps teleport the world to the engine's pose instead of
-    letting it move itself (the ``engine`` pose source).
+    letting it move itself (the ``engine`` pose source). ``reference_views``: the world also
+    gets the engine's sweep around its first frame (the engine is put back where it was).
     """
     trace = EpisodeTrace()
     gt = engine.reset(seed=seed, options={"scene": trajectory.scene})[AGENT]
-    gen = world.reset(seed=seed, options={"reference": {AGENT: gt}})[AGENT]
+    views = [gt, *render_sweep(engine, AGENT, gt, reference_views)]
+    gen = world.reset(seed=seed, options={"reference": {AGENT: views}})[AGENT]
     trace.frames.append(gen.rgb)
     trace.poses.append(gen.pose)
     for _ in range(horizon):
@@ -349,6 +360,7 @@ def run_evaluation(settings: EvalSettings) -> dict[str, Any]:
         "denoising_steps": settings.denoising_steps,
         "device": settings.device,
         "pose_source": settings.pose_source,
+        "reference_views": settings.reference_views,
         "horizons": [h for h in HORIZONS if h <= settings.horizon],
         "variants": {},
     }
@@ -390,6 +402,7 @@ def run_evaluation(settings: EvalSettings) -> dict[str, Any]:
                         settings.horizon,
                         video_dir is not None,
                         follow_engine=settings.pose_source == "engine",
+                        reference_views=settings.reference_views,
                     )
                     traces.setdefault(name, []).append(trace)
                     refs.setdefault(name, []).append(trace.frames[0])

@@ -32,7 +32,8 @@ class ReferenceFreeSpace:
     """The reference cameras of N = B·A streams, and the test of points against their free space.
 
     Stream ``b·A + a`` is agent a of world b; the agents of a world share its memory, so a
-    stream's points are tested against all A references of its world.
+    stream's points are tested against all A·V references of its world (V views per stream:
+    the reset frame and its sweep, `sim_env.reference_sweep`).
 
     Args:
         num_worlds: B.
@@ -42,6 +43,7 @@ class ReferenceFreeSpace:
         device: where the state lives.
         tolerance: a point is in a reference's free space when nearer than (1 − tolerance) of
             the (min-pooled) reference depth along its ray.
+        views: V, reference views per stream.
     """
 
     def __init__(
@@ -52,16 +54,19 @@ class ReferenceFreeSpace:
         width: int,
         device: torch.device | str | None = None,
         tolerance: float = DEFAULT_CARVE_TOLERANCE,
+        views: int = 1,
     ) -> None:
         if not 0.0 <= tolerance < 1.0:
             raise ValueError(f"tolerance must be in [0, 1), got {tolerance}")
+        if views < 1:
+            raise ValueError(f"views must be positive, got {views}")
         self.num_worlds, self.agents_per_world = int(num_worlds), int(agents_per_world)
-        n = self.num_worlds * self.agents_per_world
-        self.height, self.width, self.tolerance = int(height), int(width), float(tolerance)
+        n, v = self.num_worlds * self.agents_per_world, int(views)
+        self.height, self.width, self.tolerance, self.views = int(height), int(width), float(tolerance), v
         # Depth below which a point on a reference pixel's ray is empty space; 0 = nothing known.
-        self.limit = torch.zeros(n, height, width, device=device)
-        self.K = torch.eye(3, device=device).repeat(n, 1, 1)
-        self.world_to_camera = torch.eye(4, device=device).repeat(n, 1, 1)
+        self.limit = torch.zeros(n, v, height, width, device=device)
+        self.K = torch.eye(3, device=device).repeat(n, v, 1, 1)
+        self.world_to_camera = torch.eye(4, device=device).repeat(n, v, 1, 1)
 
     def set_references(
         self,
@@ -73,21 +78,32 @@ class ReferenceFreeSpace:
         """Remember the reference cameras of ``streams`` (N,) bool (None: all).
 
         Args:
-            depth: (N, H, W) planar reference depth in metres; non-finite or <= 0 is unknown.
-            K: (N, 3, 3) intrinsics.
-            pose_c2w: (N, 4, 4) camera-to-world poses.
+            depth: (N, H, W) planar reference depth in metres, or (N, V', H, W) for V' <= V
+                views (views beyond V' know nothing); non-finite or <= 0 is unknown.
+            K: (N, 3, 3) intrinsics, or (N, V', 3, 3).
+            pose_c2w: (N, 4, 4) camera-to-world poses, or (N, V', 4, 4).
             streams: which rows take the new references.
         """
-        d = depth.to(self.limit.device, torch.float32)
+        if depth.dim() == 3:
+            depth, K, pose_c2w = depth[:, None], K[:, None], pose_c2w[:, None]
+        n, given, h, w = depth.shape
+        if given > self.views:
+            raise ValueError(f"{given} reference views given, room for {self.views}")
+        d = depth.to(self.limit.device, torch.float32).reshape(n * given, h, w)
         d = torch.where(torch.isfinite(d) & (d > 0.0), d, 0.0)
         # Min-pool over known pixels only: unknown pixels (0) must not pull a neighbour to 0.
         known_max = torch.where(d > 0.0, d, float("inf"))
         pooled = -F.max_pool2d(-known_max[:, None], 3, stride=1, padding=1)[:, 0]
         limit = torch.where(torch.isfinite(pooled), pooled * (1.0 - self.tolerance), 0.0)
-        limit = torch.where(d > 0.0, limit, 0.0)
+        limit = torch.where(d > 0.0, limit, 0.0).reshape(n, given, h, w)
+        missing = self.views - given
+        limit = torch.cat([limit, limit.new_zeros(n, missing, h, w)], dim=1)
+        K = torch.cat([K.to(self.K), self.K.new_zeros(n, missing, 3, 3)], dim=1)
+        pose = pose_c2w.to(self.K)
+        world_to_camera = torch.cat([torch.linalg.inv(pose), pose.new_zeros(n, missing, 4, 4)], dim=1)
         commit_rows(self.limit, limit, streams)
-        commit_rows(self.K, K.to(self.K), streams)
-        commit_rows(self.world_to_camera, torch.linalg.inv(pose_c2w.to(self.K)), streams)
+        commit_rows(self.K, K, streams)
+        commit_rows(self.world_to_camera, world_to_camera, streams)
 
     def keep_mask(
         self,
@@ -126,24 +142,25 @@ class ReferenceFreeSpace:
         carved = torch.zeros(b, a * h * w, dtype=torch.bool, device=dev)
         for r in range(a):
             ref = torch.arange(b, device=dev) * a + r
-            carved |= self._inside(world, ref)
+            for view in range(self.views):
+                carved |= self._inside(world, ref, view)
         carved = carved.reshape(n, h, w) & (zs > 0.0)
         if hand_keypoints is not None:
             carved &= hand_free_mask(hand_keypoints, hands_present, K, h, w)
         return ~carved
 
-    def _inside(self, world: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
-        """(B, P) bool: points (B, P, 4) in the free space of reference stream ``ref[b]``."""
-        rh, rw = self.limit.shape[1:]
-        cam = world @ self.world_to_camera[ref].transpose(1, 2)
-        K = self.K[ref]
+    def _inside(self, world: torch.Tensor, ref: torch.Tensor, view: int) -> torch.Tensor:
+        """(B, P) bool: points (B, P, 4) in the free space of reference stream ``ref[b]``'s view."""
+        rh, rw = self.limit.shape[2:]
+        cam = world @ self.world_to_camera[ref, view].transpose(1, 2)
+        K = self.K[ref, view]
         zc = cam[..., 2]
         zdiv = torch.where(zc > 0.0, zc, 1.0)
         u = torch.round(K[:, None, 0, 0] * cam[..., 0] / zdiv + K[:, None, 0, 2])
         v = torch.round(K[:, None, 1, 1] * cam[..., 1] / zdiv + K[:, None, 1, 2])
         seen = (zc > 0.0) & (u >= 0) & (u < rw) & (v >= 0) & (v < rh)
         index = torch.where(seen, v * rw + u, 0.0).long()
-        limit = torch.gather(self.limit[ref].reshape(len(ref), rh * rw), 1, index)
+        limit = torch.gather(self.limit[ref, view].reshape(len(ref), rh * rw), 1, index)
         return seen & (zc < limit)
 
 

@@ -14,6 +14,8 @@ margin for the palm and fingers around the keypoints) are inserted unpinned.
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 # Pinned reference pixels may fill at most this share of the memory, so generated content
@@ -22,6 +24,7 @@ MAX_PINNED_SHARE = 0.5
 # Margin around a hand's projected keypoints, as a fraction of the image's shorter side.
 HAND_MARGIN_FRACTION = 0.06
 MIN_HAND_DEPTH_M = 1e-3
+DEFAULT_MEMORY_CAPACITY = 16384  # voxels per world (4 full 64×64 frames)
 
 
 def reference_pin_mask(
@@ -87,3 +90,11 @@ def hand_free_mask(
 def reference_fits(reference_pixels: int, capacity: int) -> bool:
     """Whether references of ``reference_pixels`` pixels per world may be pinned in ``capacity`` voxels."""
     return reference_pixels <= MAX_PINNED_SHARE * capacity
+
+
+def memory_capacity_for(reference_pixels: int) -> int:
+    """Voxels per world that hold references of ``reference_pixels`` pinned, the memory at most half full.
+
+    Never below `DEFAULT_MEMORY_CAPACITY`: one 64×64 reference keeps the memory it always had.
+    """
+    return max(DEFAULT_MEMORY_CAPACITY, math.ceil(reference_pixels / MAX_PINNED_SHARE))

@@ -20,10 +20,10 @@ from sim_env.conditioning import (
     skeleton_tables,
 )
 from sim_env.memory.point_cloud import PointCloudMemory
-from sim_env.memory.reference_pin import reference_fits, reference_pin_mask
+from sim_env.memory.reference_pin import DEFAULT_MEMORY_CAPACITY, reference_fits, reference_pin_mask
 from sim_env.model.config import DiTConfig
 from sim_env.model.plucker import plucker_rays
-from sim_env.runtime import DEFAULT_MEMORY_CAPACITY, DEFAULT_PINNED_MARGIN, DEFAULT_VOXEL_SIZE_M
+from sim_env.runtime import DEFAULT_PINNED_MARGIN, DEFAULT_VOXEL_SIZE_M
 
 
 class Reprojection:

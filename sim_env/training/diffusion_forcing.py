@@ -16,9 +16,9 @@ from dataclasses import dataclass
 
 import torch
 
+from sim_env.memory.reference_pin import DEFAULT_MEMORY_CAPACITY
 from sim_env.model.config import DiTConfig
 from sim_env.model.dit import CausalDiT
-from sim_env.runtime import DEFAULT_MEMORY_CAPACITY
 from sim_env.sampler import NUM_TRAIN_TIMESTEPS
 from sim_env.training.conditions import (
     clip_condition,

@@ -10,6 +10,7 @@ import torch
 from bridge.actions import NavLimits, integrate_nav
 from bridge.conventions import intrinsics_from_fov, look_at
 from bridge.types import Action, Observation, World
+from sim_env import conditioning as conditioning_module
 from sim_env import kinematics as kin
 from sim_env import runtime as runtime_module
 from sim_env.generative_world import GenerativeWorld
@@ -259,14 +260,14 @@ def test_reference_surfels_copy_the_reference_between_its_sparse_voxels(
     assert not make(reference_surfels=True).reference_surfels  # tiny64: no passthrough to copy by
     world.reset_batch(*batch_tensors([reference(0, depth_m=0.3)]))
     seen = {}
-    surfels = runtime_module.reference_surfels
+    surfels = conditioning_module.reference_surfels
 
     def spy(*args: object, **kwargs: object) -> tuple[torch.Tensor, torch.Tensor]:
         seen["shown"], seen["colour"] = surfels(*args, **kwargs)
         seen["valid"], seen["pinned"] = args[2], args[3]
         return seen["shown"], seen["colour"]
 
-    monkeypatch.setattr(runtime_module, "reference_surfels", spy)  # a spy inside this unit test only
+    monkeypatch.setattr(conditioning_module, "reference_surfels", spy)  # a spy inside this unit test only
     for _ in range(2):  # the second step's splat also holds the first's generated voxels
         world.step_batch(torch.zeros(1, 6, dtype=torch.float64))
     shown, valid, pinned = seen["shown"][0], seen["valid"][0], seen["pinned"][0]

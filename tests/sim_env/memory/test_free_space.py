@@ -109,3 +109,24 @@ def test_set_references_only_touches_the_streams_asked() -> None:
 def test_tolerance_must_be_a_fraction() -> None:
     with pytest.raises(ValueError, match="tolerance"):
         ReferenceFreeSpace(1, 1, H, W, tolerance=1.0)
+
+
+def test_every_reference_view_of_a_sweep_carves() -> None:
+    space = ReferenceFreeSpace(1, 1, H, W, views=2)
+    depths = torch.full((1, 2, H, W), 4.0)
+    space.set_references(depths, K.repeat(1, 2, 1, 1), torch.stack([torch.eye(4), _yaw(180.0)])[None])
+    near = torch.full((1, H, W), 2.0)
+    assert not space.keep_mask(near, K[None], torch.eye(4)[None]).any()  # the first view's space
+    assert not space.keep_mask(near, K[None], _yaw(180.0)[None]).any()  # the second view's
+    assert space.keep_mask(near, K[None], _yaw(90.0)[None]).all()  # between them: unknown
+    # A reset with fewer views forgets the rest.
+    space.set_references(depths[:, 0], K[None], torch.eye(4)[None])
+    assert space.keep_mask(near, K[None], _yaw(180.0)[None]).all()
+
+
+def test_more_views_than_room_is_an_error() -> None:
+    space = ReferenceFreeSpace(1, 1, H, W, views=1)
+    with pytest.raises(ValueError, match="views"):
+        space.set_references(
+            torch.full((1, 2, H, W), 4.0), K.repeat(1, 2, 1, 1), torch.eye(4).repeat(1, 2, 1, 1)
+        )

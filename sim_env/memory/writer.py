@@ -1,0 +1,121 @@
+"""What enters the worlds' point-cloud memory: the runtime's write rules in one place.
+
+- References come from the engine: the reset frame and its sweep (`sim_env.reference_sweep`).
+  Their voxels are pinned, hands excepted (`sim_env.memory.reference_pin`), and their depth
+  marks the free space that carving protects (`sim_env.memory.free_space`). A sweep's hand
+  pixels stay out of the memory altogether: its views turn the camera, and the hands with it, so
+  they would leave ghost hands all around the start.
+- Generated frames enter except where their points lie in a reference's free space (carving).
+- In ``window`` mode, the window-only ablation, a world forgets its cloud before every write and
+  so holds only its latest frame.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from sim_env.memory.free_space import ReferenceFreeSpace
+from sim_env.memory.point_cloud import PointCloudMemory
+from sim_env.memory.reference_pin import reference_pin_mask
+from sim_env.reference_sweep import ReferenceViews
+
+
+class MemoryWriter:
+    """Writes references and generated frames of N = B·A streams into B worlds' memory.
+
+    Args:
+        memory: the worlds' point clouds.
+        free_space: the reference cameras that carving tests against (as many views as the sweep).
+        agents_per_world: A; stream ``b·A + a`` writes into world b.
+        window_only: forget a world's cloud before each write (the window-only ablation).
+        pin_references: pin the references' voxels.
+        carve_free_space: keep generated points in a reference's free space out.
+    """
+
+    def __init__(
+        self,
+        memory: PointCloudMemory,
+        free_space: ReferenceFreeSpace,
+        agents_per_world: int,
+        window_only: bool,
+        pin_references: bool,
+        carve_free_space: bool,
+    ) -> None:
+        self.memory, self.free_space = memory, free_space
+        self.agents_per_world = int(agents_per_world)
+        self.window_only, self.pin_references = bool(window_only), bool(pin_references)
+        self.carve_free_space = bool(carve_free_space)
+
+    def write_references(
+        self,
+        rgb: torch.Tensor,
+        depth: torch.Tensor,
+        K: torch.Tensor,
+        pose: torch.Tensor,
+        hands: torch.Tensor | None,
+        streams: torch.Tensor,
+        sweep: ReferenceViews | None = None,
+    ) -> None:
+        """Start the worlds of ``streams`` (N,) bool over from their references.
+
+        Args:
+            rgb: (N, H, W, 3) reference colours.
+            depth: (N, H, W) planar depth in metres.
+            K: (N, 3, 3) intrinsics.
+            pose: (N, 4, 4) camera-to-world poses.
+            hands: (N, 2, 21, 3) camera-frame hand keypoints the references show (NaN: none), or None.
+            streams: the streams being reset (all agents of the worlds being reset).
+            sweep: the references' sweep views, or None.
+        """
+        a = self.agents_per_world
+        worlds = streams.unflatten(0, (-1, a)).any(dim=1)
+        self.memory.reset(worlds)
+        views = [(rgb, depth, K, pose, hands)]
+        if sweep is not None:  # rows outside ``streams`` may hold anything; keep their poses invertible
+            identity = torch.eye(4, dtype=pose.dtype, device=pose.device)
+            for i in range(sweep.count):
+                v_rgb, v_depth, v_K, v_pose, v_hands = sweep.view(i)
+                v_pose = torch.where(streams[:, None, None], v_pose.to(pose), identity)
+                views.append((v_rgb, v_depth.to(depth), v_K.to(K), v_pose, v_hands))
+        self.free_space.set_references(
+            torch.stack([v[1] for v in views], dim=1),
+            torch.stack([v[2] for v in views], dim=1),
+            torch.stack([v[3] for v in views], dim=1),
+            streams,
+        )
+        height, width = depth.shape[1:]
+        for index, (v_rgb, v_depth, v_K, v_pose, v_hands) in enumerate(views):
+            away_from_hands = reference_pin_mask(v_hands, v_K, height, width)
+            pin = away_from_hands if self.pin_references else None
+            allowed = None if index == 0 else away_from_hands  # the sweep's hands stay out
+            self.memory.insert_streams(v_rgb, v_depth, v_K, v_pose, a, streams, pin, allowed)
+
+    def write_generated(
+        self,
+        rgb: torch.Tensor,
+        depth: torch.Tensor,
+        K: torch.Tensor,
+        pose: torch.Tensor,
+        mask: torch.Tensor | None,
+        hands: torch.Tensor,
+        hands_active: torch.Tensor,
+    ) -> torch.Tensor | None:
+        """Insert the streams' generated RGB-D; returns the (N, H, W) pixels let in (None: no carving).
+
+        Args:
+            rgb: (N, H, W, 3) generated colours.
+            depth: (N, H, W) their depth.
+            K: (N, 3, 3) intrinsics.
+            pose: (N, 4, 4) camera-to-world poses.
+            mask: (N,) bool, the streams that write (None: all).
+            hands: (N, 2, 21, 3) camera-frame keypoints of the streams' hands now.
+            hands_active: (N,) bool, the streams that have hands (their pixels are never carved).
+        """
+        if self.window_only:
+            a = self.agents_per_world
+            self.memory.reset(None if mask is None else mask.unflatten(0, (-1, a)).any(dim=1))
+        keep = None
+        if self.carve_free_space:
+            keep = self.free_space.keep_mask(depth, K, pose, hands, hands_active)
+        self.memory.insert_streams(rgb, depth, K, pose, self.agents_per_world, mask, None, keep)
+        return keep
