@@ -39,6 +39,7 @@ from bridge.conventions import intrinsics_from_fov, look_at
 from sim_env.latent_chunk import video_frames_per_step
 from sim_env.memory_rules import add_memory_rule_arguments, memory_rules_of
 from sim_env.model.config import get_config
+from sim_env.reference_sweep import ReferenceViews, sweep_poses
 from sim_env.runtime import GenerativeRuntime
 
 log = logging.getLogger(__name__)
@@ -97,14 +98,20 @@ def _sync(device: torch.device) -> None:
 
 
 def _reset(runtime: GenerativeRuntime, seed: int) -> None:
-    """Reset every stream from a synthetic RGB-D reference (a textured wall ahead)."""
-    n, h, w = runtime.num_streams, runtime.height, runtime.width
+    """Reset every stream from a synthetic RGB-D reference (a textured wall ahead).
+
+    With ``runtime.reference_views`` > 1 the reference comes with a sweep of as many textured
+    walls around it (`sim_env.reference_sweep`), so the memory holds what the envs' default holds.
+    """
+    n, h, w, v = runtime.num_streams, runtime.height, runtime.width, runtime.reference_views
     gen = torch.Generator().manual_seed(seed)
-    rgb = torch.randint(0, 256, (n, h, w, 3), dtype=torch.uint8, generator=gen)
-    depth = REFERENCE_DEPTH_M + torch.rand(n, h, w, generator=gen)
-    K = torch.as_tensor(intrinsics_from_fov(w, h, FOV_DEG)).expand(n, 3, 3)
-    pose = torch.as_tensor(look_at([0.0, 0.0, 1.2], [3.0, 0.0, 1.2])).expand(n, 4, 4)
-    runtime.reset_batch(rgb, depth, K, pose, seed=seed)
+    rgb = torch.randint(0, 256, (n, v, h, w, 3), dtype=torch.uint8, generator=gen)
+    depth = REFERENCE_DEPTH_M + torch.rand(n, v, h, w, generator=gen)
+    K = torch.as_tensor(intrinsics_from_fov(w, h, FOV_DEG)).expand(n, v, 3, 3)
+    start = look_at([0.0, 0.0, 1.2], [3.0, 0.0, 1.2])
+    pose = torch.as_tensor(sweep_poses(start, v)).expand(n, v, 4, 4)
+    sweep = ReferenceViews(rgb[:, 1:], depth[:, 1:], K[:, 1:], pose[:, 1:]) if v > 1 else None
+    runtime.reset_batch(rgb[:, 0], depth[:, 0], K[:, 0], pose[:, 0], seed=seed, sweep=sweep)
 
 
 class PhaseTimer:
@@ -282,7 +289,7 @@ def bench_one(
         video_frames_per_step=video_frames,
         cuda_graph=cuda_graph,
         phase_ms=phase_ms,
-        runtime_options=memory_rules_of(runtime),
+        runtime_options=memory_rules_of(runtime) | {"reference_views": runtime.reference_views},
     )
 
 
@@ -337,6 +344,13 @@ def add_world_bench_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-cuda-graph", action="store_true", help="time eager steps on CUDA too")
     parser.add_argument(
         "--phase-steps", type=int, default=DEFAULT_PHASE_STEPS, help="eager steps of the phase split"
+    )
+    parser.add_argument(
+        "--reference-views",
+        type=int,
+        default=1,
+        help="views per world at reset: the reference and a synthetic sweep around it (the envs' "
+        "default is 8; the memory grows to hold them)",
     )
     add_memory_rule_arguments(parser)
 

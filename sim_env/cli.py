@@ -102,7 +102,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             dtype=args.dtype,
             cuda_graph=False if args.no_cuda_graph else None,
             phase_steps=args.phase_steps,
-            runtime_options=memory_rule_options(args),
+            runtime_options=memory_rule_options(args) | {"reference_views": args.reference_views},
         )
     return bridge_cli.dispatch(args)
 
