@@ -90,3 +90,30 @@ def test_engine_pose_source_scores_every_variant_on_the_engine_path(tmp_path) ->
     report = json.loads(report_path.read_text())
     assert report["pose_source"] == "engine"
     assert "collision_agreement" not in report["variants"]["model"]
+
+
+def test_a_reference_sweep_lets_geometry_show_the_view_behind_the_start(tmp_path) -> None:
+    """With the engine's sweep, reprojection turned around matches the engine; with one view it cannot."""
+    from bridge.engines.mujoco_world import MujocoWorld
+    from sim_env.evaluation.baselines import AGENT
+    from sim_env.evaluation.metrics import psnr
+    from sim_env.evaluation.runner import EvalSettings, _open_world, run_episode
+    from sim_env.evaluation.trajectories import make_trajectory
+    from sim_env.reference_sweep import sweep_poses
+
+    engine = MujocoWorld("rooms", 64, 64)
+    try:
+        scores = {}
+        for views in (1, 8):
+            settings = EvalSettings(
+                checkpoint=None, episodes=1, horizon=2, seed_offset=902, reference_views=views
+            )
+            world = _open_world("reprojection", settings)
+            traj = make_trajectory("random_walk", 2, 3)
+            trace = run_episode(world, engine, traj, 902, 2, False, reference_views=views)
+            start = trace.poses[0]
+            behind = sweep_poses(start, 2)[1]
+            scores[views] = psnr(world.set_pose(AGENT, behind).rgb, engine.set_pose(AGENT, behind).rgb)
+        assert scores[8] > scores[1] + 8.0
+    finally:
+        engine.close()
