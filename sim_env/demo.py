@@ -28,26 +28,35 @@ DEPTH_RANGE_M = (0.3, 12.0)
 KEY_FORWARD, KEY_YAW_LEFT, KEY_YAW_RIGHT = 1, 5, 6
 # The navigator turns until the goal is within this bearing, then walks.
 HEADING_TOLERANCE_RAD = math.radians(15.0)
-# Turns away for this many steps after a blocked move.
+# Turns away for this many steps after a blocked move,
 UNBLOCK_TURN_STEPS = 4
+# then walks this many steps on the new heading before facing the goal again (a wall between the
+# agent and its goal would otherwise stop it at the same spot every time).
+DETOUR_STEPS = 8
 
 
 @dataclass
 class GoalNavigator:
-    """A scripted point-goal agent: face the goal, walk, turn away for a while when blocked."""
+    """A scripted point-goal agent: face the goal, walk; when blocked, turn away and walk a detour."""
 
     rng: np.random.Generator
     turning: int = 0
+    detour: int = 0
     turn_key: int = KEY_YAW_LEFT
 
     def act(self, obs: dict[str, np.ndarray], collided: bool) -> int:
         """Next key from the goal vector (forward, right, distance) in the heading frame."""
         if collided and self.turning == 0:
-            self.turning = UNBLOCK_TURN_STEPS
+            self.turning, self.detour = UNBLOCK_TURN_STEPS, 0
             self.turn_key = int(self.rng.choice([KEY_YAW_LEFT, KEY_YAW_RIGHT]))
         if self.turning > 0:
             self.turning -= 1
-            return self.turn_key if self.turning > 0 else KEY_FORWARD
+            if self.turning > 0:
+                return self.turn_key
+            self.detour = DETOUR_STEPS
+        if self.detour > 0:
+            self.detour -= 1
+            return KEY_FORWARD
         forward, right, _ = (float(v) for v in obs["goal"])
         bearing = math.atan2(right, forward)  # positive: goal to the right
         if abs(bearing) <= HEADING_TOLERANCE_RAD:

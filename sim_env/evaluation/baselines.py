@@ -3,7 +3,8 @@
 What a world gets from geometry alone, without any generative model: the reference RGB-D is
 lifted into a `PointCloudMemory` (same voxel size as the runtime), every step it is splatted with
 the z-buffer into the new camera and each empty pixel takes the colour and depth of the nearest
-splatted pixel. Only the reference enters the memory — the baseline's own hole-filled frames
+splatted pixel. Only the reference (and its sweep, written by the model worlds' rules,
+`sim_env.memory.writer`) enters the memory — the baseline's own hole-filled frames
 carry no new information. Poses move with the runtime's kinematics and the same collision rule
 (`kinematics.block_forward`), decided on the baseline's own depth.
 Hands are not drawn (geometry alone cannot know them).
@@ -21,9 +22,12 @@ from scipy import ndimage
 from bridge.actions import NavLimits, action_to_nav
 from bridge.types import Action, Observation
 from sim_env.kinematics import block_forward, integrate_nav
+from sim_env.memory.free_space import ReferenceFreeSpace
 from sim_env.memory.point_cloud import PointCloudMemory
-from sim_env.memory.reference_pin import memory_capacity_for, reference_pin_mask
+from sim_env.memory.reference_pin import memory_capacity_for
 from sim_env.memory.splat import splat
+from sim_env.memory.writer import MemoryWriter
+from sim_env.reference_sweep import ReferenceViews
 from sim_env.runtime import DEFAULT_COLLISION_DEPTH_M, DEFAULT_VOXEL_SIZE_M
 
 AGENT = "agent_0"
@@ -73,6 +77,11 @@ class ReprojectionWorld:
             memory_capacity = memory_capacity_for(self.reference_views * self.height * self.width)
         self.nav_limits, self.collision_depth_m, self.dt = nav_limits, float(collision_depth_m), float(dt)
         self.memory = PointCloudMemory(1, memory_capacity, voxel_size)
+        # The model worlds' reference rules (pins, a sweep's hands and overlaps); nothing else is written.
+        free_space = ReferenceFreeSpace(1, 1, self.height, self.width, views=self.reference_views)
+        self.writer = MemoryWriter(
+            self.memory, free_space, 1, window_only=False, pin_references=True, carve_free_space=False
+        )
         self._obs: Observation | None = None
 
     def reset(self, seed: int | None = None, options: Mapping | None = None) -> dict[str, Observation]:
@@ -91,19 +100,16 @@ class ReprojectionWorld:
                 f"options['reference']['agent_0']: 1 to {self.reference_views} views, got {len(views)}"
             )
         reference = views[0]
-        self.memory.reset()
-        for index, view in enumerate(views):
-            K = torch.as_tensor(view.K)[None].float()
-            hands = None if view.hand_keypoints is None else torch.as_tensor(view.hand_keypoints)[None]
-            # A sweep's hands stay out, as in the model worlds (`sim_env.memory.writer`).
-            allowed = None if index == 0 else reference_pin_mask(hands, K, self.height, self.width)
-            self.memory.insert(
-                torch.as_tensor(view.rgb)[None],
-                torch.as_tensor(view.depth)[None],
-                K,
-                torch.as_tensor(view.pose)[None].float(),
-                pixel_mask=allowed,
-            )
+        hands = None if reference.hand_keypoints is None else torch.as_tensor(reference.hand_keypoints)[None]
+        self.writer.write_references(
+            torch.as_tensor(reference.rgb)[None],
+            torch.as_tensor(reference.depth)[None],
+            torch.as_tensor(reference.K)[None],
+            torch.as_tensor(reference.pose)[None],
+            hands,
+            torch.ones(1, dtype=torch.bool),
+            ReferenceViews.from_observations([views[1:]]) if len(views) > 1 else None,
+        )
         self._obs = Observation(
             rgb=reference.rgb.copy(),
             depth=reference.depth.copy(),

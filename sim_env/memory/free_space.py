@@ -44,6 +44,9 @@ class ReferenceFreeSpace:
         tolerance: a point is in a reference's free space when nearer than (1 − tolerance) of
             the (min-pooled) reference depth along its ray.
         views: V, reference views per stream.
+        edge_guard: min-pool the reference depth over 3×3 (above). Off for ground-truth points, whose
+            edges are exact: a surface another view saw edge-on then cannot round across the
+            silhouette into space this reference saw empty.
     """
 
     def __init__(
@@ -55,6 +58,7 @@ class ReferenceFreeSpace:
         device: torch.device | str | None = None,
         tolerance: float = DEFAULT_CARVE_TOLERANCE,
         views: int = 1,
+        edge_guard: bool = True,
     ) -> None:
         if not 0.0 <= tolerance < 1.0:
             raise ValueError(f"tolerance must be in [0, 1), got {tolerance}")
@@ -63,6 +67,7 @@ class ReferenceFreeSpace:
         self.num_worlds, self.agents_per_world = int(num_worlds), int(agents_per_world)
         n, v = self.num_worlds * self.agents_per_world, int(views)
         self.height, self.width, self.tolerance, self.views = int(height), int(width), float(tolerance), v
+        self.edge_guard = bool(edge_guard)
         # Depth below which a point on a reference pixel's ray is empty space; 0 = nothing known.
         self.limit = torch.zeros(n, v, height, width, device=device)
         self.K = torch.eye(3, device=device).repeat(n, v, 1, 1)
@@ -93,7 +98,9 @@ class ReferenceFreeSpace:
         d = torch.where(torch.isfinite(d) & (d > 0.0), d, 0.0)
         # Min-pool over known pixels only: unknown pixels (0) must not pull a neighbour to 0.
         known_max = torch.where(d > 0.0, d, float("inf"))
-        pooled = -F.max_pool2d(-known_max[:, None], 3, stride=1, padding=1)[:, 0]
+        pooled = (
+            -F.max_pool2d(-known_max[:, None], 3, stride=1, padding=1)[:, 0] if self.edge_guard else known_max
+        )
         limit = torch.where(torch.isfinite(pooled), pooled * (1.0 - self.tolerance), 0.0)
         limit = torch.where(d > 0.0, limit, 0.0).reshape(n, given, h, w)
         missing = self.views - given

@@ -16,7 +16,10 @@ with `topk`.
 - Merge rule: running average. A voxel's position and colour are the count-weighted means
   of every point merged into it, with the count capped at MAX_MERGE_WEIGHT so the colour
   keeps adapting when generated content revisits a voxel (an exponential moving average
-  once the cap is reached).
+  once the cap is reached). Pinned voxels (ground truth) are the exception: points inserted
+  later leave a pinned voxel as it is, pinned or not. Several reference views (a sweep) see a
+  voxel from different angles and sample its texture at different spots; the first view to pin
+  it keeps it, so each view's voxels render back as that view showed them.
 - Eviction: least recently seen first. A voxel's `last_seen` is the insert step that last
   touched it; among voxels seen at the same step the ones farthest from the inserting
   camera go first (they cover the fewest pixels of nearby views).
@@ -174,7 +177,8 @@ class PointCloudMemory:
             world_mask: (B,) bool, worlds to update (others keep every slot as it was); None = all.
             pixel_mask: (B, H, W) bool, pixels allowed in (e.g. static scene only); None = all.
             pin_mask: (B, H, W) bool, pixels whose voxels are pinned: never evicted, and later
-                unpinned points never move or recolour them (ground-truth reference frames).
+                points never move or recolour them (ground-truth reference frames); a voxel
+                pinned before keeps its own values.
         """
         B, H, W = depth.shape
         dtype, device = self.xyz.dtype, self.device
@@ -234,8 +238,13 @@ class PointCloudMemory:
 
         seg_key = torch.full_like(key, EMPTY_VOXEL).scatter_reduce(1, segment, key, "amin")
         seg_pin = torch.zeros_like(pin).scatter_reduce(1, segment, pin, "amax")
-        # Unpinned points leave a pinned voxel as it is.
-        w = torch.where(torch.gather(seg_pin, 1, segment) > pin, 0.0, w)
+        # Unpinned points leave a pinned voxel as it is, and new points one pinned before.
+        stored = order < self.capacity  # the first `capacity` columns are the stored slots
+        pinned_before = torch.zeros_like(pin).scatter_reduce(1, segment, pin * stored, "amax")
+        frozen = (torch.gather(seg_pin, 1, segment) > pin) | (
+            (torch.gather(pinned_before, 1, segment) > 0) & ~stored
+        )
+        w = torch.where(frozen, 0.0, w)
         seg_w = torch.zeros_like(w).scatter_add(1, segment, w)
         idx3 = segment[..., None].expand(B, M, 3)
         seg_xyz = torch.zeros_like(xyz).scatter_add(1, idx3, xyz * w[..., None])

@@ -17,7 +17,13 @@ import torch
 from sim_env.memory.free_space import ReferenceFreeSpace
 from sim_env.memory.point_cloud import PointCloudMemory
 from sim_env.memory.reference_pin import reference_pin_mask
+from sim_env.memory.reference_surfels import reference_surfels
 from sim_env.reference_sweep import ReferenceViews
+
+# A sweep pixel within this fraction of the depth of a surface the memory holds shows that surface.
+HELD_DEPTH_TOLERANCE = 0.05
+# Closes the one-pixel rounding gaps between surfels (as the passthrough's).
+HELD_GAP_RADIUS = 2
 
 
 class MemoryWriter:
@@ -45,6 +51,16 @@ class MemoryWriter:
         self.agents_per_world = int(agents_per_world)
         self.window_only, self.pin_references = bool(window_only), bool(pin_references)
         self.carve_free_space = bool(carve_free_space)
+        # The references' free space without the edge guard, for the sweep's exact points.
+        self.seen_empty = ReferenceFreeSpace(
+            free_space.num_worlds,
+            free_space.agents_per_world,
+            free_space.height,
+            free_space.width,
+            free_space.limit.device,
+            views=free_space.views,
+            edge_guard=False,
+        )
 
     def write_references(
         self,
@@ -77,18 +93,50 @@ class MemoryWriter:
                 v_rgb, v_depth, v_K, v_pose, v_hands = sweep.view(i)
                 v_pose = torch.where(streams[:, None, None], v_pose.to(pose), identity)
                 views.append((v_rgb, v_depth.to(depth), v_K.to(K), v_pose, v_hands))
-        self.free_space.set_references(
-            torch.stack([v[1] for v in views], dim=1),
-            torch.stack([v[2] for v in views], dim=1),
-            torch.stack([v[3] for v in views], dim=1),
-            streams,
-        )
+        for space in (self.free_space, self.seen_empty) if sweep is not None else (self.free_space,):
+            space.set_references(
+                torch.stack([v[1] for v in views], dim=1),
+                torch.stack([v[2] for v in views], dim=1),
+                torch.stack([v[3] for v in views], dim=1),
+                streams,
+            )
         height, width = depth.shape[1:]
         for index, (v_rgb, v_depth, v_K, v_pose, v_hands) in enumerate(views):
             away_from_hands = reference_pin_mask(v_hands, v_K, height, width)
             pin = away_from_hands if self.pin_references else None
-            allowed = None if index == 0 else away_from_hands  # the sweep's hands stay out
+            allowed = None
+            if index > 0:  # the sweep's hands stay out, what earlier views hold, what others see through
+                allowed = away_from_hands & ~self._held(v_depth, v_K, v_pose)
+                allowed &= self.seen_empty.keep_mask(v_depth, v_K, v_pose)
             self.memory.insert_streams(v_rgb, v_depth, v_K, v_pose, a, streams, pin, allowed)
+
+    def _held(self, depth: torch.Tensor, K: torch.Tensor, pose: torch.Tensor) -> torch.Tensor:
+        """(N, H, W) bool: pixels of a view whose surface the memory already holds.
+
+        The memory is rendered into the view, its voxels drawn as surfels of their projected
+        size so that the splat has no gaps; a pixel is held when a surfel lies at its depth,
+        within `HELD_DEPTH_TOLERANCE`. Such a pixel would add a second voxel on the same surface,
+        sampled at another spot of its texture, that z-fights with the first wherever either is
+        drawn.
+        """
+        _n, h, w = depth.shape
+        render, r_depth, r_mask = self.memory.render(
+            K.float(), pose.float(), h, w, with_pins=True, cameras_per_world=self.agents_per_world
+        )
+        pinned = render[..., -1] > 0.5
+        fx = K[:, 0, 0].float()
+        shown, picked = reference_surfels(
+            r_depth[..., None],
+            r_depth,
+            r_mask,
+            pinned,
+            fx,
+            self.memory.voxel_size,
+            0.0,
+            gap_radius=HELD_GAP_RADIUS,
+        )
+        d = depth.to(r_depth)
+        return shown & ((picked[..., 0] - d).abs() <= HELD_DEPTH_TOLERANCE * d)
 
     def write_generated(
         self,
