@@ -19,6 +19,7 @@ import numpy as np
 from tqdm import tqdm
 
 from bridge.viz import colorize_depth, side_by_side, upscale, write_video
+from sim_env.reference_sweep import FULL_SWEEP_VIEWS
 
 log = logging.getLogger(__name__)
 
@@ -71,8 +72,9 @@ def run_demo(
     world: str = "generative",
     denoising_steps: int = 4,
     resolution: tuple[int, int] = (64, 64),
+    reference_views: int = FULL_SWEEP_VIEWS,
 ) -> dict[str, float]:
-    """Runs the demo and writes the video.
+    """Runs the demo and writes the video (``reference_views``: the env's keyword, generative world only).
 
     Returns:
         steps, steps_per_s (env steps incl. generation, excluding the shadow's rendering),
@@ -99,6 +101,7 @@ def run_demo(
         shadow="mujoco",
         denoising_steps=denoising_steps,
         resolution=resolution,
+        **({"reference_views": reference_views} if world == "generative" else {}),
     )
     agent = GoalNavigator(np.random.default_rng(seed))
     frames: list[np.ndarray] = []
@@ -157,6 +160,12 @@ def add_demo_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--resolution", type=parse_resolution, default=(64, 64), help="HxW (the generative model fixes it)"
     )
+    parser.add_argument(
+        "--reference-views",
+        type=int,
+        default=FULL_SWEEP_VIEWS,
+        help="generative world: views of the engine around the start given at reset (1: the start frame)",
+    )
 
 
 def run_demo_from_args(args: argparse.Namespace) -> int:
@@ -168,5 +177,6 @@ def run_demo_from_args(args: argparse.Namespace) -> int:
         world=args.world,
         denoising_steps=args.denoising_steps,
         resolution=args.resolution,
+        reference_views=args.reference_views,
     )
     return 0
