@@ -74,9 +74,10 @@ from sim_env.memory.writer import MemoryWriter
 from sim_env.model.config import DiTConfig, get_config
 from sim_env.model.st_cache import STCache, attention_mirror, drop_policy
 from sim_env.reference_sweep import ReferenceViews
+from sim_env.reset_request import checked_reset
 from sim_env.runtime_speed import speed_up_model
 from sim_env.sampler import NUM_TRAIN_TIMESTEPS, FlowSampler, FlowSchedule
-from sim_env.stream_noise import StreamNoise, episode_stream_seeds, stream_keys
+from sim_env.stream_noise import StreamNoise, stream_keys
 from sim_env.stream_rows import commit_rows
 
 log = logging.getLogger(__name__)
@@ -316,6 +317,11 @@ class GenerativeRuntime:
         self._closed = False
 
     @property
+    def is_reset(self) -> bool:
+        """Whether a reset has started every stream (a step needs one)."""
+        return self._is_reset
+
+    @property
     def image_size(self) -> tuple[int, int]:
         """(height, width) of the frames a step returns."""
         return self.height, self.width
@@ -362,34 +368,9 @@ class GenerativeRuntime:
             The observation tensors, as `step_batch`.
         """
         n, dev = self.num_streams, self.device
-        if world_mask is not None and tuple(world_mask.shape) != (self.num_worlds,):
-            raise InvalidArgumentError(
-                f"world_mask must have shape ({self.num_worlds},), got {tuple(world_mask.shape)}"
-            )
-        if world_mask is not None and not self._is_reset and not bool(world_mask.all()):
-            raise FailedPreconditionError("the first reset must reset every world (world_mask all True)")
-        if tuple(rgb.shape) != (n, self.height, self.width, 3) or tuple(depth.shape) != (
-            n,
-            self.height,
-            self.width,
-        ):
-            raise InvalidArgumentError(
-                f"reference frames must be ({n}, {self.height}, {self.width}[, 3]), got "
-                f"rgb {tuple(rgb.shape)}, depth {tuple(depth.shape)}"
-            )
+        _, streams, seed_tensor = checked_reset(self, rgb, depth, seed, stream_seeds, world_mask)
         if sweep is not None:
             sweep = sweep.checked(n, self.height, self.width, self.reference_views - 1).to(dev)
-        base = self.seed if seed is None else int(seed)
-        seeds = list(stream_seeds) if stream_seeds is not None else episode_stream_seeds(base, n)
-        if len(seeds) != n:
-            raise InvalidArgumentError(f"stream_seeds must have {n} entries, got {len(seeds)}")
-        seed_tensor = torch.tensor([int(s) for s in seeds], dtype=torch.int64, device=dev)
-        worlds = (
-            torch.ones(self.num_worlds, dtype=torch.bool, device=dev)
-            if world_mask is None
-            else world_mask.to(dev, torch.bool)
-        )
-        streams = worlds.repeat_interleave(self.agents_per_world)  # (N,)
         self.flush_cache_roll()  # the streams that are not reset keep their rolled history
 
         def take(buffer: torch.Tensor, new: torch.Tensor) -> None:

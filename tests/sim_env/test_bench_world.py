@@ -43,6 +43,7 @@ def test_bench_world_prints_table(capsys: pytest.CaptureFixture[str], tmp_path) 
         "reference_passthrough": False,
         "reference_surfels": False,
         "carve_free_space": True,
+        "reference_views": 1,
     }
     assert results[0]["runtime_options"] == defaults
 
@@ -63,6 +64,7 @@ def test_bench_world_passes_the_memory_rules_to_the_runtime(
         "reference_passthrough": False,
         "reference_surfels": False,  # asked for, but it needs the passthrough
         "carve_free_space": False,
+        "reference_views": 1,
     }
     assert f"runtime options: {chosen}" in capsys.readouterr().out
     assert json.loads(out.read_text())[0]["runtime_options"] == chosen
@@ -70,6 +72,8 @@ def test_bench_world_passes_the_memory_rules_to_the_runtime(
     assert json.loads(out.read_text())[0]["runtime_options"]["reference_passthrough"] is True
     assert json.loads(out.read_text())[0]["runtime_options"]["carve_free_space"] is True
     assert json.loads(out.read_text())[0]["runtime_options"]["reference_surfels"] is True
+    assert main([*argv, "--reference-views", "3"]) == 0  # a synthetic sweep at reset
+    assert json.loads(out.read_text())[0]["runtime_options"]["reference_views"] == 3
 
 
 def test_bench_world_latent_config_reports_video_frames_and_phases(
