@@ -2,9 +2,17 @@
 
 - References come from the engine: the reset frame and its sweep (`sim_env.reference_sweep`).
   Their voxels are pinned, hands excepted (`sim_env.memory.reference_pin`), and their depth
-  marks the free space that carving protects (`sim_env.memory.free_space`). A sweep's hand
-  pixels stay out of the memory altogether: its views turn the camera, and the hands with it, so
-  they would leave ghost hands all around the start.
+  marks the free space that carving protects (`sim_env.memory.free_space`). The reference goes
+  in first, then each sweep view adds only
+  - pixels away from its hands: the views turn the camera, and the hands with it, so they would
+    leave ghost hands all around the start;
+  - surface the memory does not hold yet: a second set of voxels on a held surface, sampled at
+    other spots of its texture, would z-fight with the first;
+  - points outside every reference view's exact free space: a surface one view saw edge-on
+    would otherwise round across another view's silhouette into space that view saw empty.
+
+  With these rules the memory renders the reference back at the start pose nearly as it did
+  without the sweep (docs/model.md).
 - Generated frames enter except where their points lie in a reference's free space (carving).
 - In ``window`` mode, the window-only ablation, a world forgets its cloud before every write and
   so holds only its latest frame.

@@ -214,3 +214,19 @@ def test_pinned_margin_lets_the_reference_win_unless_a_surface_is_clearly_nearer
         m.render(K[None], pose, H, W, pinned_margin=-1.0)
     with pytest.raises(ValueError, match="pinned_margin"):
         m.render(K[None], pose, H, W, pinned_margin=float("inf"))
+
+
+def test_a_voxel_pinned_first_keeps_its_values_and_pins_take_over_unpinned_voxels():
+    """Two reference views of one voxel: the first keeps it; a pin replaces a generated voxel."""
+    m = PointCloudMemory(1, 16, voxel_size=1.0, dtype=torch.float64)
+    pose = torch.eye(4, dtype=torch.float64)[None]
+    Ks = torch.tensor([[[1.0, 0.0, 0.5], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]]], dtype=torch.float64)
+    depth = torch.full((1, 1, 2), 2.5, dtype=torch.float64)
+    pin = torch.tensor([[[True, False]]])
+    m.insert(torch.tensor([[[[10, 10, 10], [20, 20, 20]]]]), depth, Ks, pose, pin_mask=pin)
+    both = torch.ones(1, 1, 2, dtype=torch.bool)
+    m.insert(torch.tensor([[[[200, 200, 200], [120, 120, 120]]]]), depth, Ks, pose, pin_mask=both)
+    order = torch.argsort(m.xyz[0, :, 0].masked_fill(~m.valid[0], float("inf")))[:2]
+    # Pixel 0's voxel was pinned first: untouched. Pixel 1's was generated: the pin replaces it.
+    torch.testing.assert_close(m.rgb[0, order, 0], torch.tensor([10.0, 120.0], dtype=torch.float64))
+    assert m.pinned[0, order].tolist() == [True, True]

@@ -1,0 +1,68 @@
+"""`MemoryWriter`: how references, their sweep and generated frames enter the memory."""
+
+from __future__ import annotations
+
+import torch
+
+from bridge.conventions import intrinsics_from_fov, look_at
+from sim_env.memory.free_space import ReferenceFreeSpace
+from sim_env.memory.point_cloud import PointCloudMemory
+from sim_env.memory.writer import MemoryWriter
+from sim_env.reference_sweep import ReferenceViews
+
+H = W = 32
+K = torch.as_tensor(intrinsics_from_fov(W, H, 70.0))[None]
+POSE = torch.as_tensor(look_at([0.0, 0.0, 1.0], [4.0, 0.0, 1.0]))[None]
+STREAMS = torch.ones(1, dtype=torch.bool)
+
+
+def _writer(views: int = 2, carve: bool = True, window: bool = False) -> MemoryWriter:
+    memory = PointCloudMemory(1, 16384, 0.05)
+    space = ReferenceFreeSpace(1, 1, H, W, views=views)
+    return MemoryWriter(memory, space, 1, window_only=window, pin_references=True, carve_free_space=carve)
+
+
+def _sweep(rgb: torch.Tensor, depth: torch.Tensor, pose: torch.Tensor = POSE) -> ReferenceViews:
+    return ReferenceViews(rgb[:, None], depth[:, None], K[:, None], pose[:, None])
+
+
+def test_a_sweep_view_of_surface_already_held_adds_nothing() -> None:
+    """The same wall seen again, 5 cm off in other voxels and colours: the reference's stay alone."""
+    writer = _writer()
+    wall = torch.full((1, H, W), 2.98)
+    grey = torch.full((1, H, W, 3), 100, dtype=torch.uint8)
+    writer.write_references(grey, wall, K, POSE, None, STREAMS)
+    alone = writer.memory.rgb.clone(), writer.memory.valid.clone()
+    writer.write_references(grey, wall, K, POSE, None, STREAMS, _sweep(grey * 2, wall + 0.05))
+    assert torch.equal(writer.memory.valid, alone[1]) and torch.equal(writer.memory.rgb, alone[0])
+
+
+def test_a_sweep_point_in_the_references_empty_space_stays_out() -> None:
+    """Where the reference saw a wall at 4 m, a view claiming a surface at 2 m there is not written."""
+    writer = _writer()
+    grey = torch.full((1, H, W, 3), 100, dtype=torch.uint8)
+    writer.write_references(grey, torch.full((1, H, W), 4.0), K, POSE, None, STREAMS)
+    count = int(writer.memory.valid.sum())
+    near = torch.full((1, H, W), 2.0)
+    writer.write_references(grey, torch.full((1, H, W), 4.0), K, POSE, None, STREAMS, _sweep(grey, near))
+    assert int(writer.memory.valid.sum()) == count
+    # With no reference seeing that space the same view is written.
+    behind = torch.as_tensor(look_at([0.0, 0.0, 1.0], [-4.0, 0.0, 1.0]))[None]
+    writer.write_references(
+        grey, torch.full((1, H, W), 4.0), K, POSE, None, STREAMS, _sweep(grey, near, behind)
+    )
+    assert int(writer.memory.valid.sum()) > count
+
+
+def test_generated_frames_are_carved_and_window_mode_forgets() -> None:
+    writer = _writer(views=1)
+    grey = torch.full((1, H, W, 3), 100, dtype=torch.uint8)
+    writer.write_references(grey, torch.full((1, H, W), 4.0), K, POSE, None, STREAMS)
+    count = int(writer.memory.valid.sum())
+    no_hands = torch.full((1, 2, 21, 3), float("nan")), torch.zeros(1, dtype=torch.bool)
+    keep = writer.write_generated(grey, torch.full((1, H, W), 1.0), K, POSE, None, *no_hands)
+    assert keep is not None and not keep.any() and int(writer.memory.valid.sum()) == count
+    window = _writer(views=1, carve=False, window=True)
+    window.write_references(grey, torch.full((1, H, W), 4.0), K, POSE, None, STREAMS)
+    window.write_generated(grey, torch.full((1, H, W), 1.0), K, POSE, None, *no_hands)
+    assert int(window.memory.pinned.sum()) == 0  # the reference is forgotten
