@@ -141,4 +141,4 @@ def test_the_generative_env_starts_from_the_engines_sweep_around_the_start():
             assert (float(shown.float().mean()) > 0.2) == (views > 1) and bool(shown.any()) == (views > 1)
         finally:
             env.close()
-    assert pinned[FULL_SWEEP_VIEWS] > 4 * pinned[1]
+    assert pinned[FULL_SWEEP_VIEWS] > 3 * pinned[1]  # 8 views, less what their overlaps share
