@@ -212,7 +212,10 @@ class PointCloudMemory:
         all_seen = torch.cat([self.last_seen, torch.where(new_ok, step[:, None], 0)], dim=1)
         new_pin = torch.zeros_like(new_ok) if pin_mask is None else pin_mask.reshape(B, H * W) & new_ok
         all_pin = torch.cat([self.pinned, new_pin], dim=1)
-        self._reduce_and_keep(all_key, all_w, all_xyz, all_rgb, all_seen, all_pin, pose[:, :3, 3], world_mask)
+        camera = pose[:, :3, 3]
+        self._reduce_and_keep(
+            all_key, all_w, all_xyz, all_rgb, all_seen, all_pin, camera, world_mask, pin_mask is not None
+        )
 
     def _reduce_and_keep(
         self,
@@ -224,8 +227,12 @@ class PointCloudMemory:
         pin: torch.Tensor,
         camera_centre: torch.Tensor,
         world_mask: torch.Tensor | None,
+        new_pins: bool,
     ) -> None:
-        """Merges equal keys (segment sums after a sort), then keeps the top-priority voxels."""
+        """Merges equal keys (segment sums after a sort), then keeps the top-priority voxels.
+
+        ``new_pins``: the insert pins some of its points (references only, not the step's frames).
+        """
         B, M = key.shape
         key, order = torch.sort(key, dim=1, stable=True)
         w, seen = torch.gather(w, 1, order), torch.gather(seen, 1, order)
@@ -238,12 +245,12 @@ class PointCloudMemory:
 
         seg_key = torch.full_like(key, EMPTY_VOXEL).scatter_reduce(1, segment, key, "amin")
         seg_pin = torch.zeros_like(pin).scatter_reduce(1, segment, pin, "amax")
-        # Unpinned points leave a pinned voxel as it is, and new points one pinned before.
-        stored = order < self.capacity  # the first `capacity` columns are the stored slots
-        pinned_before = torch.zeros_like(pin).scatter_reduce(1, segment, pin * stored, "amax")
-        frozen = (torch.gather(seg_pin, 1, segment) > pin) | (
-            (torch.gather(pinned_before, 1, segment) > 0) & ~stored
-        )
+        # Unpinned points leave a pinned voxel as it is,
+        frozen = torch.gather(seg_pin, 1, segment) > pin
+        if new_pins:  # and new pinned points one pinned before (a reference's sweep)
+            stored = order < self.capacity  # the first `capacity` columns are the stored slots
+            pinned_before = torch.zeros_like(pin).scatter_reduce(1, segment, pin * stored, "amax")
+            frozen |= (torch.gather(pinned_before, 1, segment) > 0) & ~stored
         w = torch.where(frozen, 0.0, w)
         seg_w = torch.zeros_like(w).scatter_add(1, segment, w)
         idx3 = segment[..., None].expand(B, M, 3)
