@@ -7,7 +7,7 @@ MuJoCo when the caller gives none.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -24,16 +24,14 @@ from bridge.types import (
     CAPABILITY_RGB,
     CAPABILITY_SET_POSE,
     HAND_DIM,
-    HAND_KEYPOINTS,
     NAV_DIM,
-    NUM_HANDS,
     Action,
     InvalidArgumentError,
     Observation,
     WorldInfo,
     validate_pose,
 )
-from sim_env.reference_sweep import ReferenceViews, render_sweep
+from sim_env.reference_sweep import ReferenceViews, as_views, render_sweep
 from sim_env.runtime import WORLD_NAME, GenerativeRuntime
 
 
@@ -93,22 +91,11 @@ class GenerativeWorld(GenerativeRuntime):
         missing = set(self.agent_ids) - set(reference)
         if missing:
             raise InvalidArgumentError(f"options['reference'] lacks agents {sorted(missing)}")
-        views = [_views(reference[agent], agent) for agent in self.agent_ids]
-        obs = [v[0] for v in views]
-        sweep = ReferenceViews.from_observations([v[1:] for v in views]) if len(views[0]) > 1 else None
-
-        def stack(name: str) -> torch.Tensor:
-            return torch.as_tensor(np.stack([getattr(o, name) for o in obs]))
-
-        self.reset_batch(
-            stack("rgb"),
-            stack("depth"),
-            stack("K"),
-            stack("pose"),
-            seed=seed,
-            reference_hands=_hands(obs),
-            sweep=sweep,
+        views = ReferenceViews.from_observations(
+            [as_views(reference[agent], f"options['reference'][{agent!r}]") for agent in self.agent_ids]
         )
+        rgb, depth, K, pose, hands = views.view(0)
+        self.reset_batch(rgb, depth, K, pose, seed=seed, reference_hands=hands, sweep=views.after_first())
         return self._observations()
 
     def _render_reference(self, seed: int, scene: str) -> dict[str, list[Observation]]:
@@ -194,21 +181,3 @@ class GenerativeWorld(GenerativeRuntime):
             )
             for i, agent in enumerate(self.agent_ids)
         }
-
-
-def _views(given: Observation | Sequence[Observation], agent: str) -> list[Observation]:
-    """An agent's reference views: [reference, *sweep]."""
-    views = [given] if isinstance(given, Observation) else list(given)
-    if not views or not all(isinstance(v, Observation) for v in views):
-        raise InvalidArgumentError(
-            f"options['reference'][{agent!r}] must be an Observation or a list of them"
-        )
-    return views
-
-
-def _hands(obs: list[Observation]) -> torch.Tensor | None:
-    """(N, 2, 21, 3) hand keypoints of the references (NaN rows where none), None without hands."""
-    if all(o.hand_keypoints is None for o in obs):
-        return None
-    nan = np.full((NUM_HANDS, HAND_KEYPOINTS, 3), np.nan, dtype=np.float32)
-    return torch.as_tensor(np.stack([nan if o.hand_keypoints is None else o.hand_keypoints for o in obs]))

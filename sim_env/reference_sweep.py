@@ -63,9 +63,17 @@ def render_sweep(engine: World, agent_id: str, reference: Observation, views: in
             engine.set_pose(agent_id, reference.pose)
 
 
+def as_views(given: Observation | Sequence[Observation], field: str) -> list[Observation]:
+    """An agent's reference views, [reference, *sweep], from one Observation or a list of them."""
+    views = [given] if isinstance(given, Observation) else list(given)
+    if not views or not all(isinstance(v, Observation) for v in views):
+        raise InvalidArgumentError(f"{field} must be an Observation or a list of them")
+    return views
+
+
 @dataclass(frozen=True)
 class ReferenceViews:
-    """The sweep views of N streams as tensors, V' = views − 1 per stream (the reference excluded).
+    """Reference views of N streams as tensors, V' per stream: a sweep, or the reference and its sweep.
 
     Attributes:
         rgb: (N, V', H, W, 3) uint8.
@@ -112,6 +120,13 @@ class ReferenceViews:
             )
         return cls(stack("rgb"), stack("depth"), stack("K"), stack("pose"), hands)
 
+    def after_first(self) -> ReferenceViews | None:
+        """The views after the first (the sweep of a reference and its sweep), or None when only one."""
+        if self.count == 1:
+            return None
+        hands = None if self.hands is None else self.hands[:, 1:]
+        return ReferenceViews(self.rgb[:, 1:], self.depth[:, 1:], self.K[:, 1:], self.pose[:, 1:], hands)
+
     def to(self, device: torch.device | str) -> ReferenceViews:
         """The views on ``device``."""
         tensors = (self.rgb, self.depth, self.K, self.pose, self.hands)
@@ -146,4 +161,4 @@ class ReferenceViews:
         return self.rgb[:, index], self.depth[:, index], self.K[:, index], self.pose[:, index], hands
 
 
-__all__ = ["FULL_SWEEP_VIEWS", "ReferenceViews", "render_sweep", "sweep_poses"]
+__all__ = ["FULL_SWEEP_VIEWS", "ReferenceViews", "as_views", "render_sweep", "sweep_poses"]

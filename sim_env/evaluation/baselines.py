@@ -27,7 +27,7 @@ from sim_env.memory.point_cloud import PointCloudMemory
 from sim_env.memory.reference_pin import memory_capacity_for
 from sim_env.memory.splat import splat
 from sim_env.memory.writer import MemoryWriter
-from sim_env.reference_sweep import ReferenceViews
+from sim_env.reference_sweep import ReferenceViews, as_views
 from sim_env.runtime import DEFAULT_COLLISION_DEPTH_M, DEFAULT_VOXEL_SIZE_M
 
 AGENT = "agent_0"
@@ -94,22 +94,17 @@ class ReprojectionWorld:
             raise ValueError(
                 "options['reference']['agent_0'] is required (the baseline renders nothing itself)"
             )
-        views = [given] if isinstance(given, Observation) else list(given)
-        if not 1 <= len(views) <= self.reference_views:
+        observed = as_views(given, "options['reference']['agent_0']")
+        views = ReferenceViews.from_observations([observed])
+        if views.count > self.reference_views:
             raise ValueError(
-                f"options['reference']['agent_0']: 1 to {self.reference_views} views, got {len(views)}"
+                f"options['reference']['agent_0']: 1 to {self.reference_views} views, got {views.count}"
             )
-        reference = views[0]
-        hands = None if reference.hand_keypoints is None else torch.as_tensor(reference.hand_keypoints)[None]
+        rgb, depth, K, pose, hands = views.view(0)
         self.writer.write_references(
-            torch.as_tensor(reference.rgb)[None],
-            torch.as_tensor(reference.depth)[None],
-            torch.as_tensor(reference.K)[None],
-            torch.as_tensor(reference.pose)[None],
-            hands,
-            torch.ones(1, dtype=torch.bool),
-            ReferenceViews.from_observations([views[1:]]) if len(views) > 1 else None,
+            rgb, depth, K, pose, hands, torch.ones(1, dtype=torch.bool), views.after_first()
         )
+        reference = observed[0]
         self._obs = Observation(
             rgb=reference.rgb.copy(),
             depth=reference.depth.copy(),
