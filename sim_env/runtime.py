@@ -63,13 +63,8 @@ from sim_env.conditioning import (
 )
 from sim_env.kinematics import HandKinematics, apply_hand_actions, block_forward, integrate_nav
 from sim_env.latent_chunk import LatentChunkPath
-from sim_env.memory.free_space import ReferenceFreeSpace
-from sim_env.memory.point_cloud import PointCloudMemory, checked_pinned_margin
-from sim_env.memory.reference_pin import (
-    hand_free_mask,
-    memory_capacity_for,
-    reference_fits,
-)
+from sim_env.memory.point_cloud import checked_pinned_margin
+from sim_env.memory.reference_pin import hand_free_mask
 from sim_env.memory.writer import MemoryWriter
 from sim_env.model.config import DiTConfig, get_config
 from sim_env.model.st_cache import STCache, attention_mirror, drop_policy
@@ -121,10 +116,10 @@ class GenerativeRuntime:
         nav_limits: per-step scale of navigation (same as the engines).
         fov_deg: vertical field of view of the cameras when no reference K is given.
         hand_limits: per-step scale of hand actions.
-        memory_capacity: voxels per world in the point-cloud memory; None = room for the
-            references pinned at most half full (`memory_capacity_for`), at least 16,384.
-        reference_views: V, reference views per stream at reset: the reference and up to V − 1
-            views of its sweep (`sim_env.reference_sweep`, ``reset_batch(sweep=...)``).
+        memory_capacity, reference_views, pin_reference: the memory's size, the reference views per
+            stream a reset writes (the reference and up to V − 1 of its sweep,
+            ``reset_batch(sweep=...)``) and whether they are pinned (never evicted or recoloured
+            by generated frames, hands excepted); None = `MemoryWriter`'s defaults.
         voxel_size: voxel edge of the memory in metres.
         schedule_shift: Wan/SD3 shift of the sampling schedule.
         dt: simulated seconds per step (``sim_time = frame_id · dt``, as MujocoWorld).
@@ -133,11 +128,6 @@ class GenerativeRuntime:
             a point cloud holding only the latest frame(s) — what a model without long-term
             memory sees.
         condition_hands: False zeroes the hand-skeleton condition channel (the hand ablation).
-        pin_reference: pin the reference frames' voxels in the point-cloud memory (hands
-            excepted) so they are never evicted or recoloured by generated frames. None = pin
-            when a world's reference pixels fill at most half of ``memory_capacity`` (tiny64:
-            4,096 of 16,384), so generated content always keeps room; larger references
-            (wan2.1-1.3b's 832×480) would fill the memory and are not pinned.
         dtype: dtype of the DiT weights, its ST-cache and the TAEHV (bfloat16 for wan2.1-1.3b on
             a GPU); the sampler state, poses and depth stay float32/float64.
         taehv_checkpoint: TAEHV weights for latent configs (None: random, seeded).
@@ -251,33 +241,28 @@ class GenerativeRuntime:
         use_pool = bool(cfg.memory_frames) and memory_mode == "full"
         self.admission = pool_admission(cfg, use_pool, compile_policy=self.compile_blocks)
         self._roll = DeferredCacheRoll(self.cache, self.admission or drop_policy, self._side_stream)
-        if reference_views < 1:
-            raise InvalidArgumentError(f"reference_views must be positive, got {reference_views}")
-        self.reference_views = int(reference_views)
-        reference_pixels = self.reference_views * self.agents_per_world * h * w
-        if memory_capacity is None:
-            memory_capacity = memory_capacity_for(reference_pixels)
-        self.memory = PointCloudMemory(self.num_worlds, memory_capacity, voxel_size, device=dev)
-        fits = reference_fits(reference_pixels, memory_capacity)
-        self.pin_reference = fits if pin_reference is None else bool(pin_reference)
+        self.carve_free_space = bool(carve_free_space) and memory_mode == "full"
+        self.writer = MemoryWriter(
+            self.num_worlds,
+            self.agents_per_world,
+            h,
+            w,
+            voxel_size,
+            reference_views,
+            memory_capacity,
+            window_only=memory_mode == "window",
+            pin_references=pin_reference,
+            carve_free_space=self.carve_free_space,
+            device=dev,
+        )
+        self.memory = self.writer.memory
+        self.reference_views, self.pin_reference = self.writer.reference_views, self.writer.pin_references
         self.reference_collisions = bool(reference_collisions)
         self.pinned_margin = checked_pinned_margin(pinned_margin)
         self.reference_passthrough = bool(reference_passthrough) and cfg.anchor_gate_reference
         self._copyable: torch.Tensor | bool = True  # (N, 1, 1, h, w): where passthrough may copy
         self.reference_surfels = bool(reference_surfels) and self.reference_passthrough
         self._surfels: tuple[torch.Tensor, torch.Tensor] | None = None  # (shown, values) per step
-        self.carve_free_space = bool(carve_free_space) and memory_mode == "full"
-        self.free_space = ReferenceFreeSpace(
-            self.num_worlds, self.agents_per_world, h, w, dev, views=self.reference_views
-        )
-        self.writer = MemoryWriter(
-            self.memory,
-            self.free_space,
-            self.agents_per_world,
-            window_only=memory_mode == "window",
-            pin_references=self.pin_reference,
-            carve_free_space=self.carve_free_space,
-        )
         self.hands = HandKinematics(dev)
         # Per-stream counter-based noise (`sim_env.stream_noise`): key and draw counter per stream.
         self.noise = StreamNoise(n, (cfg.chunk_frames, cfg.out_channels, cfg.height, cfg.width), dev)
@@ -313,13 +298,8 @@ class GenerativeRuntime:
         self.K_model = torch.zeros_like(self.K)
         self._rays_cam = torch.zeros(n, *cfg.grid, 3, device=dev)  # camera-frame rays of K (reset)
         self._plucker: torch.Tensor | None = None  # camera rays of the frame being generated
-        self._is_reset = False
+        self.is_reset = False  # a reset has started every stream (a step needs one)
         self._closed = False
-
-    @property
-    def is_reset(self) -> bool:
-        """Whether a reset has started every stream (a step needs one)."""
-        return self._is_reset
 
     @property
     def image_size(self) -> tuple[int, int]:
@@ -407,7 +387,7 @@ class GenerativeRuntime:
         plucker = plucker_input(self.K, self.pose, self.config)
         self.model(frame.to(self.dtype), t0, None, plucker, self.cache, self._context, cache_only=True)
         self.cache.commit_anchor(self.pose.float()[:, None], worlds=streams)
-        self._is_reset = True
+        self.is_reset = True
         return self._outputs()
 
     @torch.no_grad()
@@ -614,5 +594,5 @@ class GenerativeRuntime:
     def _require_reset(self) -> None:
         if self._closed:
             raise FailedPreconditionError("the GenerativeWorld is closed")
-        if not self._is_reset:
+        if not self.is_reset:
             raise FailedPreconditionError("call reset before step / set_pose")

@@ -22,9 +22,6 @@ from scipy import ndimage
 from bridge.actions import NavLimits, action_to_nav
 from bridge.types import Action, Observation
 from sim_env.kinematics import block_forward, integrate_nav
-from sim_env.memory.free_space import ReferenceFreeSpace
-from sim_env.memory.point_cloud import PointCloudMemory
-from sim_env.memory.reference_pin import memory_capacity_for
 from sim_env.memory.splat import splat
 from sim_env.memory.writer import MemoryWriter
 from sim_env.reference_sweep import ReferenceViews, as_views
@@ -72,16 +69,12 @@ class ReprojectionWorld:
         reference_views: int = 1,
     ) -> None:
         self.height, self.width = int(height), int(width)
-        self.reference_views = int(reference_views)
-        if memory_capacity is None:
-            memory_capacity = memory_capacity_for(self.reference_views * self.height * self.width)
         self.nav_limits, self.collision_depth_m, self.dt = nav_limits, float(collision_depth_m), float(dt)
-        self.memory = PointCloudMemory(1, memory_capacity, voxel_size)
         # The model worlds' reference rules (pins, a sweep's hands and overlaps); nothing else is written.
-        free_space = ReferenceFreeSpace(1, 1, self.height, self.width, views=self.reference_views)
         self.writer = MemoryWriter(
-            self.memory, free_space, 1, window_only=False, pin_references=True, carve_free_space=False
+            1, 1, self.height, self.width, voxel_size, reference_views, memory_capacity, pin_references=True
         )
+        self.memory, self.reference_views = self.writer.memory, self.writer.reference_views
         self._obs: Observation | None = None
 
     def reset(self, seed: int | None = None, options: Mapping | None = None) -> dict[str, Observation]:

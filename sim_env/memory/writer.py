@@ -22,9 +22,10 @@ from __future__ import annotations
 
 import torch
 
+from bridge.types import InvalidArgumentError
 from sim_env.memory.free_space import ReferenceFreeSpace
 from sim_env.memory.point_cloud import PointCloudMemory
-from sim_env.memory.reference_pin import reference_pin_mask
+from sim_env.memory.reference_pin import memory_capacity_for, reference_fits, reference_pin_mask
 from sim_env.memory.reference_surfels import reference_surfels
 from sim_env.reference_sweep import ReferenceViews
 
@@ -35,40 +36,53 @@ HELD_GAP_RADIUS = 2
 
 
 class MemoryWriter:
-    """Writes references and generated frames of N = B·A streams into B worlds' memory.
+    """The point-cloud memory of B worlds (N = B·A streams) and the rules of every write into it.
 
     Args:
-        memory: the worlds' point clouds.
-        free_space: the reference cameras that carving tests against (as many views as the sweep).
+        num_worlds: B.
         agents_per_world: A; stream ``b·A + a`` writes into world b.
+        height: rows of the frames written.
+        width: columns of the frames written.
+        voxel_size: voxel edge of the memory in metres.
+        reference_views: V, the most reference views per stream a reset writes (the reference and
+            its sweep); carving tests against all of them.
+        capacity: voxels per world; None = room for the references pinned at most half full
+            (`memory_capacity_for`).
         window_only: forget a world's cloud before each write (the window-only ablation).
-        pin_references: pin the references' voxels.
+        pin_references: pin the references' voxels; None = when they fill at most half of the
+            memory (`reference_fits`; tiny64: 4,096 of 16,384), so generated content always keeps
+            room. wan2.1-1.3b's 832×480 references would fill it and are not pinned.
         carve_free_space: keep generated points in a reference's free space out.
+        device: where the memory lives.
     """
 
     def __init__(
         self,
-        memory: PointCloudMemory,
-        free_space: ReferenceFreeSpace,
+        num_worlds: int,
         agents_per_world: int,
-        window_only: bool,
-        pin_references: bool,
-        carve_free_space: bool,
+        height: int,
+        width: int,
+        voxel_size: float,
+        reference_views: int = 1,
+        capacity: int | None = None,
+        window_only: bool = False,
+        pin_references: bool | None = None,
+        carve_free_space: bool = True,
+        device: torch.device | str | None = None,
     ) -> None:
-        self.memory, self.free_space = memory, free_space
-        self.agents_per_world = int(agents_per_world)
-        self.window_only, self.pin_references = bool(window_only), bool(pin_references)
-        self.carve_free_space = bool(carve_free_space)
+        if reference_views < 1:
+            raise InvalidArgumentError(f"reference_views must be positive, got {reference_views}")
+        b, a, v = int(num_worlds), int(agents_per_world), int(reference_views)
+        reference_pixels = v * a * height * width
+        capacity = memory_capacity_for(reference_pixels) if capacity is None else int(capacity)
+        self.memory = PointCloudMemory(b, capacity, voxel_size, device=device)
+        fits = reference_fits(reference_pixels, capacity)
+        self.pin_references = fits if pin_references is None else bool(pin_references)
+        self.agents_per_world, self.reference_views = a, v
+        self.window_only, self.carve_free_space = bool(window_only), bool(carve_free_space)
+        self.free_space = ReferenceFreeSpace(b, a, height, width, device, views=v)
         # The references' free space without the edge guard, for the sweep's exact points.
-        self.seen_empty = ReferenceFreeSpace(
-            free_space.num_worlds,
-            free_space.agents_per_world,
-            free_space.height,
-            free_space.width,
-            free_space.limit.device,
-            views=free_space.views,
-            edge_guard=False,
-        )
+        self.seen_empty = ReferenceFreeSpace(b, a, height, width, device, views=v, edge_guard=False)
 
     def write_references(
         self,

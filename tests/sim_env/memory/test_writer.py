@@ -5,8 +5,6 @@ from __future__ import annotations
 import torch
 
 from bridge.conventions import intrinsics_from_fov, look_at
-from sim_env.memory.free_space import ReferenceFreeSpace
-from sim_env.memory.point_cloud import PointCloudMemory
 from sim_env.memory.writer import MemoryWriter
 from sim_env.reference_sweep import ReferenceViews
 
@@ -17,9 +15,7 @@ STREAMS = torch.ones(1, dtype=torch.bool)
 
 
 def _writer(views: int = 2, carve: bool = True, window: bool = False) -> MemoryWriter:
-    memory = PointCloudMemory(1, 16384, 0.05)
-    space = ReferenceFreeSpace(1, 1, H, W, views=views)
-    return MemoryWriter(memory, space, 1, window_only=window, pin_references=True, carve_free_space=carve)
+    return MemoryWriter(1, 1, H, W, 0.05, views, 16384, window, pin_references=True, carve_free_space=carve)
 
 
 def _sweep(rgb: torch.Tensor, depth: torch.Tensor, pose: torch.Tensor = POSE) -> ReferenceViews:
