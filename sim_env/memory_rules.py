@@ -2,6 +2,7 @@
 
 ``reference_collisions`` (the collision rule also reads the pinned reference's depth),
 ``pinned_margin`` (the pinned reference's priority in the memory's z-test),
+``footprint_occlusion`` (every voxel hides what lies behind its projected square),
 ``reference_passthrough`` (the pinned reference is copied where it lands, gaps of its splat
 included, hands' boxes excepted),
 ``reference_surfels`` (the passthrough also copies the reference drawn as surfels) and
@@ -18,6 +19,7 @@ from typing import Any
 MEMORY_RULES = (
     "reference_collisions",
     "pinned_margin",
+    "footprint_occlusion",
     "reference_passthrough",
     "reference_surfels",
     "carve_free_space",
@@ -27,7 +29,8 @@ MEMORY_RULES = (
 def add_memory_rule_arguments(parser: argparse.ArgumentParser) -> None:
     """One flag per rule of `MEMORY_RULES`.
 
-    ``--[no-]reference-collisions``, ``--pinned-margin``, ``--[no-]reference-passthrough``,
+    ``--[no-]reference-collisions``, ``--pinned-margin``, ``--[no-]footprint-occlusion``,
+    ``--[no-]reference-passthrough``,
     ``--[no-]reference-surfels`` and ``--[no-]carve-free-space``. Each defaults to None, which
     leaves the runtime's default in place.
     """
@@ -42,6 +45,13 @@ def add_memory_rule_arguments(parser: argparse.ArgumentParser) -> None:
         type=float,
         default=None,
         help="priority of the pinned reference in the memory's z-test (default: the runtime's)",
+    )
+    parser.add_argument(
+        "--footprint-occlusion",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="every voxel of the memory hides what lies behind its projected square, so nothing "
+        "shows through the gaps of a near surface's splat (default: the runtime's, on)",
     )
     parser.add_argument(
         "--reference-passthrough",

@@ -103,6 +103,9 @@ class GenerativeRuntime:
         pinned_margin: a generated voxel hides a pinned reference voxel only when nearer than
             1/(1 + pinned_margin) of its depth (`PointCloudMemory.render`); 0 = plain z-buffer.
             Pixel-space configs only (the latent path's large references are not pinned).
+        footprint_occlusion: every voxel also hides what lies behind its projected square, so a
+            near surface's sparse splat no longer shows the reference beyond it through its gaps
+            (`sim_env.memory.footprint_occlusion`).
         reference_passthrough: copy the pinned reference wherever it lands and into the small gaps
             of its splat (gate fully open there; ``anchor_gate_reference`` configs only).
         reference_surfels: with ``reference_passthrough``, also copy the reference drawn as
@@ -158,6 +161,7 @@ class GenerativeRuntime:
         collision_depth_m: float = DEFAULT_COLLISION_DEPTH_M,
         reference_collisions: bool = True,
         pinned_margin: float = DEFAULT_PINNED_MARGIN,
+        footprint_occlusion: bool = True,
         reference_passthrough: bool = True,
         reference_surfels: bool = True,
         carve_free_space: bool = True,
@@ -259,6 +263,7 @@ class GenerativeRuntime:
         self.reference_views, self.pin_reference = self.writer.reference_views, self.writer.pin_references
         self.reference_collisions = bool(reference_collisions)
         self.pinned_margin = checked_pinned_margin(pinned_margin)
+        self.footprint_occlusion = bool(footprint_occlusion)
         self.reference_passthrough = bool(reference_passthrough) and cfg.anchor_gate_reference
         self._copyable: torch.Tensor | bool = True  # (N, 1, 1, h, w): where passthrough may copy
         self.reference_surfels = bool(reference_surfels) and self.reference_passthrough
@@ -500,6 +505,7 @@ class GenerativeRuntime:
                 with_pins=with_pins,
                 cameras_per_world=a,
                 pinned_margin=self.pinned_margin,
+                footprints=self.footprint_occlusion,
             )
             cond = build_condition(r_values, r_depth, r_mask, self._hand_map(), cfg)
             if self.reference_passthrough:  # not where a hand may now cover the reference

@@ -12,7 +12,7 @@ import torch
 from sim_env.evaluation.plots import plot_report
 from sim_env.evaluation.runner import POSE_SOURCES, VARIANTS, EvalSettings, run_evaluation
 from sim_env.evaluation.trajectories import TRAJECTORY_NAMES
-from sim_env.memory_rules import add_memory_rule_arguments
+from sim_env.memory_rules import add_memory_rule_arguments, memory_rule_options
 
 log = logging.getLogger(__name__)
 
@@ -63,11 +63,7 @@ def run_eval(args: argparse.Namespace) -> int:
         memory_capacity=args.memory_capacity,
         video_dir=args.video,
         pose_source=args.pose_source,
-        reference_collisions=args.reference_collisions,
-        pinned_margin=args.pinned_margin,
-        reference_passthrough=args.reference_passthrough,
-        reference_surfels=args.reference_surfels,
-        carve_free_space=args.carve_free_space,
+        **memory_rule_options(args),
         reference_views=args.reference_views,
     )
     report = run_evaluation(settings)

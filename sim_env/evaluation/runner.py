@@ -96,6 +96,8 @@ class EvalSettings:
             collision rule (`GenerativeRuntime`); None = the runtime's default.
         pinned_margin: priority of the pinned reference in the model worlds' memory z-test
             (`GenerativeRuntime`); None = the runtime's default.
+        footprint_occlusion: model worlds' memory voxels hide what lies behind their projected
+            squares (`GenerativeRuntime`); None = the runtime's default.
         reference_passthrough: model worlds copy the pinned reference wherever it lands
             (`GenerativeRuntime`); None = the runtime's default.
         reference_surfels: model worlds' passthrough also copies the reference drawn as surfels
@@ -120,6 +122,7 @@ class EvalSettings:
     pose_source: str = "world"
     reference_collisions: bool | None = None
     pinned_margin: float | None = None
+    footprint_occlusion: bool | None = None
     reference_passthrough: bool | None = None
     reference_surfels: bool | None = None
     carve_free_space: bool | None = None

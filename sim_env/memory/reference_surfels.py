@@ -77,9 +77,9 @@ def reference_surfels(
     front = torch.full_like(depth, float("inf"))  # the nearest surfel that reaches, any ring
     front_source = torch.zeros_like(first_source)
     for r in range(1, max(max_radius, gap_radius) + 1):
-        reach, index = _nearest_within(depth, reference & (radius >= r), r)
+        reach, index = nearest_within(depth, reference & (radius >= r), r)
         if r <= gap_radius:  # any reference pixel reaches a gap; elsewhere only a wide footprint
-            gap_reach, gap_index = _nearest_within(depth, reference, r)
+            gap_reach, gap_index = nearest_within(depth, reference, r)
             reach, index = torch.where(gaps, gap_reach, reach), torch.where(gaps, gap_index, index)
         new = torch.isinf(first) & torch.isfinite(reach)
         first, first_source = torch.where(new, reach, first), torch.where(new, index, first_source)
@@ -98,7 +98,7 @@ def reference_surfels(
     return shown, picked.reshape(n, h, w, -1)
 
 
-def _nearest_within(
+def nearest_within(
     depth: torch.Tensor, eligible: torch.Tensor, radius: int
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """(N, H, W) depth and flat pixel index of the nearest eligible pixel within ``radius`` (inf: none)."""

@@ -1,0 +1,95 @@
+"""Surfaces hide what lies behind the gaps of their splat: every voxel occludes with its footprint.
+
+The memory splats one pixel per voxel. From a camera nearer to a surface than a voxel's width
+spans a pixel, the surface's voxels land a few pixels apart, and whatever the memory holds behind
+the surface wins the pixels between them. Once the agent has walked up to a wall, the room the
+reference saw beyond that wall shows through it as a dotted pattern, and the pinned reference,
+copied as ground truth, makes it permanent.
+
+Here every voxel also stands for the square its 5 cm cube projects to, ``fx · voxel_size / depth``
+pixels wide (`footprint_radius`, rounded up so that rounding each voxel to one pixel leaves no
+gaps). A pixel inside a surface's splat whose own winner lies clearly behind one of the surface's
+footprints takes that voxel's values and depth. "Inside" is the morphological closing of the
+surface's pixels by the footprint's radius: it covers the gaps between the voxels but does not
+reach past the surface's silhouette (a near object does not fatten over its background, so the
+reference seen from its own pose renders as before) nor around a lone voxel (a speck of generated
+noise near the camera does not blot out a square). "Behind" uses the render's priority (`PointCloudMemory.render`): an unpinned
+voxel competes at ``(1 + pinned_margin)`` times its depth, so a generated surface hides the
+reference only where it would also win the plain z-test. ``OCCLUSION_GAP`` keeps neighbouring
+voxels of one surface from replacing each other.
+
+Empty pixels stay empty: footprints decide what is hidden, not what is shown. Holes are the
+model's to fill, as in training.
+
+Static shapes and no host sync: one max-pool per footprint radius, so it sits in the step.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from sim_env.memory.reference_surfels import MAX_SURFEL_RADIUS, closing, nearest_within
+
+# A footprint hides a pixel only when nearer than 1 / (1 + gap) of the pixel's own winner (in
+# priority depth). A wall seen at a grazing angle recedes by a factor 1 + 1/|u − cx| per pixel
+# (u − cx pixels off the centre); where its voxels' footprints reach two pixels, that stays under
+# 1.25, so one surface's voxels do not hide each other.
+OCCLUSION_GAP = 0.25
+
+
+def footprint_radius(depth: torch.Tensor, fx: torch.Tensor, voxel_size: float, max_radius: int) -> torch.Tensor:
+    """(N, H, W) int: pixels an occluding voxel at ``depth`` reaches beyond its own.
+
+    A voxel ``size`` pixels wide: voxels of a surface land up to ``size + 1`` pixels apart once
+    each is rounded to one pixel, and a half-width of ceil(size / 2) closes those gaps. A voxel
+    under a pixel wide reaches only its own: its neighbours on the surface fill theirs.
+    """
+    size = fx[:, None, None] * voxel_size / depth.clamp_min(1e-6)
+    radius = torch.where(size >= 1.0, torch.ceil(size / 2 - 1e-6), 0.0)
+    return radius.clamp(0, max_radius).to(torch.int64)
+
+
+def occlude_by_footprints(
+    values: torch.Tensor,
+    depth: torch.Tensor,
+    valid: torch.Tensor,
+    pinned: torch.Tensor,
+    fx: torch.Tensor,
+    voxel_size: float,
+    pinned_margin: float,
+    max_radius: int = MAX_SURFEL_RADIUS,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The splat with every pixel behind a nearer voxel's footprint showing that voxel.
+
+    Args:
+        values: (N, H, W, C) per-pixel splat values (colour, pinned flag, ...).
+        depth: (N, H, W) the splat's planar depth in metres (+inf where empty).
+        valid: (N, H, W) bool, the splat's validity.
+        pinned: (N, H, W) bool, pixels whose winning voxel is pinned.
+        fx: (N,) focal length in pixels.
+        voxel_size: voxel edge of the memory in metres.
+        pinned_margin: the render's priority of pinned voxels (0: plain depth).
+        max_radius: largest footprint half-width drawn, in pixels.
+
+    Returns:
+        values (N, H, W, C), depth (N, H, W) and the (N, H, W) bool of the pixels that changed.
+    """
+    n, h, w = depth.shape
+    priority = torch.where(pinned, depth, depth * (1.0 + pinned_margin))
+    radius = footprint_radius(depth, fx, voxel_size, max_radius)
+    front = torch.full_like(depth, float("inf"))
+    source = torch.zeros(n, h, w, dtype=torch.int64, device=depth.device)
+    for r in range(1, max_radius + 1):
+        near = valid & (radius >= r)
+        reach, index = nearest_within(priority, near, r)
+        # Only inside the surface these voxels enclose: not past its silhouette, not around a
+        # lone voxel (a generated speck near the camera).
+        nearer = closing(near, r) & (reach < front)
+        front, source = torch.where(nearer, reach, front), torch.where(nearer, index, source)
+    hidden = valid & (front * (1.0 + OCCLUSION_GAP) < priority)
+    flat_source = source.reshape(n, h * w)
+    picked = torch.gather(values.reshape(n, h * w, -1), 1, flat_source[..., None].expand(-1, -1, values.shape[-1]))
+    picked_depth = torch.gather(depth.reshape(n, h * w), 1, flat_source)
+    values = torch.where(hidden[..., None], picked.reshape(n, h, w, -1), values)
+    depth = torch.where(hidden, picked_depth.reshape(n, h, w), depth)
+    return values, depth, hidden
