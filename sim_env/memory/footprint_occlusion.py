@@ -37,7 +37,9 @@ from sim_env.memory.reference_surfels import MAX_SURFEL_RADIUS, closing, nearest
 OCCLUSION_GAP = 0.25
 
 
-def footprint_radius(depth: torch.Tensor, fx: torch.Tensor, voxel_size: float, max_radius: int) -> torch.Tensor:
+def footprint_radius(
+    depth: torch.Tensor, fx: torch.Tensor, voxel_size: float, max_radius: int
+) -> torch.Tensor:
     """(N, H, W) int: pixels an occluding voxel at ``depth`` reaches beyond its own.
 
     A voxel ``size`` pixels wide: voxels of a surface land up to ``size + 1`` pixels apart once
@@ -88,7 +90,9 @@ def occlude_by_footprints(
         front, source = torch.where(nearer, reach, front), torch.where(nearer, index, source)
     hidden = valid & (front * (1.0 + OCCLUSION_GAP) < priority)
     flat_source = source.reshape(n, h * w)
-    picked = torch.gather(values.reshape(n, h * w, -1), 1, flat_source[..., None].expand(-1, -1, values.shape[-1]))
+    picked = torch.gather(
+        values.reshape(n, h * w, -1), 1, flat_source[..., None].expand(-1, -1, values.shape[-1])
+    )
     picked_depth = torch.gather(depth.reshape(n, h * w), 1, flat_source)
     values = torch.where(hidden[..., None], picked.reshape(n, h, w, -1), values)
     depth = torch.where(hidden, picked_depth.reshape(n, h, w), depth)

@@ -341,7 +341,9 @@ class PointCloudMemory:
         if footprints:
             pinned = (rgb[..., -1] > 0.5) & mask
             fx = K[:, 0, 0].to(depth.dtype)
-            rgb, depth, _ = occlude_by_footprints(rgb, depth, mask, pinned, fx, self.voxel_size, pinned_margin)
+            rgb, depth, _ = occlude_by_footprints(
+                rgb, depth, mask, pinned, fx, self.voxel_size, pinned_margin
+            )
         if pins and not with_pins:
             rgb = rgb[..., :-1]
         return rgb, depth, mask

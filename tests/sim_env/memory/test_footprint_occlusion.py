@@ -94,12 +94,20 @@ def test_through_the_memory_a_near_wall_hides_the_room_the_reference_saw() -> No
     pose = torch.eye(4)[None]
     memory = PointCloudMemory(1, 8192, voxel_size=VOXEL)
     far = torch.full((1, size, size), 6.0)
-    memory.insert(torch.full((1, size, size, 3), 50.0), far, K, pose, pin_mask=torch.ones(1, size, size, dtype=torch.bool))
+    memory.insert(
+        torch.full((1, size, size, 3), 50.0),
+        far,
+        K,
+        pose,
+        pin_mask=torch.ones(1, size, size, dtype=torch.bool),
+    )
     near = torch.full((1, size, size), 0.3)
     memory.insert(torch.full((1, size, size, 3), 200.0), near, K, pose)
 
     def pinned_share(footprints: bool) -> float:
-        rgb, depth, mask = memory.render(K, pose, size, size, with_pins=True, pinned_margin=MARGIN, footprints=footprints)
+        rgb, depth, mask = memory.render(
+            K, pose, size, size, with_pins=True, pinned_margin=MARGIN, footprints=footprints
+        )
         assert bool(mask.all())
         return float(rgb[..., 3].mean())
 
@@ -108,7 +116,13 @@ def test_through_the_memory_a_near_wall_hides_the_room_the_reference_saw() -> No
     # The reference seen from its own pose, alone in the memory, is unchanged by footprints.
     alone = PointCloudMemory(1, 8192, voxel_size=VOXEL)
     slope = torch.linspace(1.0, 4.0, size)[None, :, None].expand(1, size, size).contiguous()
-    alone.insert(torch.rand(1, size, size, 3) * 255, slope, K, pose, pin_mask=torch.ones(1, size, size, dtype=torch.bool))
+    alone.insert(
+        torch.rand(1, size, size, 3) * 255,
+        slope,
+        K,
+        pose,
+        pin_mask=torch.ones(1, size, size, dtype=torch.bool),
+    )
     plain = alone.render(K, pose, size, size, pinned_margin=MARGIN)
     drawn = alone.render(K, pose, size, size, pinned_margin=MARGIN, footprints=True)
     assert all(torch.equal(a, b) for a, b in zip(plain, drawn, strict=True))
