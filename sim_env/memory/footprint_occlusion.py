@@ -13,15 +13,17 @@ footprints takes that voxel's values and depth. "Inside" is the morphological cl
 surface's pixels by the footprint's radius: it covers the gaps between the voxels but does not
 reach past the surface's silhouette (a near object does not fatten over its background, so the
 reference seen from its own pose renders as before) nor around a lone voxel (a speck of generated
-noise near the camera does not blot out a square). "Behind" uses the render's priority (`PointCloudMemory.render`): an unpinned
-voxel competes at ``(1 + pinned_margin)`` times its depth, so a generated surface hides the
-reference only where it would also win the plain z-test. ``OCCLUSION_GAP`` keeps neighbouring
-voxels of one surface from replacing each other.
+noise near the camera does not blot out a square).
+
+"Behind" uses the render's priority (`PointCloudMemory.render`): an unpinned voxel competes at
+``(1 + pinned_margin)`` times its depth, so a generated surface hides the reference only where it
+would also win the plain z-test. ``OCCLUSION_GAP`` keeps neighbouring voxels of one surface from
+replacing each other.
 
 Empty pixels stay empty: footprints decide what is hidden, not what is shown. Holes are the
 model's to fill, as in training.
 
-Static shapes and no host sync: one max-pool per footprint radius, so it sits in the step.
+Static shapes and no host sync: three max-pools per footprint radius, so it sits in the step.
 """
 
 from __future__ import annotations

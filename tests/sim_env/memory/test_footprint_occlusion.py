@@ -105,7 +105,7 @@ def test_through_the_memory_a_near_wall_hides_the_room_the_reference_saw() -> No
     memory.insert(torch.full((1, size, size, 3), 200.0), near, K, pose)
 
     def pinned_share(footprints: bool) -> float:
-        rgb, depth, mask = memory.render(
+        rgb, _depth, mask = memory.render(
             K, pose, size, size, with_pins=True, pinned_margin=MARGIN, footprints=footprints
         )
         assert bool(mask.all())
