@@ -47,7 +47,7 @@ from sim_env.model.st_cache import INVALID_KEY_SCORE, MASK_CHANNELS, STCache
 from sim_env.perf.ceiling import matmul_ceiling_tflops
 from sim_env.perf.flops import attention_flops, dit_forward_flops, step_flops
 from sim_env.runtime import GenerativeRuntime
-from sim_env.runtime_speed import speed_up_model
+from sim_env.runtime_speed import SpeedOptions, speed_up_model
 
 log = logging.getLogger(__name__)
 
@@ -262,9 +262,7 @@ def _wan_runtime(
         num_worlds=1,
         denoising_steps=DENOISING_STEPS,
         dtype=torch.bfloat16,
-        compile_blocks=compile_blocks,
-        fp8_linears=fp8,
-        compile_mode=compile_mode,
+        speed=SpeedOptions(compile_blocks=compile_blocks, fp8_linears=fp8, compile_mode=compile_mode),
     )
     _reset(runtime, seed=0)
     return runtime
@@ -377,7 +375,7 @@ def rl_tiers(
         num_worlds=worlds,
         denoising_steps=DENOISING_STEPS,
         dtype=torch.bfloat16,
-        compile_blocks=compile_blocks,
+        speed=SpeedOptions(compile_blocks=compile_blocks),
     )
     _reset(runtime, seed=0)
     step = graphed_step(runtime, _navs(3, worlds, seed=4, device=device))
@@ -422,7 +420,7 @@ def add_speed_bench_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--fp8",
         action="store_true",
-        help="FP8 dense layers in the wan DiT blocks (GenerativeRuntime(fp8_linears=True)); "
+        help="FP8 dense layers in the wan DiT blocks (SpeedOptions(fp8_linears=True)); "
         "the DiT-pass section then also times bf16 and reports FP8's PSNR against it",
     )
 

@@ -41,6 +41,7 @@ from sim_env.memory_rules import add_memory_rule_arguments, memory_rules_of
 from sim_env.model.config import get_config
 from sim_env.reference_sweep import ReferenceViews, sweep_poses
 from sim_env.runtime import GenerativeRuntime
+from sim_env.runtime_speed import SpeedOptions
 
 log = logging.getLogger(__name__)
 
@@ -245,7 +246,7 @@ def bench_one(
         denoising_steps=denoising_steps,
         seed=seed,
         dtype=dtype,
-        compile_blocks=compile_blocks,
+        speed=SpeedOptions(compile_blocks=compile_blocks),
         **dict(runtime_options or {}),
     )
     _reset(runtime, seed)

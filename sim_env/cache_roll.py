@@ -7,7 +7,7 @@ point-cloud memory, never the cache. So the runtime leaves the roll pending and 
 start of the next step on its side CUDA stream while the conditioning runs on the main one; the
 denoising waits for both. Anything else that touches the cache (reset, teleport, code reading
 ``runtime.cache``) flushes the pending roll first, so results equal the immediate roll's.
-Without a side stream (the CPU, or ``overlap_decode=False``) the pending roll simply runs first.
+Without a side stream (the CPU, or ``SpeedOptions(overlap_decode=False)``) the pending roll simply runs first.
 """
 
 from __future__ import annotations

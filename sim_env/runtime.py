@@ -70,7 +70,7 @@ from sim_env.model.config import DiTConfig, get_config
 from sim_env.model.st_cache import STCache, attention_mirror, drop_policy
 from sim_env.reference_sweep import ReferenceViews
 from sim_env.reset_request import checked_reset
-from sim_env.runtime_speed import speed_up_model
+from sim_env.runtime_speed import DEFAULT_SPEED, SpeedOptions, speed_up_model
 from sim_env.sampler import NUM_TRAIN_TIMESTEPS, FlowSampler, FlowSchedule
 from sim_env.stream_noise import StreamNoise, stream_keys
 from sim_env.stream_rows import commit_rows
@@ -134,19 +134,8 @@ class GenerativeRuntime:
         dtype: dtype of the DiT weights, its ST-cache and the TAEHV (bfloat16 for wan2.1-1.3b on
             a GPU); the sampler state, poses and depth stay float32/float64.
         taehv_checkpoint: TAEHV weights for latent configs (None: random, seeded).
-        padded_attention: keep the ST-cache's padded attention mirror so cached attention runs
-            mask-free on FlashAttention / cuDNN (`sim_env.model.st_cache`); None = on CUDA where
-            zero-key attention is not chosen. The CPU default keeps the masked reference path
-            (bit-identical to earlier releases).
-        zero_key_attention: the zero-key mirror with the exact log-sum-exp correction instead
-            (`sim_env.model.st_cache`); None = on CUDA in half precision with head_dim ≥ 64,
-            where the padded form's 8 extra channels push cuDNN onto a wider, slower tile.
-        compile_blocks, compile_mode, fuse_qkv, fp8_linears: the model's speed options
-            (`sim_env.runtime_speed`); ``compile_blocks`` also compiles the ST-cache's zero-key
-            mirror refresh and the TAEHV codec.
-        overlap_decode: latent configs decode the chunk and insert it into the memory on a second
-            CUDA stream while the clean cache pass runs (neither needs the other's result); None =
-            on CUDA. The phase split then shows both, overlapping.
+        speed: how the model runs, never what it computes (`sim_env.runtime_speed.SpeedOptions`:
+            attention mirrors, fused q/k/v, FP8, torch.compile, decode overlap).
     """
 
     def __init__(
@@ -178,13 +167,7 @@ class GenerativeRuntime:
         pin_reference: bool | None = None,
         dtype: torch.dtype = torch.float32,
         taehv_checkpoint: str | None = None,
-        padded_attention: bool | None = None,
-        zero_key_attention: bool | None = None,
-        compile_blocks: bool = False,
-        compile_mode: str | None = None,
-        fuse_qkv: bool | None = None,
-        fp8_linears: bool = False,
-        overlap_decode: bool | None = None,
+        speed: SpeedOptions = DEFAULT_SPEED,
     ) -> None:
         if num_worlds < 1 or agents_per_world < 1:
             raise InvalidArgumentError("num_worlds and agents_per_world must be positive")
@@ -195,9 +178,10 @@ class GenerativeRuntime:
         self.checkpoint, self.seed = checkpoint, int(seed)
         model = load_world_model(checkpoint, get_config(config), self.seed)
         self.model, self.dtype = model.to(self.device, dtype).eval(), dtype
-        self.fp8_linears, self.compile_blocks = bool(fp8_linears), bool(compile_blocks)
+        self.speed = speed
+        self.fp8_linears, self.compile_blocks = bool(speed.fp8_linears), bool(speed.compile_blocks)
         self.fuse_qkv = speed_up_model(
-            self.model, self.device, fuse_qkv, self.fp8_linears, self.compile_blocks, compile_mode
+            self.model, self.device, speed.fuse_qkv, self.fp8_linears, self.compile_blocks, speed.compile_mode
         )
         cfg: DiTConfig = self.model.config
         self.config = cfg
@@ -223,7 +207,7 @@ class GenerativeRuntime:
                 f"config {cfg.name!r}: pixel-space configs generate one full-size frame per step"
             )
         self.video_frames = 1 if self.latent is None else self.latent.video_frames
-        overlap = dev.type == "cuda" if overlap_decode is None else bool(overlap_decode)
+        overlap = dev.type == "cuda" if speed.overlap_decode is None else bool(speed.overlap_decode)
         if overlap and dev.type != "cuda":
             raise InvalidArgumentError("overlap_decode needs a CUDA device")
         self._side_stream = torch.cuda.Stream(dev) if overlap and self.latent is not None else None
@@ -240,7 +224,7 @@ class GenerativeRuntime:
         self.sampler = FlowSampler(
             self._velocity, FlowSchedule.uniform(denoising_steps, shift=schedule_shift), device=dev
         )
-        padded, zero_key = attention_mirror(cfg, dev, dtype, padded_attention, zero_key_attention)
+        padded, zero_key = attention_mirror(cfg, dev, dtype, speed.padded_attention, speed.zero_key_attention)
         self.cache = STCache(cfg, n, dev, dtype, padded, zero_key, compile_mirror=self.compile_blocks)
         use_pool = bool(cfg.memory_frames) and memory_mode == "full"
         self.admission = pool_admission(cfg, use_pool, compile_policy=self.compile_blocks)

@@ -1,6 +1,6 @@
 """How the generative runtime runs its DiT fast: the model-side speed options in one place.
 
-`GenerativeRuntime` takes these as keyword arguments; all of them leave the model's function
+`GenerativeRuntime(speed=SpeedOptions(...))` takes them; all of them leave the model's function
 unchanged (the GPU tests in ``tests/sim_env/test_speed_gpu.py`` compare each with its reference
 form on fixed inputs). Applied in this order, because each works on what the previous left:
 
@@ -21,6 +21,7 @@ form on fixed inputs). Applied in this order, because each works on what the pre
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 
 import torch
 
@@ -30,6 +31,38 @@ from sim_env.model.fp8 import fp8_supported, to_fp8_linears
 from sim_env.model.fp8_kernel import triton_available
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class SpeedOptions:
+    """How the runtime runs, never what it computes (the GPU tests compare each with its reference).
+
+    Attributes:
+        padded_attention: keep the ST-cache's padded attention mirror so cached attention runs
+            mask-free on FlashAttention / cuDNN (`sim_env.model.st_cache`); None = on CUDA where
+            zero-key attention is not chosen. The CPU default keeps the masked reference path
+            (bit-identical to earlier releases).
+        zero_key_attention: the zero-key mirror with the exact log-sum-exp correction instead
+            (`sim_env.model.st_cache`); None = on CUDA in half precision with head_dim ≥ 64,
+            where the padded form's 8 extra channels push cuDNN onto a wider, slower tile.
+        compile_blocks, compile_mode, fuse_qkv, fp8_linears: the model's options above;
+            ``compile_blocks`` also compiles the ST-cache's zero-key mirror refresh and the TAEHV
+            codec.
+        overlap_decode: latent configs decode the chunk and insert it into the memory on a second
+            CUDA stream while the clean cache pass runs (neither needs the other's result); None =
+            on CUDA. The phase split then shows both, overlapping.
+    """
+
+    padded_attention: bool | None = None
+    zero_key_attention: bool | None = None
+    compile_blocks: bool = False
+    compile_mode: str | None = None
+    fuse_qkv: bool | None = None
+    fp8_linears: bool = False
+    overlap_decode: bool | None = None
+
+
+DEFAULT_SPEED = SpeedOptions()
 
 
 def speed_up_model(

@@ -11,7 +11,7 @@ Per-token and per-channel scales keep an outlier token or channel from crushing 
 precision (the usual row-wise recipe). The on-the-fly quantisation is a reduction and a cast over
 the activations: eager it costs more than the faster product saves, but inside compiled blocks
 (``torch.compile``) it fuses into the norm / modulation / activation kernel that makes the input, so
-FP8 is meant for ``GenerativeRuntime(fp8_linears=True, compile_blocks=True)``. On CUDA with
+FP8 is meant for ``SpeedOptions(fp8_linears=True, compile_blocks=True)``. On CUDA with
 Triton the runtime quantises with the one-pass kernel of `sim_env.model.fp8_kernel` instead
 (``row_kernel``), which also takes over the FFN's GELU: Inductor's fused form reads each row twice.
 

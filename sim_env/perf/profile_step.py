@@ -18,6 +18,7 @@ from torch.profiler import ProfilerActivity, profile, record_function
 
 from sim_env.bench_world import _reset
 from sim_env.runtime import GenerativeRuntime
+from sim_env.runtime_speed import SpeedOptions
 
 WARMUP_STEPS = 3
 NAV_SCALE = 0.25
@@ -69,8 +70,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         device="cuda",
         num_worlds=args.worlds,
         dtype=torch.bfloat16,
-        compile_blocks=args.compile_blocks,
-        fp8_linears=args.fp8,
+        speed=SpeedOptions(compile_blocks=args.compile_blocks, fp8_linears=args.fp8),
     )
     _reset(runtime, seed=0)
     print(profile_steps(runtime, args.steps, args.rows))

@@ -15,6 +15,7 @@ from sim_env.model.fp8 import FP8_DTYPE, Fp8Linear, quantize_rows, to_fp8_linear
 from sim_env.model.fp8_kernel import MAX_ROW
 from sim_env.model.st_cache import STCache
 from sim_env.runtime import GenerativeRuntime
+from sim_env.runtime_speed import SpeedOptions
 from tests.sim_env.micro_configs import MICRO
 
 # e4m3 keeps 3 mantissa bits: a value rounds to within half a unit in the last place, 2⁻⁴ relative.
@@ -105,7 +106,9 @@ def test_unaligned_layers_are_left_alone() -> None:
 
 def _stepped_rgb(config: str, fp8_linears: bool, steps: int = 2) -> torch.Tensor:
     """The rgb of a two-world runtime after ``steps`` fixed steps from a fixed reference."""
-    runtime = GenerativeRuntime(config=config, num_worlds=2, denoising_steps=2, fp8_linears=fp8_linears)
+    runtime = GenerativeRuntime(
+        config=config, num_worlds=2, denoising_steps=2, speed=SpeedOptions(fp8_linears=fp8_linears)
+    )
     h, w = runtime.height, runtime.width
     gen = torch.Generator().manual_seed(0)
     rgb = torch.randint(0, 256, (2, h, w, 3), dtype=torch.uint8, generator=gen)

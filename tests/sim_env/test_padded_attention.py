@@ -19,6 +19,7 @@ from sim_env.model.config import CONFIGS
 from sim_env.model.dit import CausalDiT
 from sim_env.model.st_cache import DROP, MASK_CHANNELS, STCache
 from sim_env.runtime import GenerativeRuntime
+from sim_env.runtime_speed import SpeedOptions
 
 # tiny16-test with a memory pool and two heads: small enough for a CPU, every region present.
 CONFIG = dataclasses.replace(CONFIGS["tiny16-test"], memory_frames=2, window_frames=2, chunk_frames=1)
@@ -89,7 +90,11 @@ def test_padded_mirror_marks_invalid_slots() -> None:
 
 def _runtime(padded: bool) -> GenerativeRuntime:
     runtime = GenerativeRuntime(
-        config="tiny16-test", num_worlds=BATCH, denoising_steps=1, seed=4, padded_attention=padded
+        config="tiny16-test",
+        num_worlds=BATCH,
+        denoising_steps=1,
+        seed=4,
+        speed=SpeedOptions(padded_attention=padded),
     )
     h, w = runtime.height, runtime.width
     gen = torch.Generator().manual_seed(0)

@@ -32,6 +32,7 @@ from sim_env.model.fp8 import quantize_rows, to_fp8_linears
 from sim_env.model.fp8_kernel import gelu_tanh, quantize_rows_fast
 from sim_env.model.st_cache import STCache
 from sim_env.runtime import GenerativeRuntime
+from sim_env.runtime_speed import SpeedOptions
 
 pytestmark = [
     pytest.mark.gpu,
@@ -82,8 +83,9 @@ def test_fast_attention_matches_masked_at_wan_width(mirror: str) -> None:
 
 
 def _runtime(config: str, padded: bool, **kw: bool) -> GenerativeRuntime:
+    speed = SpeedOptions(padded_attention=padded, **kw)
     runtime = GenerativeRuntime(
-        config=config, device="cuda", num_worlds=NUM_WORLDS, denoising_steps=2, padded_attention=padded, **kw
+        config=config, device="cuda", num_worlds=NUM_WORLDS, denoising_steps=2, speed=speed
     )
     h, w = runtime.height, runtime.width
     gen = torch.Generator().manual_seed(0)
