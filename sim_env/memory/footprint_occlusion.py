@@ -8,12 +8,14 @@ copied as ground truth, makes it permanent.
 
 Here every voxel also stands for the square its 5 cm cube projects to, ``fx · voxel_size / depth``
 pixels wide (`footprint_radius`, rounded up so that rounding each voxel to one pixel leaves no
-gaps). A pixel inside a surface's splat whose own winner lies clearly behind one of the surface's
-footprints takes that voxel's values and depth. "Inside" is the morphological closing of the
-surface's pixels by the footprint's radius: it covers the gaps between the voxels but does not
-reach past the surface's silhouette (a near object does not fatten over its background, so the
-reference seen from its own pose renders as before) nor around a lone voxel (a speck of generated
-noise near the camera does not blot out a square).
+gaps). A pixel inside a surface's splat whose own winner lies clearly behind the surface takes the
+values and depth of the surface's nearest voxel there. "Inside" is a grey-level morphological
+closing of the depth (the min over each voxel's footprint, then the max of those minima over the
+pixel's neighbourhood): between a surface's voxels it gives the surface's depth, while past the
+surface's silhouette it gives the background's, so a near object does not fatten over what lies
+behind it (the reference seen from its own pose renders as before), and a lone voxel (a speck of
+generated noise near the camera) does not blot out a square. Each depth layer closes on its own,
+so a floor in front of a box does not fatten over the box either.
 
 "Behind" uses the render's priority (`PointCloudMemory.render`): an unpinned voxel competes at
 ``(1 + pinned_margin)`` times its depth, so a generated surface hides the reference only where it
@@ -23,14 +25,15 @@ replacing each other.
 Empty pixels stay empty: footprints decide what is hidden, not what is shown. Holes are the
 model's to fill, as in training.
 
-Static shapes and no host sync: three max-pools per footprint radius, so it sits in the step.
+Static shapes and no host sync: two max-pools per footprint radius, so it sits in the step.
 """
 
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 
-from sim_env.memory.reference_surfels import MAX_SURFEL_RADIUS, closing, nearest_within
+from sim_env.memory.reference_surfels import MAX_SURFEL_RADIUS, nearest_within
 
 # A footprint hides a pixel only when nearer than 1 / (1 + gap) of the pixel's own winner (in
 # priority depth). A wall seen at a grazing angle recedes by a factor 1 + 1/|u − cx| per pixel
@@ -84,12 +87,14 @@ def occlude_by_footprints(
     front = torch.full_like(depth, float("inf"))
     source = torch.zeros(n, h, w, dtype=torch.int64, device=depth.device)
     for r in range(1, max_radius + 1):
-        near = valid & (radius >= r)
-        reach, index = nearest_within(priority, near, r)
-        # Only inside the surface these voxels enclose: not past its silhouette, not around a
-        # lone voxel (a generated speck near the camera).
-        nearer = closing(near, r) & (reach < front)
-        front, source = torch.where(nearer, reach, front), torch.where(nearer, index, source)
+        # The nearest voxel whose footprint reaches (a min-pool), then the grey-level closing's
+        # erosion: the farthest of those minima around the pixel. A pixel between a surface's
+        # voxels keeps the surface's depth; one past its silhouette, or beside a lone voxel, sees
+        # the background's minima beside it and keeps its own.
+        reach, index = nearest_within(priority, valid & (radius >= r), r)
+        enclosing = F.max_pool2d(reach[:, None], 2 * r + 1, stride=1, padding=r)[:, 0]
+        nearer = enclosing < front
+        front, source = torch.where(nearer, enclosing, front), torch.where(nearer, index, source)
     hidden = valid & (front * (1.0 + OCCLUSION_GAP) < priority)
     flat_source = source.reshape(n, h * w)
     picked = torch.gather(

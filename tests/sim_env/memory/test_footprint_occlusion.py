@@ -55,12 +55,16 @@ def test_a_near_generated_surface_hides_the_reference_in_its_gaps() -> None:
 
 def test_the_pinned_margin_decides_as_in_the_render() -> None:
     scene = _scene()
-    _put(scene, 8, 8, 2.0, 50.0, pin=True)
-    _put(scene, 8, 9, 0.45, 200.0, pin=False)  # 4.4 times nearer: within the margin of 4
-    values, _, hidden = _occlude(scene)
-    assert not bool(hidden[0, 8, 8]) and float(values[0, 8, 8, 0]) == 50.0
+    for row in range(16):
+        for col in range(16):
+            _put(scene, row, col, 2.0, 50.0, pin=True)  # the reference's wall
+    for row in range(0, 16, 4):
+        for col in range(0, 16, 4):
+            _put(scene, row, col, 0.45, 200.0, pin=False)  # a generated wall 4.4 times nearer
+    values, _, hidden = _occlude(scene)  # within the margin of 4: the reference stays
+    assert not bool(hidden.any()) and float(values[0, 6, 6, 0]) == 50.0
     values, _, hidden = _occlude(scene, margin=1.0)  # with a margin of 1 it is clearly in front
-    assert bool(hidden[0, 8, 8]) and float(values[0, 8, 8, 0]) == 200.0
+    assert bool(hidden[0, 6, 6]) and float(values[0, 6, 6, 0]) == 200.0
 
 
 def test_a_near_object_does_not_fatten_over_its_background_nor_a_lone_voxel_blot_it_out() -> None:
@@ -76,6 +80,13 @@ def test_a_near_object_does_not_fatten_over_its_background_nor_a_lone_voxel_blot
     assert not bool(hidden.any())
     assert bool((values[0, :, 8:, 0] != 200.0).all())  # the wall beside the box stays the wall
     assert float(values[0, 16, 23, 0]) == 50.0 and float(values[0, 16, 22, 0]) == 90.0
+    # Two near layers (both with footprints): a box at 2.4 m above a floor at 1.5 m.
+    scene = _scene()
+    for row in range(16):
+        for col in range(16):
+            _put(scene, row, col, 2.4 if row < 8 else 1.5, 50.0 if row < 8 else 200.0, pin=True)
+    _, _, hidden = _occlude(scene)
+    assert not bool(hidden.any())
 
 
 def test_one_surface_keeps_its_own_pixels_and_empty_pixels_stay_empty() -> None:
