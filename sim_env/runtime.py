@@ -54,6 +54,7 @@ from sim_env.conditioning import (
     encode_frame,
     hand_skeleton_map,
     pinned_depth,
+    pinned_pixels,
     plucker_input,
     pool_admission,
     rays_to_plucker,
@@ -63,6 +64,7 @@ from sim_env.conditioning import (
 )
 from sim_env.kinematics import HandKinematics, apply_hand_actions, block_forward, integrate_nav
 from sim_env.latent_chunk import LatentChunkPath
+from sim_env.memory.footprint_occlusion import occlude_by_footprints
 from sim_env.memory.point_cloud import checked_pinned_margin
 from sim_env.memory.reference_pin import hand_free_mask
 from sim_env.memory.writer import MemoryWriter
@@ -480,7 +482,7 @@ class GenerativeRuntime:
         pose32 = pose.float()
         mem = self.memory
         with self._roll.beside(self.phase_timer), self.phase_timer("conditioning"):
-            with_pins = self.reference_collisions or cfg.anchor_gate_reference
+            with_pins = self.reference_collisions or cfg.anchor_gate_reference or self.footprint_occlusion
             r_values, r_depth, r_mask = mem.render(
                 self.K.float(),
                 pose32,
@@ -489,8 +491,15 @@ class GenerativeRuntime:
                 with_pins=with_pins,
                 cameras_per_world=a,
                 pinned_margin=self.pinned_margin,
-                footprints=self.footprint_occlusion,
             )
+            updates = []  # the reference's depth for the collision rule: its walls stand, whatever
+            if self.reference_collisions:  # is drawn in front of them
+                updates.append((self.reference_depth, pinned_depth(r_values, r_depth, r_mask)))
+            if self.footprint_occlusion:
+                pinned, fx = pinned_pixels(r_values, r_mask), self.K[:, 0, 0].float()
+                r_values, r_depth, _ = occlude_by_footprints(
+                    r_values, r_depth, r_mask, pinned, fx, mem.voxel_size, self.pinned_margin
+                )
             cond = build_condition(r_values, r_depth, r_mask, self._hand_map(), cfg)
             if self.reference_passthrough:  # not where a hand may now cover the reference
                 hands = self.hands.keypoints(self.wrist, self.grip)
@@ -499,9 +508,6 @@ class GenerativeRuntime:
             if self.reference_surfels:
                 fx, voxel = self.K[:, 0, 0], self.memory.voxel_size
                 self._surfels = surfel_passthrough(r_values, r_depth, r_mask, fx, voxel, self.pinned_margin)
-            updates = []  # the pinned reference's depth, where the collision rule reads it
-            if self.reference_collisions:
-                updates.append((self.reference_depth, pinned_depth(r_values, r_depth, r_mask)))
             self._plucker = rays_to_plucker(self._rays_cam, pose, cfg)
         x = self.sampler.sample(self.noise.draw(), cond, self._cache_pass)
         with self.phase_timer("decode"):

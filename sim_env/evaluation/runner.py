@@ -342,6 +342,7 @@ def summarize(
     if flags:
         out["collision_agreement"] = collision_agreement([c for c, _ in flags], [e for _, e in flags])
         out["engine_collisions"] = int(sum(e for _, e in flags))
+        out["world_collisions"] = int(sum(c for c, _ in flags))  # with the above: misses or false stops
     if "hand_motion" in traces:
         hand_rows = [tr.hand_psnr for tr in traces["hand_motion"]]
         out["hand_region_psnr"] = _nanmean([v for r in hand_rows for v in r])

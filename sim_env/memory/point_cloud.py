@@ -31,7 +31,6 @@ import math
 
 import torch
 
-from sim_env.memory.footprint_occlusion import occlude_by_footprints
 from sim_env.memory.splat import splat
 
 VOXEL_BITS = 21  # per axis; 3 x 21 bits fit an int64 below the sign bit
@@ -296,7 +295,6 @@ class PointCloudMemory:
         with_pins: bool = False,
         cameras_per_world: int = 1,
         pinned_margin: float = 0.0,
-        footprints: bool = False,
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Splats each world's cloud into its cameras: (rgb (N,H,W,C), depth (N,H,W), mask (N,H,W)).
 
@@ -312,15 +310,11 @@ class PointCloudMemory:
         world comes back to a view it started from. Unpinned voxels are pushed back along their
         camera rays by the factor 1 + m, which leaves their pixel unchanged; the depth returned is
         each winner's true depth.
-
-        ``footprints``: a pixel whose winner lies clearly behind a nearer voxel's projected square
-        shows that voxel (`sim_env.memory.footprint_occlusion`), so nothing shows through the gaps
-        of a near surface's splat.
         """
         checked_pinned_margin(pinned_margin)
         dtype = self.xyz.dtype
         prioritise = pinned_margin > 0.0
-        pins = with_pins or prioritise or footprints
+        pins = with_pins or prioritise
         values = torch.cat([self.rgb, self.pinned[..., None].to(dtype)], dim=-1) if pins else self.rgb
         a = cameras_per_world
 
@@ -338,12 +332,6 @@ class PointCloudMemory:
         )
         if prioritise:
             depth = torch.where(rgb[..., -1] > 0.5, depth, depth / (1.0 + pinned_margin))
-        if footprints:
-            pinned = (rgb[..., -1] > 0.5) & mask
-            fx = K[:, 0, 0].to(depth.dtype)
-            rgb, depth, _ = occlude_by_footprints(
-                rgb, depth, mask, pinned, fx, self.voxel_size, pinned_margin
-            )
-        if pins and not with_pins:
-            rgb = rgb[..., :-1]
+            if not with_pins:
+                rgb = rgb[..., :-1]
         return rgb, depth, mask
