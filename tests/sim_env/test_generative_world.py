@@ -206,6 +206,22 @@ def test_pinned_margin_keeps_the_reference_in_front_of_slightly_near_generated_g
         make(pinned_margin=-1.0)
 
 
+@pytest.mark.parametrize("footprints", [True, False])
+def test_a_near_generated_wall_hides_the_reference_behind_it_but_not_from_the_collision_rule(
+    footprints, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The wall's voxels land 7 pixels apart at 0.3 m; the reference 4 m away shows between them."""
+    world = make(denoising_steps=1, footprint_occlusion=footprints)
+    ref = reference(0)
+    world.reset_batch(*batch_tensors([ref]))
+    rgb, depth, K, pose = batch_tensors([ref])
+    world.memory.insert(torch.zeros_like(rgb), torch.full_like(depth, 0.3), K, pose)  # generated
+    rendered = rendered_at_the_same_pose(world, monkeypatch)
+    reference_share = float((rendered[..., 3] > 0.5).float().mean())
+    assert reference_share < 0.05 if footprints else reference_share > 0.5
+    assert bool(torch.isfinite(kin.depth_ahead(world.reference_depth)).all())  # its walls still stand
+
+
 @pytest.mark.parametrize("passthrough", [True, False])
 def test_reference_passthrough_copies_the_pinned_reference_into_the_frame(
     passthrough, monkeypatch: pytest.MonkeyPatch
