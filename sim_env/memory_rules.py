@@ -51,7 +51,8 @@ def add_memory_rule_arguments(parser: argparse.ArgumentParser) -> None:
         action=argparse.BooleanOptionalAction,
         default=None,
         help="every voxel of the memory hides what lies behind its projected square, so nothing "
-        "shows through the gaps of a near surface's splat (default: the runtime's, on)",
+        "shows through the gaps of a near surface's splat (default: the runtime's, on with a "
+        "reference sweep)",
     )
     parser.add_argument(
         "--reference-passthrough",

@@ -107,7 +107,9 @@ class GenerativeRuntime:
             Pixel-space configs only (the latent path's large references are not pinned).
         footprint_occlusion: every voxel also hides what lies behind its projected square, so a
             near surface's sparse splat no longer shows the reference beyond it through its gaps
-            (`sim_env.memory.footprint_occlusion`).
+            (`sim_env.memory.footprint_occlusion`); None = on with a reference sweep
+            (``reference_views`` > 1), where it helps tiny64, and off with one view, where the
+            world then blocks far more often than the engine (docs/model.md).
         reference_passthrough: copy the pinned reference wherever it lands and into the small gaps
             of its splat (gate fully open there; ``anchor_gate_reference`` configs only).
         reference_surfels: with ``reference_passthrough``, also copy the reference drawn as
@@ -152,7 +154,7 @@ class GenerativeRuntime:
         collision_depth_m: float = DEFAULT_COLLISION_DEPTH_M,
         reference_collisions: bool = True,
         pinned_margin: float = DEFAULT_PINNED_MARGIN,
-        footprint_occlusion: bool = True,
+        footprint_occlusion: bool | None = None,
         reference_passthrough: bool = True,
         reference_surfels: bool = True,
         carve_free_space: bool = True,
@@ -247,9 +249,10 @@ class GenerativeRuntime:
         )
         self.memory = self.writer.memory
         self.reference_views, self.pin_reference = self.writer.reference_views, self.writer.pin_references
+        swept = self.reference_views > 1
+        self.footprint_occlusion = swept if footprint_occlusion is None else bool(footprint_occlusion)
         self.reference_collisions = bool(reference_collisions)
         self.pinned_margin = checked_pinned_margin(pinned_margin)
-        self.footprint_occlusion = bool(footprint_occlusion)
         self.reference_passthrough = bool(reference_passthrough) and cfg.anchor_gate_reference
         self._copyable: torch.Tensor | bool = True  # (N, 1, 1, h, w): where passthrough may copy
         self.reference_surfels = bool(reference_surfels) and self.reference_passthrough

@@ -39,7 +39,7 @@ def test_bench_world_prints_table(capsys: pytest.CaptureFixture[str], tmp_path) 
     # Passthrough is on by default, but tiny64 has no provenance channel to copy by; carving is on.
     defaults = {
         "pinned_margin": DEFAULT_PINNED_MARGIN,
-        "footprint_occlusion": True,
+        "footprint_occlusion": False,  # on only with a sweep
         "reference_collisions": True,
         "reference_passthrough": False,
         "reference_surfels": False,
@@ -76,6 +76,7 @@ def test_bench_world_passes_the_memory_rules_to_the_runtime(
     assert json.loads(out.read_text())[0]["runtime_options"]["reference_surfels"] is True
     assert main([*argv, "--reference-views", "3"]) == 0  # a synthetic sweep at reset
     assert json.loads(out.read_text())[0]["runtime_options"]["reference_views"] == 3
+    assert json.loads(out.read_text())[0]["runtime_options"]["footprint_occlusion"] is True
 
 
 def test_bench_world_latent_config_reports_video_frames_and_phases(
