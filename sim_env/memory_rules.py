@@ -51,8 +51,7 @@ def add_memory_rule_arguments(parser: argparse.ArgumentParser) -> None:
         action=argparse.BooleanOptionalAction,
         default=None,
         help="every voxel of the memory hides what lies behind its projected square, so nothing "
-        "shows through the gaps of a near surface's splat (default: the runtime's, on with a "
-        "reference sweep)",
+        "shows through the gaps of a near surface's splat (default: the runtime's, off)",
     )
     parser.add_argument(
         "--reference-passthrough",

@@ -39,7 +39,7 @@ def test_bench_world_prints_table(capsys: pytest.CaptureFixture[str], tmp_path) 
     # Passthrough is on by default, but tiny64 has no provenance channel to copy by; carving is on.
     defaults = {
         "pinned_margin": DEFAULT_PINNED_MARGIN,
-        "footprint_occlusion": False,  # on only with a sweep
+        "footprint_occlusion": False,
         "reference_collisions": True,
         "reference_passthrough": False,
         "reference_surfels": False,
@@ -57,12 +57,12 @@ def test_bench_world_passes_the_memory_rules_to_the_runtime(
     argv += ["--repeats", "1", "--device", "cpu", "--json", str(out)]
     argv += ["--config", "tiny64-colour-gate-fill-ref"]
     rules = ["--pinned-margin", "0", "--no-reference-collisions", "--no-reference-passthrough"]
-    rules += ["--reference-surfels", "--no-carve-free-space", "--no-footprint-occlusion"]
+    rules += ["--reference-surfels", "--no-carve-free-space", "--footprint-occlusion"]
     assert main([*argv, *rules]) == 0
     chosen = {
         "reference_collisions": False,
         "pinned_margin": 0.0,
-        "footprint_occlusion": False,
+        "footprint_occlusion": True,
         "reference_passthrough": False,
         "reference_surfels": False,  # asked for, but it needs the passthrough
         "carve_free_space": False,
@@ -76,7 +76,7 @@ def test_bench_world_passes_the_memory_rules_to_the_runtime(
     assert json.loads(out.read_text())[0]["runtime_options"]["reference_surfels"] is True
     assert main([*argv, "--reference-views", "3"]) == 0  # a synthetic sweep at reset
     assert json.loads(out.read_text())[0]["runtime_options"]["reference_views"] == 3
-    assert json.loads(out.read_text())[0]["runtime_options"]["footprint_occlusion"] is True
+    assert json.loads(out.read_text())[0]["runtime_options"]["footprint_occlusion"] is False  # opt-in
 
 
 def test_bench_world_latent_config_reports_video_frames_and_phases(

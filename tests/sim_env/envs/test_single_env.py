@@ -134,7 +134,7 @@ def test_the_generative_env_starts_from_the_engines_sweep_around_the_start():
             env.reset(seed=11)
             runtime = env.unwrapped.sim.backend.runtime
             assert runtime.reference_views == views
-            assert runtime.footprint_occlusion == (views > 1)  # on with the sweep only
+            assert not runtime.footprint_occlusion  # opt-in (docs/model.md)
             pinned[views] = int(runtime.memory.pinned.sum())
             behind = torch.as_tensor(sweep_poses(runtime.pose[0].numpy(), 2)[1])[None].float()
             _, _, shown = runtime.memory.render(runtime.K.float(), behind, runtime.height, runtime.width)
