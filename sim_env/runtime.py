@@ -182,7 +182,6 @@ class GenerativeRuntime:
         self.checkpoint, self.seed = checkpoint, int(seed)
         model = load_world_model(checkpoint, get_config(config), self.seed)
         self.model, self.dtype = model.to(self.device, dtype).eval(), dtype
-        self.speed = speed
         self.fp8_linears, self.compile_blocks = bool(speed.fp8_linears), bool(speed.compile_blocks)
         self.fuse_qkv = speed_up_model(
             self.model, self.device, speed.fuse_qkv, self.fp8_linears, self.compile_blocks, speed.compile_mode

@@ -66,7 +66,7 @@ def occlude_by_footprints(
     pinned_margin: float,
     max_radius: int = MAX_SURFEL_RADIUS,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """The splat with every pixel behind a nearer voxel's footprint showing that voxel.
+    """The splat with every pixel clearly behind the surface enclosing it showing that surface.
 
     Args:
         values: (N, H, W, C) per-pixel splat values (colour, pinned flag, ...).
