@@ -73,8 +73,11 @@ def run_demo(
     denoising_steps: int = 4,
     resolution: tuple[int, int] = (64, 64),
     reference_views: int = FULL_SWEEP_VIEWS,
+    reference_positions: int = 1,
 ) -> dict[str, float]:
-    """Runs the demo and writes the video (``reference_views``: the env's keyword, generative world only).
+    """Runs the demo and writes the video.
+
+    ``reference_views`` and ``reference_positions`` are the env's keywords (generative world only).
 
     Returns:
         steps, steps_per_s (env steps incl. generation, excluding the shadow's rendering),
@@ -101,7 +104,11 @@ def run_demo(
         shadow="mujoco",
         denoising_steps=denoising_steps,
         resolution=resolution,
-        **({"reference_views": reference_views} if world == "generative" else {}),
+        **(
+            {"reference_views": reference_views, "reference_positions": reference_positions}
+            if world == "generative"
+            else {}
+        ),
     )
     agent = GoalNavigator(np.random.default_rng(seed))
     frames: list[np.ndarray] = []
@@ -166,6 +173,12 @@ def add_demo_arguments(parser: argparse.ArgumentParser) -> None:
         default=FULL_SWEEP_VIEWS,
         help="generative world: views of the engine around the start given at reset (1: the start frame)",
     )
+    parser.add_argument(
+        "--reference-positions",
+        type=int,
+        default=1,
+        help="generative world: the sweep is rendered at this many positions (sim_env.reference_scan)",
+    )
 
 
 def run_demo_from_args(args: argparse.Namespace) -> int:
@@ -178,5 +191,6 @@ def run_demo_from_args(args: argparse.Namespace) -> int:
         denoising_steps=args.denoising_steps,
         resolution=args.resolution,
         reference_views=args.reference_views,
+        reference_positions=args.reference_positions,
     )
     return 0

@@ -31,7 +31,8 @@ from bridge.types import (
     WorldInfo,
     validate_pose,
 )
-from sim_env.reference_sweep import ReferenceViews, as_views, render_sweep
+from sim_env.reference_scan import render_scan
+from sim_env.reference_sweep import ReferenceViews, as_views
 from sim_env.runtime import WORLD_NAME, GenerativeRuntime
 
 
@@ -42,7 +43,20 @@ class GenerativeWorld(GenerativeRuntime):
     Observation is the LAST video frame of the chunk (rgb, depth, pose); ``frame_id`` counts
     video frames, so ``sim_time = frame_id · dt`` advances 12·dt per step. The whole chunk stays
     readable in ``frames_rgb`` / ``frames_depth`` / ``frames_pose`` (N, F, ...) until the next step.
+
+    ``reference_positions`` (keyword only, default 1): when the world renders its own references
+    (reset without ``options["reference"]``), its ``reference_views`` are a sweep at this many
+    positions (`sim_env.reference_scan`), ``reference_views / reference_positions`` views each.
     """
+
+    def __init__(self, *args: Any, reference_positions: int = 1, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if reference_positions < 1 or self.reference_views % reference_positions:
+            raise InvalidArgumentError(
+                f"reference_positions must divide reference_views ({self.reference_views}), "
+                f"got {reference_positions}"
+            )
+        self.reference_positions = int(reference_positions)
 
     @property
     def agent_ids(self) -> tuple[str, ...]:
@@ -80,7 +94,8 @@ class GenerativeWorld(GenerativeRuntime):
                 ``reference_views`` − 1 sweep views (`sim_env.reference_sweep`); without it world
                 b's agents are rendered by a ``bridge.engines.MujocoWorld(scene=options.get("scene",
                 "rooms"))`` reset with seed ``seed + b`` (so world 0 matches a MujocoWorld reset at
-                the same seed), each with the full sweep of ``reference_views`` views.
+                the same seed), each with the full sweep of ``reference_views`` views (at
+                ``reference_positions`` positions).
         """
         options = dict(options or {})
         unknown = set(options) - {"reference", "scene"}
@@ -116,7 +131,8 @@ class GenerativeWorld(GenerativeRuntime):
                 frames = engine.reset(seed=seed + b)
                 for a in range(self.agents_per_world):
                     start = frames[f"agent_{a}"]
-                    sweep = render_sweep(engine, f"agent_{a}", start, self.reference_views)
+                    per_position = self.reference_views // self.reference_positions
+                    sweep = render_scan(engine, f"agent_{a}", start, per_position, self.reference_positions)
                     out[ids[b * self.agents_per_world + a]] = [start, *sweep]
             finally:
                 engine.close()

@@ -22,8 +22,9 @@ import mujoco
 import numpy as np
 import torch
 
-from bridge.types import HAND_KEYPOINTS, NUM_HANDS, Action, Observation, World
-from sim_env.reference_sweep import ReferenceViews, render_sweep
+from bridge.types import HAND_KEYPOINTS, NUM_HANDS, Action, InvalidArgumentError, Observation, World
+from sim_env.reference_scan import render_scan
+from sim_env.reference_sweep import ReferenceViews
 from sim_env.stream_noise import STREAM_SEED_STRIDE
 
 log = logging.getLogger(__name__)
@@ -154,11 +155,19 @@ class GenerativeBackend:
     Args:
         runtime: a `GenerativeRuntime` built for B worlds and A agents per world.
         scene: MuJoCo family of the reference scenes.
+        reference_positions: the runtime's ``reference_views`` are a sweep at this many positions
+            (`sim_env.reference_scan`).
     """
 
-    def __init__(self, runtime, scene: str) -> None:
+    def __init__(self, runtime, scene: str, reference_positions: int = 1) -> None:
+        if reference_positions < 1 or runtime.reference_views % reference_positions:
+            raise InvalidArgumentError(
+                f"reference_positions must divide the runtime's {runtime.reference_views} reference "
+                f"views, got {reference_positions}"
+            )
         self.runtime = runtime
         self.scene = scene
+        self.reference_positions = int(reference_positions)
         self.device = runtime.device
         self.num_worlds, self.agents_per_world = runtime.num_worlds, runtime.agents_per_world
         n, h, w = runtime.num_streams, runtime.height, runtime.width
@@ -192,7 +201,8 @@ class GenerativeBackend:
             facts[b] = mujoco_facts(self._engine)
             for k in range(a):
                 i, obs = b * a + k, frames[f"agent_{k}"]
-                views = render_sweep(self._engine, f"agent_{k}", obs, rt.reference_views)
+                per_position = rt.reference_views // self.reference_positions
+                views = render_scan(self._engine, f"agent_{k}", obs, per_position, self.reference_positions)
                 self._sweep[i] = views
                 self._ref_rgb[i] = torch.from_numpy(obs.rgb)
                 self._ref_depth[i] = torch.from_numpy(obs.depth)

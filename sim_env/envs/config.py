@@ -42,6 +42,9 @@ class EnvConfig:
         reference_views: views of the generative world's reference at reset: the start frame and
             a sweep of the rest of the turn around it (`sim_env.reference_sweep`); 1 = the start
             frame only.
+        reference_positions: the sweep of ``reference_views`` is rendered from this many
+            positions: the start, then those `sim_env.reference_scan` chooses from what the views
+            so far show; 1 = the start only.
         depth_far: observation depth is clipped to [0, depth_far] metres (+inf → depth_far).
         success_radius: metres; point-goal success when the goal is this close (horizontally).
         goal_distance: (min, max) metres between start and goal at reset.
@@ -66,6 +69,7 @@ class EnvConfig:
     scene: str = "rooms"
     denoising_steps: int = 4
     reference_views: int = FULL_SWEEP_VIEWS
+    reference_positions: int = 1
     depth_far: float = DEFAULT_DEPTH_FAR_M
     success_radius: float = 0.5
     goal_distance: tuple[float, float] = (1.0, 5.0)
@@ -107,14 +111,10 @@ class EnvConfig:
             raise InvalidArgumentError(
                 f"denoising_steps must be a positive int, got {self.denoising_steps!r}"
             )
-        if (
-            isinstance(self.reference_views, bool)
-            or int(self.reference_views) != self.reference_views
-            or (self.reference_views < 1)
-        ):
-            raise InvalidArgumentError(
-                f"reference_views must be a positive int, got {self.reference_views!r}"
-            )
+        for name in ("reference_views", "reference_positions"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or int(value) != value or value < 1:
+                raise InvalidArgumentError(f"{name} must be a positive int, got {value!r}")
         lo, hi = self.goal_distance
         if not 0.0 <= lo <= hi:
             raise InvalidArgumentError(

@@ -63,14 +63,14 @@ def build_backend(
             agents_per_world=agents_per_world,
             denoising_steps=cfg.denoising_steps,
             seed=seed,
-            reference_views=int(cfg.reference_views),
+            reference_views=int(cfg.reference_views) * int(cfg.reference_positions),
         )
         if (runtime.height, runtime.width) != cfg.resolution:
             raise InvalidArgumentError(
                 f"resolution {cfg.resolution} does not match the generative model's "
                 f"{(runtime.height, runtime.width)}; pass resolution={(runtime.height, runtime.width)}"
             )
-        return GenerativeBackend(runtime, cfg.scene)
+        return GenerativeBackend(runtime, cfg.scene, int(cfg.reference_positions))
     height, width = cfg.resolution
     if cfg.world == "mujoco":
         worlds = [

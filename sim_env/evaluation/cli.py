@@ -45,6 +45,13 @@ def add_eval_arguments(parser: argparse.ArgumentParser) -> None:
         help="every world starts from the engine's reference plus its sweep, this many views in "
         "all around the start (1: the reference frame only, the default protocol)",
     )
+    parser.add_argument(
+        "--reference-positions",
+        type=int,
+        default=1,
+        help="the sweep of --reference-views is rendered at this many positions: the start and "
+        "those the scan chooses from what the views so far show (sim_env.reference_scan)",
+    )
     add_memory_rule_arguments(parser)  # for the model worlds
 
 
@@ -65,6 +72,7 @@ def run_eval(args: argparse.Namespace) -> int:
         pose_source=args.pose_source,
         **memory_rule_options(args),
         reference_views=args.reference_views,
+        reference_positions=args.reference_positions,
     )
     report = run_evaluation(settings)
     out = Path(args.out)

@@ -44,7 +44,7 @@ from sim_env.evaluation.metrics import (
 )
 from sim_env.evaluation.trajectories import TRAJECTORY_NAMES, Trajectory, make_trajectory
 from sim_env.memory_rules import memory_rule_options, memory_rules_of
-from sim_env.reference_sweep import render_sweep
+from sim_env.reference_scan import render_scan
 
 log = logging.getLogger(__name__)
 
@@ -107,6 +107,8 @@ class EvalSettings:
         reference_views: every world under test (the baselines too) starts from the engine's
             reference and a sweep of this many views in all (`sim_env.reference_sweep`); 1, the
             default protocol, gives the reference frame only.
+        reference_positions: the sweep is rendered at this many positions, the start and those
+            `sim_env.reference_scan` chooses: reference_views · reference_positions views in all.
     """
 
     checkpoint: str | None
@@ -127,10 +129,13 @@ class EvalSettings:
     reference_surfels: bool | None = None
     carve_free_space: bool | None = None
     reference_views: int = 1
+    reference_positions: int = 1
 
     def __post_init__(self) -> None:
         if self.reference_views < 1:
             raise ValueError(f"reference_views must be positive, got {self.reference_views}")
+        if self.reference_positions < 1:
+            raise ValueError(f"reference_positions must be positive, got {self.reference_positions}")
         if self.pose_source not in POSE_SOURCES:
             raise ValueError(f"pose_source must be one of {POSE_SOURCES}, got {self.pose_source!r}")
         if self.episodes < 1 or self.horizon < 1:
@@ -167,7 +172,7 @@ def _open_world(variant: str, settings: EvalSettings) -> Any:
         "denoising_steps": settings.denoising_steps,
     }
     common |= memory_rule_options(settings)
-    views = {"reference_views": settings.reference_views}
+    views = {"reference_views": settings.reference_views * settings.reference_positions}
     if variant == "model":
         return GenerativeWorld(**common, **views, **extra)
     if variant == "window":
@@ -209,16 +214,18 @@ def run_episode(
     keep_video: bool,
     follow_engine: bool = False,
     reference_views: int = 1,
+    reference_positions: int = 1,
 ) -> EpisodeTrace:
     """Roll ``world`` and the engine shadow for ``horizon`` steps from the engine's frame at ``seed``.
 
     ``follow_engine``: navigation steps teleport the world to the engine's pose instead of
     letting it move itself (the ``engine`` pose source). ``reference_views``: the world also
-    gets the engine's sweep around its first frame (the engine is put back where it was).
+    gets the engine's sweep around its first frame, at ``reference_positions`` positions
+    (`sim_env.reference_scan`; the engine is put back where it was).
     """
     trace = EpisodeTrace()
     gt = engine.reset(seed=seed, options={"scene": trajectory.scene})[AGENT]
-    views = [gt, *render_sweep(engine, AGENT, gt, reference_views)]
+    views = [gt, *render_scan(engine, AGENT, gt, reference_views, reference_positions)]
     gen = world.reset(seed=seed, options={"reference": {AGENT: views}})[AGENT]
     trace.frames.append(gen.rgb)
     trace.poses.append(gen.pose)
@@ -365,6 +372,7 @@ def run_evaluation(settings: EvalSettings) -> dict[str, Any]:
         "device": settings.device,
         "pose_source": settings.pose_source,
         "reference_views": settings.reference_views,
+        "reference_positions": settings.reference_positions,
         "horizons": [h for h in HORIZONS if h <= settings.horizon],
         "variants": {},
     }
@@ -407,6 +415,7 @@ def run_evaluation(settings: EvalSettings) -> dict[str, Any]:
                         video_dir is not None,
                         follow_engine=settings.pose_source == "engine",
                         reference_views=settings.reference_views,
+                        reference_positions=settings.reference_positions,
                     )
                     traces.setdefault(name, []).append(trace)
                     refs.setdefault(name, []).append(trace.frames[0])

@@ -39,6 +39,8 @@ def test_import_registers_every_id_without_loading_torch_or_mujoco():
         ({"denoising_steps": 0}, "denoising_steps"),
         ({"reference_views": 0}, "reference_views"),
         ({"reference_views": 2.5}, "reference_views"),
+        ({"reference_positions": 0}, "reference_positions"),
+        ({"reference_positions": True}, "reference_positions"),
         ({"task": "reach"}, "reach"),
         ({"action_kind": "hand"}, "tabletop"),
         ({"goal_distance": (3.0, 1.0)}, "goal_distance"),
