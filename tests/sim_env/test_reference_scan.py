@@ -33,7 +33,7 @@ def _view(pose: np.ndarray, depth: float | np.ndarray) -> Observation:
 def _wall_ahead(distance: float, pitch_deg: float = 0.0) -> tuple[Observation, np.ndarray]:
     """A camera at 1.5 m looking along +X (pitched down by ``pitch_deg``) at a wall ``distance`` away."""
     eye = np.array([0.0, 0.0, 1.5])
-    target = eye + [1.0, 0.0, -math.tan(math.radians(pitch_deg))]
+    target = eye + np.array([1.0, 0.0, -math.tan(math.radians(pitch_deg))])
     pose = look_at(eye, target)
     # Planar depth of the plane x = distance for each pixel's ray.
     v, u = np.mgrid[0:H, 0:W].astype(np.float64)
@@ -168,7 +168,8 @@ def test_a_generative_world_renders_its_own_scan() -> None:
         GenerativeWorld(denoising_steps=1, reference_views=4, reference_positions=3)
     counts = {}
     for positions in (1, 2):  # two views each: the start's pair, then another pair elsewhere
-        world = GenerativeWorld(denoising_steps=1, reference_views=2 * positions, reference_positions=positions)
+        views = 2 * positions
+        world = GenerativeWorld(denoising_steps=1, reference_views=views, reference_positions=positions)
         assert world.reference_positions == positions
         world.reset(seed=3)  # MuJoCo renders the reference and its scan
         counts[positions] = int(world.memory.pinned.sum())
