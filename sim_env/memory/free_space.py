@@ -42,11 +42,16 @@ class ReferenceFreeSpace:
         width: reference columns.
         device: where the state lives.
         tolerance: a point is in a reference's free space when nearer than (1 − tolerance) of
-            the (min-pooled) reference depth along its ray.
+            the (min-pooled) reference depth along its ray. A negative tolerance t takes in the
+            reference's surface too, to −t behind it: what the reference saw at all.
         views: V, reference views per stream.
         edge_guard: min-pool the reference depth over 3×3 (above). Off for ground-truth points, whose
             edges are exact: a surface another view saw edge-on then cannot round across the
             silhouette into space this reference saw empty.
+        edge_reach: max-pool the reference depth over 3×3 instead: beside a silhouette the
+            reference's far side counts too. For "what did the reference see": a background point
+            next to a foreground edge rounds to the foreground's pixel in one view and to the
+            background's in another, and the reference saw it either way.
     """
 
     def __init__(
@@ -59,15 +64,18 @@ class ReferenceFreeSpace:
         tolerance: float = DEFAULT_CARVE_TOLERANCE,
         views: int = 1,
         edge_guard: bool = True,
+        edge_reach: bool = False,
     ) -> None:
-        if not 0.0 <= tolerance < 1.0:
-            raise ValueError(f"tolerance must be in [0, 1), got {tolerance}")
+        if not -1.0 < tolerance < 1.0:
+            raise ValueError(f"tolerance must be in (-1, 1), got {tolerance}")
         if views < 1:
             raise ValueError(f"views must be positive, got {views}")
         self.num_worlds, self.agents_per_world = int(num_worlds), int(agents_per_world)
         n, v = self.num_worlds * self.agents_per_world, int(views)
         self.height, self.width, self.tolerance, self.views = int(height), int(width), float(tolerance), v
-        self.edge_guard = bool(edge_guard)
+        if edge_guard and edge_reach:
+            raise ValueError("edge_guard and edge_reach pool the reference depth in opposite ways; pick one")
+        self.edge_guard, self.edge_reach = bool(edge_guard), bool(edge_reach)
         # Depth below which a point on a reference pixel's ray is empty space; 0 = nothing known.
         self.limit = torch.zeros(n, v, height, width, device=device)
         self.K = torch.eye(3, device=device).repeat(n, v, 1, 1)
@@ -98,9 +106,12 @@ class ReferenceFreeSpace:
         d = torch.where(torch.isfinite(d) & (d > 0.0), d, 0.0)
         # Min-pool over known pixels only: unknown pixels (0) must not pull a neighbour to 0.
         known_max = torch.where(d > 0.0, d, float("inf"))
-        pooled = (
-            -F.max_pool2d(-known_max[:, None], 3, stride=1, padding=1)[:, 0] if self.edge_guard else known_max
-        )
+        pooled = known_max
+        if self.edge_guard:
+            pooled = -F.max_pool2d(-known_max[:, None], 3, stride=1, padding=1)[:, 0]
+        elif self.edge_reach:  # the farthest known neighbour: unknown pixels (inf) must not win
+            known_min = torch.where(d > 0.0, d, 0.0)
+            pooled = F.max_pool2d(known_min[:, None], 3, stride=1, padding=1)[:, 0]
         limit = torch.where(torch.isfinite(pooled), pooled * (1.0 - self.tolerance), 0.0)
         limit = torch.where(d > 0.0, limit, 0.0).reshape(n, given, h, w)
         missing = self.views - given
@@ -119,6 +130,7 @@ class ReferenceFreeSpace:
         pose_c2w: torch.Tensor,
         hand_keypoints: torch.Tensor | None = None,
         hands_present: torch.Tensor | None = None,
+        views: int | None = None,
     ) -> torch.Tensor:
         """(N, H, W) bool: the pixels of the frames that may enter the memory.
 
@@ -130,6 +142,7 @@ class ReferenceFreeSpace:
             hand_keypoints: (N, 2, 21, 3) camera-frame keypoints of each stream's hands now
                 (NaN where a stream has none), whose pixels are never carved; None: no hands.
             hands_present: (N,) bool, the streams whose ``hand_keypoints`` count (None: all).
+            views: test against the first this many reference views of each stream (None: all).
         """
         n, h, w = depth.shape
         dev, b, a = self.limit.device, self.num_worlds, self.agents_per_world
@@ -149,7 +162,7 @@ class ReferenceFreeSpace:
         carved = torch.zeros(b, a * h * w, dtype=torch.bool, device=dev)
         for r in range(a):
             ref = torch.arange(b, device=dev) * a + r
-            for view in range(self.views):
+            for view in range(self.views if views is None else min(views, self.views)):
                 carved |= self._inside(world, ref, view)
         carved = carved.reshape(n, h, w) & (zs > 0.0)
         if hand_keypoints is not None:

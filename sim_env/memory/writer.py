@@ -9,7 +9,11 @@
   - surface the memory does not hold yet: a second set of voxels on a held surface, sampled at
     other spots of its texture, would z-fight with the first;
   - points outside every reference view's exact free space: a surface one view saw edge-on
-    would otherwise round across another view's silhouette into space that view saw empty.
+    would otherwise round across another view's silhouette into space that view saw empty;
+  - points no earlier view saw, neither as free space nor as its surface: a view from another
+    position (`sim_env.reference_scan`) samples a surface an earlier view holds at other spots,
+    more densely than the held test's surfels can tell; its voxels would sit between the earlier
+    view's and z-fight with them where that view is seen again.
 
   With these rules the memory renders the reference back at the start pose nearly as it did
   without the sweep (docs/model.md).
@@ -33,6 +37,8 @@ from sim_env.reference_sweep import ReferenceViews
 HELD_DEPTH_TOLERANCE = 0.05
 # Closes the one-pixel rounding gaps between surfels (as the passthrough's).
 HELD_GAP_RADIUS = 2
+# A sweep point up to this fraction behind an earlier view's surface lies on that surface.
+SEEN_SURFACE_TOLERANCE = 0.05
 
 
 class MemoryWriter:
@@ -83,6 +89,18 @@ class MemoryWriter:
         self.free_space = ReferenceFreeSpace(b, a, height, width, device, views=v)
         # The references' free space without the edge guard, for the sweep's exact points.
         self.seen_empty = ReferenceFreeSpace(b, a, height, width, device, views=v, edge_guard=False)
+        # What the references saw at all, free space and surface, for the sweep's later views.
+        self.seen = ReferenceFreeSpace(
+            b,
+            a,
+            height,
+            width,
+            device,
+            tolerance=-SEEN_SURFACE_TOLERANCE,
+            views=v,
+            edge_guard=False,
+            edge_reach=True,
+        )
 
     def write_references(
         self,
@@ -115,7 +133,8 @@ class MemoryWriter:
                 v_rgb, v_depth, v_K, v_pose, v_hands = sweep.view(i)
                 v_pose = torch.where(streams[:, None, None], v_pose.to(pose), identity)
                 views.append((v_rgb, v_depth.to(depth), v_K.to(K), v_pose, v_hands))
-        for space in (self.free_space, self.seen_empty) if sweep is not None else (self.free_space,):
+        spaces = (self.free_space, self.seen_empty, self.seen) if sweep is not None else (self.free_space,)
+        for space in spaces:
             space.set_references(
                 torch.stack([v[1] for v in views], dim=1),
                 torch.stack([v[2] for v in views], dim=1),
@@ -127,9 +146,10 @@ class MemoryWriter:
             away_from_hands = reference_pin_mask(v_hands, v_K, height, width)
             pin = away_from_hands if self.pin_references else None
             allowed = None
-            if index > 0:  # the sweep's hands stay out, what earlier views hold, what others see through
+            if index > 0:  # the sweep's hands stay out, what earlier views hold or saw, and free space
                 allowed = away_from_hands & ~self._held(v_depth, v_K, v_pose)
                 allowed &= self.seen_empty.keep_mask(v_depth, v_K, v_pose)
+                allowed &= self.seen.keep_mask(v_depth, v_K, v_pose, views=index)
             self.memory.insert_streams(v_rgb, v_depth, v_K, v_pose, a, streams, pin, allowed)
 
     def _held(self, depth: torch.Tensor, K: torch.Tensor, pose: torch.Tensor) -> torch.Tensor:
