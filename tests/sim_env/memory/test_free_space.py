@@ -130,3 +130,40 @@ def test_more_views_than_room_is_an_error() -> None:
         space.set_references(
             torch.full((1, 2, H, W), 4.0), K.repeat(1, 2, 1, 1), torch.eye(4).repeat(1, 2, 1, 1)
         )
+
+
+def test_a_negative_tolerance_takes_in_what_the_reference_saw() -> None:
+    """ "Seen": the free space and the surface itself, to the tolerance behind it, but not beyond."""
+    space = ReferenceFreeSpace(1, 1, H, W, tolerance=-0.05, edge_guard=False)
+    space.set_references(torch.full((1, H, W), 4.0), K[None], torch.eye(4)[None])
+    Ks, pose = K[None], torch.eye(4)[None]
+    assert not space.keep_mask(torch.full((1, H, W), 2.0), Ks, pose).any()  # free space
+    assert not space.keep_mask(torch.full((1, H, W), 4.1), Ks, pose).any()  # on the surface
+    assert space.keep_mask(torch.full((1, H, W), 4.4), Ks, pose).all()  # hidden behind it
+    with pytest.raises(ValueError, match="tolerance"):
+        ReferenceFreeSpace(1, 1, H, W, tolerance=-1.0)
+
+
+def test_edge_reach_counts_the_far_side_of_a_silhouette() -> None:
+    depth = torch.full((1, H, W), 5.0)
+    depth[:, :, 7] = 1.0  # a pole one pixel wide at 1 m
+    background = torch.full((1, H, W), 5.0)
+    Ks, pose = K[None], torch.eye(4)[None]
+    for reach in (False, True):
+        space = ReferenceFreeSpace(1, 1, H, W, tolerance=-0.05, edge_guard=False, edge_reach=reach)
+        space.set_references(depth, K[None], torch.eye(4)[None])
+        keep = space.keep_mask(background, Ks, pose)
+        # Behind the pole the background is hidden, unless the pole's neighbours count.
+        assert bool(keep[0, :, 7].all()) == (not reach)
+        assert not keep[0, :, 6].any() and not keep[0, :, 8].any()
+    with pytest.raises(ValueError, match="edge_guard and edge_reach"):
+        ReferenceFreeSpace(1, 1, H, W, edge_reach=True)
+
+
+def test_keep_mask_can_test_only_the_first_views() -> None:
+    space = ReferenceFreeSpace(1, 1, H, W, views=2)
+    depths = torch.full((1, 2, H, W), 4.0)
+    space.set_references(depths, K.repeat(1, 2, 1, 1), torch.stack([torch.eye(4), _yaw(180.0)])[None])
+    near = torch.full((1, H, W), 2.0)
+    assert not space.keep_mask(near, K[None], _yaw(180.0)[None]).any()
+    assert space.keep_mask(near, K[None], _yaw(180.0)[None], views=1).all()  # the second view untested

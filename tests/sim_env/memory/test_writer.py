@@ -62,3 +62,38 @@ def test_generated_frames_are_carved_and_window_mode_forgets() -> None:
     window.write_references(grey, torch.full((1, H, W), 4.0), K, POSE, None, STREAMS)
     window.write_generated(grey, torch.full((1, H, W), 1.0), K, POSE, None, *no_hands)
     assert int(window.memory.pinned.sum()) == 0  # the reference is forgotten
+
+
+def test_a_view_from_elsewhere_adds_only_what_earlier_views_did_not_see() -> None:
+    """A second camera half a metre from a wall the reference saw 4 m away: its samples stay out.
+
+    Nearer, it samples the wall more densely than the reference did; those voxels fall between the
+    reference's, which the held test's surfels do not cover, and would z-fight with them at the
+    reference's pose. What the reference could not see (the wall beyond its view) goes in.
+    """
+    writer = _writer()
+    grey = torch.full((1, H, W, 3), 100, dtype=torch.uint8)
+    wall_at = 4.0  # the plane x = 4, seen from x = 0 (planar depth 4 everywhere)
+    writer.write_references(grey, torch.full((1, H, W), wall_at), K, POSE, None, STREAMS)
+    alone = writer.memory.rgb.clone(), writer.memory.valid.clone()
+    nearer = torch.as_tensor(look_at([3.5, 0.0, 1.0], [4.0, 0.0, 1.0]))[None]
+    writer.write_references(
+        grey,
+        torch.full((1, H, W), wall_at),
+        K,
+        POSE,
+        None,
+        STREAMS,
+        _sweep(grey * 2, torch.full((1, H, W), 0.5), nearer),
+    )
+    assert torch.equal(writer.memory.valid, alone[1]) and torch.equal(writer.memory.rgb, alone[0])
+    # Turned 60° away, the same camera sees the wall where the reference's view did not reach.
+    aside = torch.as_tensor(look_at([1.0, 0.0, 1.0], [4.0, 3.0 * 3**0.5, 1.0]))[None]
+    u = torch.arange(W, dtype=torch.float64)
+    ray = torch.stack([(u - K[0, 0, 2]) / K[0, 0, 0], torch.zeros(W), torch.ones(W)], dim=-1)
+    along_x = (ray @ aside[0, :3, :3].T)[:, 0]  # world x per metre of planar depth
+    slant = (3.0 / along_x).float().expand(1, H, W).contiguous()
+    writer.write_references(
+        grey, torch.full((1, H, W), wall_at), K, POSE, None, STREAMS, _sweep(grey * 2, slant, aside)
+    )
+    assert int(writer.memory.valid.sum()) > int(alone[1].sum())
