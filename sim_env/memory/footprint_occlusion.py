@@ -49,10 +49,12 @@ def footprint_radius(
 
     A voxel ``size`` pixels wide: voxels of a surface land up to ``size + 1`` pixels apart once
     each is rounded to one pixel, and a half-width of ceil(size / 2) closes those gaps. A voxel
-    under a pixel wide reaches only its own: its neighbours on the surface fill theirs.
+    under a pixel wide still reaches one: the voxel grid, seen at a slant, beats with the pixel
+    grid and leaves single-pixel gaps even where the voxels are denser than the pixels. Through
+    them showed whatever a scan (`sim_env.reference_scan`) saw behind the surface from elsewhere.
     """
     size = fx[:, None, None] * voxel_size / depth.clamp_min(1e-6)
-    radius = torch.where(size >= 1.0, torch.ceil(size / 2 - 1e-6), 0.0)
+    radius = torch.ceil(size / 2 - 1e-6).clamp_min(1.0)
     return radius.clamp(0, max_radius).to(torch.int64)
 
 

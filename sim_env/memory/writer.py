@@ -8,8 +8,11 @@
     leave ghost hands all around the start;
   - surface the memory does not hold yet: a second set of voxels on a held surface, sampled at
     other spots of its texture, would z-fight with the first;
-  - points outside every reference view's exact free space: a surface one view saw edge-on
-    would otherwise round across another view's silhouette into space that view saw empty;
+  - points outside the exact free space of every view taken from the same spot or an earlier
+    one: a surface one view saw edge-on would otherwise round across another view's silhouette
+    into space that view saw empty. Views from later spots of a scan do not judge earlier ones:
+    seen from elsewhere, the same rounding at a silhouette would cut holes in surfaces the start
+    saw exactly;
   - points no earlier view saw, neither as free space nor as its surface: a view from another
     position (`sim_env.reference_scan`) samples a surface an earlier view holds at other spots,
     more densely than the held test's surfels can tell; its voxels would sit between the earlier
@@ -37,8 +40,28 @@ from sim_env.reference_sweep import ReferenceViews
 HELD_DEPTH_TOLERANCE = 0.05
 # Closes the one-pixel rounding gaps between surfels (as the passthrough's).
 HELD_GAP_RADIUS = 2
+# Views whose camera centres lie closer than this were taken from the same spot.
+SAME_SPOT_M = 1e-3
 # A sweep point up to this fraction behind an earlier view's surface lies on that surface.
 SEEN_SURFACE_TOLERANCE = 0.05
+
+
+def same_spot_ends(poses: torch.Tensor, streams: torch.Tensor) -> list[int]:
+    """Per view k of (N, V, 4, 4) ``poses``: the end of the run of views after k taken from k's spot.
+
+    A sweep's views share their camera centre; a scan (`sim_env.reference_scan`) lists the sweep of
+    each spot in turn. Only the ``streams`` being reset count, and where they disagree the earliest
+    end holds. Read once per reset, on the host.
+    """
+    centres = poses[..., :3, 3]
+    same = (centres[:, 1:] - centres[:, :-1]).norm(dim=-1) < SAME_SPOT_M  # (N, V - 1)
+    same = (same | ~streams[:, None]).all(dim=0).tolist()
+    ends, end = [0] * poses.shape[1], poses.shape[1]
+    for k in range(poses.shape[1] - 1, -1, -1):
+        if k < len(same) and not same[k]:
+            end = k + 1
+        ends[k] = end
+    return ends
 
 
 class MemoryWriter:
@@ -142,13 +165,14 @@ class MemoryWriter:
                 streams,
             )
         height, width = depth.shape[1:]
+        spot_ends = same_spot_ends(torch.stack([v[3] for v in views], dim=1), streams)
         for index, (v_rgb, v_depth, v_K, v_pose, v_hands) in enumerate(views):
             away_from_hands = reference_pin_mask(v_hands, v_K, height, width)
             pin = away_from_hands if self.pin_references else None
             allowed = None
             if index > 0:  # the sweep's hands stay out, what earlier views hold or saw, and free space
                 allowed = away_from_hands & ~self._held(v_depth, v_K, v_pose)
-                allowed &= self.seen_empty.keep_mask(v_depth, v_K, v_pose)
+                allowed &= self.seen_empty.keep_mask(v_depth, v_K, v_pose, views=spot_ends[index])
                 allowed &= self.seen.keep_mask(v_depth, v_K, v_pose, views=index)
             self.memory.insert_streams(v_rgb, v_depth, v_K, v_pose, a, streams, pin, allowed)
 
