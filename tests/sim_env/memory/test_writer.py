@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from bridge.conventions import intrinsics_from_fov, look_at
-from sim_env.memory.writer import MemoryWriter
+from sim_env.memory.writer import MemoryWriter, same_spot_ends
 from sim_env.reference_sweep import ReferenceViews
 
 H = W = 32
@@ -97,3 +97,14 @@ def test_a_view_from_elsewhere_adds_only_what_earlier_views_did_not_see() -> Non
         grey, torch.full((1, H, W), wall_at), K, POSE, None, STREAMS, _sweep(grey * 2, slant, aside)
     )
     assert int(writer.memory.valid.sum()) > int(alone[1].sum())
+
+
+def test_views_from_one_spot_are_grouped_for_the_free_space_test() -> None:
+    """A scan lists each spot's sweep in turn; where the reset streams disagree the earlier end holds."""
+    poses = torch.eye(4).repeat(2, 7, 1, 1)
+    poses[:, 3:6, 0, 3], poses[:, 6, 0, 3] = 1.0, 2.0  # spots: views 0-2, 3-5, 6
+    both = torch.ones(2, dtype=torch.bool)
+    assert same_spot_ends(poses, both) == [3, 3, 3, 6, 6, 6, 7]
+    poses[1, 2, 0, 3] = 0.5  # stream 1 took view 2 elsewhere
+    assert same_spot_ends(poses, both) == [2, 2, 3, 6, 6, 6, 7]
+    assert same_spot_ends(poses, torch.tensor([True, False])) == [3, 3, 3, 6, 6, 6, 7]  # not reset: ignored
