@@ -25,6 +25,10 @@ replacing each other.
 Empty pixels stay empty: footprints decide what is hidden, not what is shown. Holes are the
 model's to fill, as in training.
 
+Voxels under a pixel wide have no footprint beyond their pixel, but a surface of them still
+leaves single-pixel gaps where the voxel grid beats with the pixel grid; a pixel between two
+opposite neighbours that lie clearly in front is hidden too (`single_pixel_gaps`).
+
 Static shapes and no host sync: two max-pools per footprint radius, so it sits in the step.
 """
 
@@ -49,13 +53,43 @@ def footprint_radius(
 
     A voxel ``size`` pixels wide: voxels of a surface land up to ``size + 1`` pixels apart once
     each is rounded to one pixel, and a half-width of ceil(size / 2) closes those gaps. A voxel
-    under a pixel wide still reaches one: the voxel grid, seen at a slant, beats with the pixel
-    grid and leaves single-pixel gaps even where the voxels are denser than the pixels. Through
-    them showed whatever a scan (`sim_env.reference_scan`) saw behind the surface from elsewhere.
+    under a pixel wide reaches only its own; the single-pixel gaps its surface still leaves are
+    `single_pixel_gaps`'.
     """
     size = fx[:, None, None] * voxel_size / depth.clamp_min(1e-6)
-    radius = torch.ceil(size / 2 - 1e-6).clamp_min(1.0)
+    radius = torch.where(size >= 1.0, torch.ceil(size / 2 - 1e-6), 0.0)
     return radius.clamp(0, max_radius).to(torch.int64)
+
+
+def single_pixel_gaps(priority: torch.Tensor, valid: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(N, H, W) enclosing depth and (N, H, W) source pixel of every pixel between two opposite neighbours.
+
+    Voxels under a pixel wide still leave single-pixel gaps: the voxel grid, seen at a slant, beats
+    with the pixel grid. Through them shows whatever the memory holds behind the surface, which a
+    scan (`sim_env.reference_scan`) fills with what it saw from elsewhere. A pixel whose two
+    neighbours on one line (left and right, or above and below) both lie in front is such a gap:
+    the farther of the two is the enclosing depth, the nearer the source. A gap two pixels wide is
+    real (a slit between two objects) and is left alone, and so are diagonal neighbours: a
+    silhouette at 45° rasterises as a staircase whose steps are diagonal neighbours around every
+    background pixel beside it. Outside the image nothing encloses.
+    """
+    n, h, w = priority.shape
+    inf = float("inf")
+    padded = F.pad(torch.where(valid, priority, inf)[:, None], (1, 1, 1, 1), value=inf)[:, 0]
+    index = torch.arange(h * w, device=priority.device).reshape(1, h, w).expand(n, h, w)
+    padded_index = F.pad(index[:, None].float(), (1, 1, 1, 1))[:, 0].long()
+    front = torch.full_like(priority, inf)
+    source = torch.zeros(n, h, w, dtype=torch.int64, device=priority.device)
+    for dy, dx in ((0, 1), (1, 0)):
+        a = padded[:, 1 + dy : 1 + dy + h, 1 + dx : 1 + dx + w]
+        b = padded[:, 1 - dy : 1 - dy + h, 1 - dx : 1 - dx + w]
+        index_a = padded_index[:, 1 + dy : 1 + dy + h, 1 + dx : 1 + dx + w]
+        index_b = padded_index[:, 1 - dy : 1 - dy + h, 1 - dx : 1 - dx + w]
+        enclosing = torch.maximum(a, b)
+        nearer = enclosing < front
+        front = torch.where(nearer, enclosing, front)
+        source = torch.where(nearer, torch.where(a <= b, index_a, index_b), source)
+    return front, source
 
 
 def occlude_by_footprints(
@@ -97,6 +131,9 @@ def occlude_by_footprints(
         enclosing = F.max_pool2d(reach[:, None], 2 * r + 1, stride=1, padding=r)[:, 0]
         nearer = enclosing < front
         front, source = torch.where(nearer, enclosing, front), torch.where(nearer, index, source)
+    gap_front, gap_source = single_pixel_gaps(priority, valid)
+    nearer = gap_front < front
+    front, source = torch.where(nearer, gap_front, front), torch.where(nearer, gap_source, source)
     hidden = valid & (front * (1.0 + OCCLUSION_GAP) < priority)
     flat_source = source.reshape(n, h * w)
     picked = torch.gather(
