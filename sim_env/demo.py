@@ -74,10 +74,12 @@ def run_demo(
     resolution: tuple[int, int] = (64, 64),
     reference_views: int = FULL_SWEEP_VIEWS,
     reference_positions: int = 1,
+    footprint_occlusion: bool = False,
 ) -> dict[str, float]:
     """Runs the demo and writes the video.
 
-    ``reference_views`` and ``reference_positions`` are the env's keywords (generative world only).
+    ``reference_views``, ``reference_positions`` and ``footprint_occlusion`` are the env's keywords
+    (generative world only).
 
     Returns:
         steps, steps_per_s (env steps incl. generation, excluding the shadow's rendering),
@@ -105,7 +107,11 @@ def run_demo(
         denoising_steps=denoising_steps,
         resolution=resolution,
         **(
-            {"reference_views": reference_views, "reference_positions": reference_positions}
+            {
+                "reference_views": reference_views,
+                "reference_positions": reference_positions,
+                "footprint_occlusion": footprint_occlusion,
+            }
             if world == "generative"
             else {}
         ),
@@ -179,6 +185,11 @@ def add_demo_arguments(parser: argparse.ArgumentParser) -> None:
         default=1,
         help="generative world: the sweep is rendered at this many positions (sim_env.reference_scan)",
     )
+    parser.add_argument(
+        "--footprint-occlusion",
+        action="store_true",
+        help="generative world: memory voxels hide what lies behind their footprints (opt-in; docs/model.md)",
+    )
 
 
 def run_demo_from_args(args: argparse.Namespace) -> int:
@@ -192,5 +203,6 @@ def run_demo_from_args(args: argparse.Namespace) -> int:
         resolution=args.resolution,
         reference_views=args.reference_views,
         reference_positions=args.reference_positions,
+        footprint_occlusion=args.footprint_occlusion,
     )
     return 0

@@ -64,6 +64,7 @@ def build_backend(
             denoising_steps=cfg.denoising_steps,
             seed=seed,
             reference_views=int(cfg.reference_views) * int(cfg.reference_positions),
+            footprint_occlusion=cfg.footprint_occlusion,
         )
         if (runtime.height, runtime.width) != cfg.resolution:
             raise InvalidArgumentError(

@@ -42,3 +42,18 @@ def test_blocked_again_during_the_detour_turns_again() -> None:
         agent.act(AHEAD, collided=False)
     assert agent.act(AHEAD, collided=True) in (KEY_YAW_LEFT, KEY_YAW_RIGHT)
     assert agent.detour == 0
+
+
+def test_the_demo_passes_the_scan_and_occlusion_to_the_env(monkeypatch) -> None:
+    import argparse
+
+    import sim_env.demo as demo
+
+    seen = {}
+    monkeypatch.setattr(demo, "run_demo", lambda **kwargs: seen.update(kwargs))
+    parser = argparse.ArgumentParser()
+    demo.add_demo_arguments(parser)
+    demo.run_demo_from_args(parser.parse_args([]))
+    assert seen["reference_positions"] == 1 and seen["footprint_occlusion"] is False  # the env's defaults
+    demo.run_demo_from_args(parser.parse_args(["--reference-positions", "4", "--footprint-occlusion"]))
+    assert seen["reference_positions"] == 4 and seen["footprint_occlusion"] is True

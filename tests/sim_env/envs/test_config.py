@@ -41,6 +41,7 @@ def test_import_registers_every_id_without_loading_torch_or_mujoco():
         ({"reference_views": 2.5}, "reference_views"),
         ({"reference_positions": 0}, "reference_positions"),
         ({"reference_positions": True}, "reference_positions"),
+        ({"footprint_occlusion": 1}, "footprint_occlusion"),
         ({"task": "reach"}, "reach"),
         ({"action_kind": "hand"}, "tabletop"),
         ({"goal_distance": (3.0, 1.0)}, "goal_distance"),

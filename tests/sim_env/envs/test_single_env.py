@@ -143,3 +143,26 @@ def test_the_generative_env_starts_from_the_engines_sweep_around_the_start():
         finally:
             env.close()
     assert pinned[FULL_SWEEP_VIEWS] > 3 * pinned[1]  # 8 views, less what their overlaps share
+
+
+def test_the_generative_env_takes_a_scan_and_footprint_occlusion_when_asked():
+    """Opt-in: the sweep from several spots (sim_env.reference_scan) and footprint occlusion."""
+    from sim_env.envs.config import EnvConfig
+
+    assert EnvConfig().reference_positions == 1 and not EnvConfig().footprint_occlusion
+    env = gym.make(
+        "GenWorld/Navigate-v0",
+        reference_views=2,
+        reference_positions=2,
+        footprint_occlusion=True,
+        **FAST_GENERATIVE,
+    )
+    try:
+        env.reset(seed=11)
+        backend = env.unwrapped.sim.backend
+        assert backend.runtime.reference_views == 4 and backend.reference_positions == 2
+        assert backend.runtime.footprint_occlusion
+        spots = {tuple(np.round(view.pose[:3, 3], 6)) for view in backend._sweep[0]}
+        assert len(spots) == 2  # the start's own spot and one more
+    finally:
+        env.close()

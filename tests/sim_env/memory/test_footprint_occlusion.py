@@ -137,3 +137,19 @@ def test_through_the_memory_a_near_wall_hides_the_room_the_reference_saw() -> No
     )
     plain, drawn = rendered(alone, False), rendered(alone, footprints=True)
     assert all(torch.equal(a, b) for a, b in zip(plain, drawn, strict=True))
+
+
+def test_a_single_pixel_gap_in_a_far_surface_is_hidden_but_a_slit_is_not() -> None:
+    """Voxels under a pixel wide have no footprint, but a one-pixel gap between them still closes."""
+    scene = _scene()
+    for row in range(16):
+        for col in range(16):
+            _put(scene, row, col, 3.0, 1.0, True)  # a wall 3 m away: 0.77 px voxels, no footprint
+    _put(scene, 5, 7, 6.0, 9.0, True)  # a surface from elsewhere in a one-pixel gap
+    for row in range(16):  # a slit two pixels wide, seeing a far room
+        _put(scene, row, 11, 8.0, 5.0, True)
+        _put(scene, row, 12, 8.0, 5.0, True)
+    values, depth, hidden = _occlude(scene)
+    assert bool(hidden[0, 5, 7]) and float(depth[0, 5, 7]) == 3.0 and float(values[0, 5, 7, 0]) == 1.0
+    assert not hidden[0, :, 11:13].any()  # the slit stays open
+    assert int(hidden.sum()) == 1
