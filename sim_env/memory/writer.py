@@ -168,7 +168,8 @@ class MemoryWriter:
             )
         height, width = depth.shape[1:]
         # Reading the spots syncs the host; a reset without a sweep has one view and needs none.
-        spot_ends = [1] if sweep is None else same_spot_ends(torch.stack([v[3] for v in views], dim=1), streams)
+        poses = torch.stack([v[3] for v in views], dim=1)
+        spot_ends = [1] if sweep is None else same_spot_ends(poses, streams)
         for index, (v_rgb, v_depth, v_K, v_pose, v_hands) in enumerate(views):
             away_from_hands = reference_pin_mask(v_hands, v_K, height, width)
             pin = away_from_hands if self.pin_references else None
