@@ -108,3 +108,25 @@ def test_views_from_one_spot_are_grouped_for_the_free_space_test() -> None:
     poses[1, 2, 0, 3] = 0.5  # stream 1 took view 2 elsewhere
     assert same_spot_ends(poses, both) == [2, 2, 3, 6, 6, 6, 7]
     assert same_spot_ends(poses, torch.tensor([True, False])) == [3, 3, 3, 6, 6, 6, 7]  # not reset: ignored
+
+
+def test_a_later_spots_free_space_does_not_cut_what_the_start_saw() -> None:
+    """The start's sweep sees a wall 2 m behind it; a view from another spot claims open space there.
+
+    Rounding at silhouettes makes such claims near edges; a later spot's view does not judge the
+    views of earlier spots, so the wall the start saw stays.
+    """
+    writer = _writer(views=3)
+    grey = torch.full((1, H, W, 3), 100, dtype=torch.uint8)
+    behind = torch.as_tensor(look_at([0.0, 0.0, 1.0], [-4.0, 0.0, 1.0]))[None]
+    elsewhere = torch.as_tensor(look_at([-3.0, 0.0, 1.0], [4.0, 0.0, 1.0]))[None]
+    sweep = ReferenceViews(
+        torch.stack([grey, grey], dim=1),
+        torch.stack([torch.full((1, H, W), 2.0), torch.full((1, H, W), 5.0)], dim=1),
+        torch.stack([K, K], dim=1),
+        torch.stack([behind, elsewhere], dim=1),
+    )
+    writer.write_references(grey, torch.full((1, H, W), 4.0), K, POSE, None, STREAMS, sweep)
+    xyz = writer.memory.xyz[0][writer.memory.valid[0]]
+    # All of the wall at x = −2 the start's sweep saw; the later view's frustum covers a quarter of it.
+    assert int((xyz[:, 0] < -1.9).sum()) == H * W
