@@ -31,7 +31,7 @@ from bridge.types import (
     WorldInfo,
     validate_pose,
 )
-from sim_env.reference_scan import render_scan
+from sim_env.reference_scan import render_scan, views_per_position
 from sim_env.reference_sweep import ReferenceViews, as_views
 from sim_env.runtime import WORLD_NAME, GenerativeRuntime
 
@@ -51,11 +51,7 @@ class GenerativeWorld(GenerativeRuntime):
 
     def __init__(self, *args: Any, reference_positions: int = 1, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        if reference_positions < 1 or self.reference_views % reference_positions:
-            raise InvalidArgumentError(
-                f"reference_positions must divide reference_views ({self.reference_views}), "
-                f"got {reference_positions}"
-            )
+        self.views_per_position = views_per_position(self.reference_views, reference_positions)
         self.reference_positions = int(reference_positions)
 
     @property
@@ -131,8 +127,8 @@ class GenerativeWorld(GenerativeRuntime):
                 frames = engine.reset(seed=seed + b)
                 for a in range(self.agents_per_world):
                     start = frames[f"agent_{a}"]
-                    per_position = self.reference_views // self.reference_positions
-                    sweep = render_scan(engine, f"agent_{a}", start, per_position, self.reference_positions)
+                    per_position, spots = self.views_per_position, self.reference_positions
+                    sweep = render_scan(engine, f"agent_{a}", start, per_position, spots)
                     out[ids[b * self.agents_per_world + a]] = [start, *sweep]
             finally:
                 engine.close()

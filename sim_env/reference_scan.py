@@ -89,6 +89,15 @@ def farthest_candidate(candidates: NDArray[np.float64], positions: NDArray[np.fl
     return best if gaps[best] >= SCAN_MIN_SEPARATION_M else None
 
 
+def views_per_position(views: int, positions: int) -> int:
+    """The sweep views per spot when ``views`` reference views are a scan of ``positions`` spots."""
+    if positions < 1 or views % positions:
+        raise InvalidArgumentError(
+            f"reference_positions must divide the {views} reference views, got {positions}"
+        )
+    return views // positions
+
+
 def render_scan(
     engine: World, agent_id: str, reference: Observation, views: int, positions: int
 ) -> list[Observation]:
@@ -126,4 +135,4 @@ def render_scan(
     return out
 
 
-__all__ = ["farthest_candidate", "horizon_candidates", "render_scan"]
+__all__ = ["farthest_candidate", "horizon_candidates", "render_scan", "views_per_position"]

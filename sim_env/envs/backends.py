@@ -22,8 +22,8 @@ import mujoco
 import numpy as np
 import torch
 
-from bridge.types import HAND_KEYPOINTS, NUM_HANDS, Action, InvalidArgumentError, Observation, World
-from sim_env.reference_scan import render_scan
+from bridge.types import HAND_KEYPOINTS, NUM_HANDS, Action, Observation, World
+from sim_env.reference_scan import render_scan, views_per_position
 from sim_env.reference_sweep import ReferenceViews
 from sim_env.stream_noise import STREAM_SEED_STRIDE
 
@@ -160,11 +160,7 @@ class GenerativeBackend:
     """
 
     def __init__(self, runtime, scene: str, reference_positions: int = 1) -> None:
-        if reference_positions < 1 or runtime.reference_views % reference_positions:
-            raise InvalidArgumentError(
-                f"reference_positions must divide the runtime's {runtime.reference_views} reference "
-                f"views, got {reference_positions}"
-            )
+        self.views_per_position = views_per_position(runtime.reference_views, reference_positions)
         self.runtime = runtime
         self.scene = scene
         self.reference_positions = int(reference_positions)
@@ -201,8 +197,8 @@ class GenerativeBackend:
             facts[b] = mujoco_facts(self._engine)
             for k in range(a):
                 i, obs = b * a + k, frames[f"agent_{k}"]
-                per_position = rt.reference_views // self.reference_positions
-                views = render_scan(self._engine, f"agent_{k}", obs, per_position, self.reference_positions)
+                per_position, spots = self.views_per_position, self.reference_positions
+                views = render_scan(self._engine, f"agent_{k}", obs, per_position, spots)
                 self._sweep[i] = views
                 self._ref_rgb[i] = torch.from_numpy(obs.rgb)
                 self._ref_depth[i] = torch.from_numpy(obs.depth)

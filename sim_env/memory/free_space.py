@@ -109,9 +109,8 @@ class ReferenceFreeSpace:
         pooled = known_max
         if self.edge_guard:
             pooled = -F.max_pool2d(-known_max[:, None], 3, stride=1, padding=1)[:, 0]
-        elif self.edge_reach:  # the farthest known neighbour: unknown pixels (inf) must not win
-            known_min = torch.where(d > 0.0, d, 0.0)
-            pooled = F.max_pool2d(known_min[:, None], 3, stride=1, padding=1)[:, 0]
+        elif self.edge_reach:  # the farthest known neighbour (unknown pixels are 0 in d and never win)
+            pooled = F.max_pool2d(d[:, None], 3, stride=1, padding=1)[:, 0]
         limit = torch.where(torch.isfinite(pooled), pooled * (1.0 - self.tolerance), 0.0)
         limit = torch.where(d > 0.0, limit, 0.0).reshape(n, given, h, w)
         missing = self.views - given

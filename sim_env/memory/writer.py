@@ -158,7 +158,12 @@ class MemoryWriter:
                 v_rgb, v_depth, v_K, v_pose, v_hands = sweep.view(i)
                 v_pose = torch.where(streams[:, None, None], v_pose.to(pose), identity)
                 views.append((v_rgb, v_depth.to(depth), v_K.to(K), v_pose, v_hands))
-        spaces = (self.free_space, self.seen_empty, self.seen) if sweep is not None else (self.free_space,)
+        # Reading the spots syncs the host; a reset without a sweep has one view and needs none.
+        poses = torch.stack([v[3] for v in views], dim=1)
+        spot_ends = [1] if sweep is None else same_spot_ends(poses, streams)
+        spaces = (self.free_space,) if sweep is None else (self.free_space, self.seen_empty)
+        if spot_ends[0] < len(views):  # views from other spots: they test what earlier views saw
+            spaces += (self.seen,)
         for space in spaces:
             space.set_references(
                 torch.stack([v[1] for v in views], dim=1),
@@ -167,9 +172,6 @@ class MemoryWriter:
                 streams,
             )
         height, width = depth.shape[1:]
-        # Reading the spots syncs the host; a reset without a sweep has one view and needs none.
-        poses = torch.stack([v[3] for v in views], dim=1)
-        spot_ends = [1] if sweep is None else same_spot_ends(poses, streams)
         for index, (v_rgb, v_depth, v_K, v_pose, v_hands) in enumerate(views):
             away_from_hands = reference_pin_mask(v_hands, v_K, height, width)
             pin = away_from_hands if self.pin_references else None
