@@ -91,6 +91,7 @@ class PointCloudMemory:
         self.valid = torch.zeros(shape, dtype=torch.bool, **kw)
         self.last_seen = torch.zeros(shape, dtype=torch.int64, **kw)
         self.pinned = torch.zeros(shape, dtype=torch.bool, **kw)
+        self.primary = torch.zeros(shape, dtype=torch.bool, **kw)
         self.step = torch.zeros(self.num_worlds, dtype=torch.int64, **kw)
 
     @property
@@ -114,6 +115,7 @@ class PointCloudMemory:
         self.weight.masked_fill_(m[:, None], 0.0)
         self.last_seen.masked_fill_(m[:, None], 0)
         self.pinned.masked_fill_(m[:, None], False)
+        self.primary.masked_fill_(m[:, None], False)
         self.step.masked_fill_(m, 0)
 
     def voxel_keys(self, xyz: torch.Tensor, ok: torch.Tensor) -> torch.Tensor:
@@ -134,6 +136,7 @@ class PointCloudMemory:
         stream_mask: torch.Tensor | None = None,
         pin_mask: torch.Tensor | None = None,
         pixel_mask: torch.Tensor | None = None,
+        primary: bool = False,
     ) -> None:
         """`insert` for N = B·A camera streams (stream ``b·A + a`` is agent a of world b).
 
@@ -155,6 +158,7 @@ class PointCloudMemory:
                 world_mask=per_agent(stream_mask, i),
                 pixel_mask=per_agent(pixel_mask, i),
                 pin_mask=per_agent(pin_mask, i),
+                primary=primary,
             )
 
     def insert(
@@ -166,6 +170,7 @@ class PointCloudMemory:
         world_mask: torch.Tensor | None = None,
         pixel_mask: torch.Tensor | None = None,
         pin_mask: torch.Tensor | None = None,
+        primary: bool = False,
     ) -> None:
         """Lifts one RGB-D frame per world into its cloud, merging by voxel and evicting if full.
 
@@ -179,6 +184,9 @@ class PointCloudMemory:
             pin_mask: (B, H, W) bool, pixels whose voxels are pinned: never evicted, and later
                 points never move or recolour them (ground-truth reference frames); a voxel
                 pinned before keeps its own values.
+            primary: the pinned voxels this insert makes are the primary reference's (the
+                start's own views of a reference scan, `sim_env.reference_scan`); the render's
+                pinned channel shows them as 2 (`render`).
         """
         B, H, W = depth.shape
         dtype, device = self.xyz.dtype, self.device
@@ -212,9 +220,19 @@ class PointCloudMemory:
         all_seen = torch.cat([self.last_seen, torch.where(new_ok, step[:, None], 0)], dim=1)
         new_pin = torch.zeros_like(new_ok) if pin_mask is None else pin_mask.reshape(B, H * W) & new_ok
         all_pin = torch.cat([self.pinned, new_pin], dim=1)
+        all_primary = torch.cat([self.primary, new_pin & primary], dim=1)
         camera = pose[:, :3, 3]
         self._reduce_and_keep(
-            all_key, all_w, all_xyz, all_rgb, all_seen, all_pin, camera, world_mask, pin_mask is not None
+            all_key,
+            all_w,
+            all_xyz,
+            all_rgb,
+            all_seen,
+            all_pin,
+            all_primary,
+            camera,
+            world_mask,
+            pin_mask is not None,
         )
 
     def _reduce_and_keep(
@@ -225,6 +243,7 @@ class PointCloudMemory:
         rgb: torch.Tensor,
         seen: torch.Tensor,
         pin: torch.Tensor,
+        primary: torch.Tensor,
         camera_centre: torch.Tensor,
         world_mask: torch.Tensor | None,
         new_pins: bool,
@@ -237,6 +256,7 @@ class PointCloudMemory:
         key, order = torch.sort(key, dim=1, stable=True)
         w, seen = torch.gather(w, 1, order), torch.gather(seen, 1, order)
         pin = torch.gather(pin.long(), 1, order)  # int64: scatter_reduce has no bool amax
+        primary = torch.gather(primary.long(), 1, order)
         xyz = torch.gather(xyz, 1, order[..., None].expand(B, M, 3))
         rgb = torch.gather(rgb, 1, order[..., None].expand(B, M, 3))
         first = torch.ones_like(key, dtype=torch.bool)
@@ -252,6 +272,7 @@ class PointCloudMemory:
             pinned_before = torch.zeros_like(pin).scatter_reduce(1, segment, pin * stored, "amax")
             frozen |= (torch.gather(pinned_before, 1, segment) > 0) & ~stored
         w = torch.where(frozen, 0.0, w)
+        seg_primary = torch.zeros_like(primary).scatter_reduce(1, segment, primary * (w > 0), "amax")
         seg_w = torch.zeros_like(w).scatter_add(1, segment, w)
         idx3 = segment[..., None].expand(B, M, 3)
         seg_xyz = torch.zeros_like(xyz).scatter_add(1, idx3, xyz * w[..., None])
@@ -283,6 +304,7 @@ class PointCloudMemory:
         write(self.rgb, torch.gather(seg_rgb, 1, keep3), 0.0)
         write(self.last_seen, torch.gather(seg_seen, 1, keep), 0)
         write(self.pinned, torch.gather(seg_pin, 1, keep) > 0, False)
+        write(self.primary, torch.gather(seg_primary, 1, keep) > 0, False)
         self.valid.copy_(kept_ok)
 
     def render(
@@ -300,7 +322,8 @@ class PointCloudMemory:
 
         See `splat.splat`; colours are in the inserted units, zero where the mask is False.
         ``with_pins`` adds each voxel's pinned flag as a last colour channel (1.0 where the pixel
-        shows a pinned reference voxel). With ``cameras_per_world`` A, K and pose_c2w hold N = B·A
+        shows a pinned reference voxel, 2.0 where that voxel is the primary reference's, `insert`).
+        With ``cameras_per_world`` A, K and pose_c2w hold N = B·A
         cameras, world b's at rows b·A … b·A + A − 1.
 
         ``pinned_margin`` m > 0 gives the pinned reference priority in the z-test: an unpinned
@@ -315,7 +338,8 @@ class PointCloudMemory:
         dtype = self.xyz.dtype
         prioritise = pinned_margin > 0.0
         pins = with_pins or prioritise
-        values = torch.cat([self.rgb, self.pinned[..., None].to(dtype)], dim=-1) if pins else self.rgb
+        pin_level = self.pinned.to(dtype) + self.primary.to(dtype)
+        values = torch.cat([self.rgb, pin_level[..., None]], dim=-1) if pins else self.rgb
         a = cameras_per_world
 
         def per_camera(t: torch.Tensor) -> torch.Tensor:

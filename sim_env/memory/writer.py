@@ -181,7 +181,10 @@ class MemoryWriter:
                 allowed &= self.seen_empty.keep_mask(v_depth, v_K, v_pose, views=spot_ends[index])
                 if index >= spot_ends[0]:
                     allowed &= self.seen.keep_mask(v_depth, v_K, v_pose, views=index)
-            self.memory.insert_streams(v_rgb, v_depth, v_K, v_pose, a, streams, pin, allowed)
+            # With views from other spots, the start's own are the primary reference (gaps in it are
+            # the model's to fill, not the other spots' to show through: `primary_gaps`).
+            primary = index < spot_ends[0] < len(views)
+            self.memory.insert_streams(v_rgb, v_depth, v_K, v_pose, a, streams, pin, allowed, primary)
 
     def _held(self, depth: torch.Tensor, K: torch.Tensor, pose: torch.Tensor) -> torch.Tensor:
         """(N, H, W) bool: pixels of a view whose surface the memory already holds.

@@ -230,3 +230,21 @@ def test_a_voxel_pinned_first_keeps_its_values_and_pins_take_over_unpinned_voxel
     # Pixel 0's voxel was pinned first: untouched. Pixel 1's was generated: the pin replaces it.
     torch.testing.assert_close(m.rgb[0, order, 0], torch.tensor([10.0, 120.0], dtype=torch.float64))
     assert m.pinned[0, order].tolist() == [True, True]
+
+
+def test_primary_pins_render_as_two_and_keep_their_voxels_from_later_pins():
+    """The start's own views (primary) show as 2 in the pinned channel; another spot's pin is 1."""
+    m = PointCloudMemory(1, 16, voxel_size=1.0, dtype=torch.float64)
+    pose = torch.eye(4, dtype=torch.float64)[None]
+    Ks = torch.tensor([[[1.0, 0.0, 0.5], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]]], dtype=torch.float64)
+    depth = torch.full((1, 1, 2), 2.5, dtype=torch.float64)
+    left = torch.tensor([[[True, False]]])
+    m.insert(torch.full((1, 1, 2, 3), 10), depth, Ks, pose, pin_mask=left, primary=True)
+    both = torch.ones(1, 1, 2, dtype=torch.bool)
+    m.insert(torch.full((1, 1, 2, 3), 200), depth, Ks, pose, pin_mask=both)  # another spot's view
+    values, _, mask = m.render(Ks, pose, 1, 2, with_pins=True)
+    assert mask.all()
+    assert values[0, 0, :, 3].tolist() == [2.0, 1.0]
+    assert values[0, 0, :, 0].tolist() == [10.0, 200.0]  # the primary voxel kept its colour
+    m.reset()
+    assert not m.primary.any()

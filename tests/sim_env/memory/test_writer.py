@@ -130,3 +130,29 @@ def test_a_later_spots_free_space_does_not_cut_what_the_start_saw() -> None:
     xyz = writer.memory.xyz[0][writer.memory.valid[0]]
     # All of the wall at x = −2 the start's sweep saw; the later view's frustum covers a quarter of it.
     assert int((xyz[:, 0] < -1.9).sum()) == H * W
+
+
+def test_with_views_from_other_spots_the_starts_own_are_the_primary_reference() -> None:
+    """The start's views pin primary voxels, another spot's plain pins; one spot marks none."""
+    grey = torch.full((1, H, W, 3), 100, dtype=torch.uint8)
+    behind = torch.as_tensor(look_at([0.0, 0.0, 1.0], [-4.0, 0.0, 1.0]))[None]
+    beyond = torch.as_tensor(look_at([-3.0, 0.0, 1.0], [-8.0, 0.0, 1.0]))[None]  # past the start's wall
+    for spots in (1, 2):
+        poses = [behind, beyond][:spots]
+        sweep = ReferenceViews(
+            torch.stack([grey] * spots, dim=1),
+            torch.stack([torch.full((1, H, W), 2.0), torch.full((1, H, W), 1.0)][:spots], dim=1),
+            torch.stack([K] * spots, dim=1),
+            torch.stack(poses, dim=1),
+        )
+        writer = _writer(views=1 + spots)
+        writer.write_references(grey, torch.full((1, H, W), 4.0), K, POSE, None, STREAMS, sweep)
+        memory = writer.memory
+        xyz, primary = memory.xyz[0][memory.valid[0]], memory.primary[0][memory.valid[0]]
+        assert memory.pinned[0][memory.valid[0]].all()
+        start = xyz[:, 0] > -2.1  # the walls at x = 4 and x = −2 the start's sweep saw
+        if spots == 1:
+            assert not primary.any()
+        else:
+            assert primary[start].all() and not primary[~start].any()
+            assert int((~start).sum()) > 0  # the other spot added the wall beyond
