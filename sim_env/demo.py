@@ -4,6 +4,12 @@ Runs `GenWorld/Navigate-v0` with the shipped model (random weights if its file i
 demo says so) and ``shadow="mujoco"``: every step the MuJoCo engine renders the same pose, so the
 video shows generated | ground truth | generated depth, and the console prints each step's
 fidelity (PSNR, depth error) and the env's steps per second.
+
+The demo walks from goal to goal through the house, into rooms the start never saw, so it gives
+the world the engine's scan from `DEMO_REFERENCE_POSITIONS` spots with footprint occlusion
+(`sim_env.reference_scan`). The envs keep one spot: the scan costs loop closure, which a demo
+does not measure and the envs' adoption rule does (docs/model.md). ``--reference-positions 1
+--no-footprint-occlusion`` runs the envs' own defaults.
 """
 
 from __future__ import annotations
@@ -34,6 +40,10 @@ UNBLOCK_TURN_STEPS = 4
 # then walks this many steps on the new heading before facing the goal again (a wall between the
 # agent and its goal would otherwise stop it at the same spot every time).
 DETOUR_STEPS = 8
+# The demo's scan (module docstring): on the 72 held-out test episodes (H100) it raised PSNR@32 by
+# 2.6 dB and SSIM@32 by 0.06 over the envs' one spot, and the demo's own PSNR from 20.2 to 22.7 dB.
+DEMO_REFERENCE_POSITIONS = 4
+DEMO_FOOTPRINT_OCCLUSION = True
 
 
 @dataclass
@@ -73,13 +83,13 @@ def run_demo(
     denoising_steps: int = 4,
     resolution: tuple[int, int] = (64, 64),
     reference_views: int = FULL_SWEEP_VIEWS,
-    reference_positions: int = 1,
-    footprint_occlusion: bool = False,
+    reference_positions: int = DEMO_REFERENCE_POSITIONS,
+    footprint_occlusion: bool = DEMO_FOOTPRINT_OCCLUSION,
 ) -> dict[str, float]:
     """Runs the demo and writes the video.
 
     ``reference_views``, ``reference_positions`` and ``footprint_occlusion`` are the env's keywords
-    (generative world only).
+    (generative world only); the demo's scan is the default (module docstring).
 
     Returns:
         steps, steps_per_s (env steps incl. generation, excluding the shadow's rendering),
@@ -98,7 +108,11 @@ def run_demo(
                 "Poses, rewards, ground truth and timings are real."
             )
         else:
-            print(f"GenWorld demo - generative world with the shipped model {DEFAULT_CHECKPOINT}")
+            print(
+                f"GenWorld demo - generative world with the shipped model {DEFAULT_CHECKPOINT}, given "
+                f"{reference_views} views of the engine at each of {reference_positions} spot(s) at reset"
+                + (", footprint occlusion on" if footprint_occlusion else "")
+            )
     env = gym.make(
         "GenWorld/Navigate-v0",
         world=world,
@@ -182,13 +196,16 @@ def add_demo_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--reference-positions",
         type=int,
-        default=1,
-        help="generative world: the sweep is rendered at this many positions (sim_env.reference_scan)",
+        default=DEMO_REFERENCE_POSITIONS,
+        help="generative world: the sweep is rendered at this many positions (sim_env.reference_scan; "
+        f"default {DEMO_REFERENCE_POSITIONS}, the envs' is 1)",
     )
     parser.add_argument(
         "--footprint-occlusion",
-        action="store_true",
-        help="generative world: memory voxels hide what lies behind their footprints (opt-in; docs/model.md)",
+        action=argparse.BooleanOptionalAction,
+        default=DEMO_FOOTPRINT_OCCLUSION,
+        help="generative world: memory voxels hide what lies behind their footprints (default on with "
+        "the demo's scan; the envs' default is off, docs/model.md)",
     )
 
 

@@ -104,6 +104,8 @@ def test_demo_writes_a_video(tmp_path):
 
     # Until a model ships the demo runs random weights and must say so.
     assert ("RANDOM weights" in result.stdout) != DEFAULT_CHECKPOINT.exists()
+    if DEFAULT_CHECKPOINT.exists():  # the demo's scan: the engine's sweep from four spots
+        assert "8 views of the engine at each of 4 spot(s) at reset, footprint occlusion on" in result.stdout
     assert result.stdout.count("PSNR") >= 6  # per-step fidelity against the MuJoCo shadow
     assert out.stat().st_size > 1000
     import imageio.v2 as imageio

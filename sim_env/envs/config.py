@@ -44,8 +44,9 @@ class EnvConfig:
             frame only.
         reference_positions: the sweep of ``reference_views`` is rendered from this many
             positions: the start, then those `sim_env.reference_scan` chooses from what the views
-            so far show; 1 = the start only. Opt-in: on the validation seeds 4 spots with
-            ``footprint_occlusion`` raise SSIM@32 by 0.07 but cost 0.6 dB of loop closure (docs/model.md).
+            so far show; 1 = the start only. Opt-in: 4 spots with ``footprint_occlusion`` raise
+            PSNR@32 by 2.2 dB on the GPU validation seeds, but cost 0.9 dB of loop closure on the
+            CPU ones (docs/model.md); `genworld demo` runs them.
         footprint_occlusion: the generative world's memory voxels hide what lies behind their
             projected squares (`sim_env.memory.footprint_occlusion`); opt-in, see docs/model.md.
         depth_far: observation depth is clipped to [0, depth_far] metres (+inf → depth_far).

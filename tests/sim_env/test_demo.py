@@ -54,6 +54,6 @@ def test_the_demo_passes_the_scan_and_occlusion_to_the_env(monkeypatch) -> None:
     parser = argparse.ArgumentParser()
     demo.add_demo_arguments(parser)
     demo.run_demo_from_args(parser.parse_args([]))
-    assert seen["reference_positions"] == 1 and seen["footprint_occlusion"] is False  # the env's defaults
-    demo.run_demo_from_args(parser.parse_args(["--reference-positions", "4", "--footprint-occlusion"]))
-    assert seen["reference_positions"] == 4 and seen["footprint_occlusion"] is True
+    assert seen["reference_positions"] == 4 and seen["footprint_occlusion"] is True  # the demo's scan
+    demo.run_demo_from_args(parser.parse_args(["--reference-positions", "1", "--no-footprint-occlusion"]))
+    assert seen["reference_positions"] == 1 and seen["footprint_occlusion"] is False  # the envs' defaults
