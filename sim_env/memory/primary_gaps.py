@@ -5,8 +5,8 @@ start's own views are the primary reference: near the start they cover almost ev
 where their splat leaves a gap (a surface seen at a slant, the voxel grid beating with the pixel
 grid), the other spots' voxels win it. Those voxels are ground truth, but seen from elsewhere: a
 wall's texture sampled at another scale and angle, or, where the start's wall is thin in the
-splat, the room behind it. Measured one step after reset, the model fills such gaps from the
-start's neighbouring pixels better than the other spots' colours do (docs/model.md).
+splat, the room behind it. Measured one step after reset, the model fills such gaps better than
+the other spots' colours do (docs/model.md).
 
 So a pixel showing another spot's pinned voxel is left empty where the primary reference encloses
 it: within `PRIMARY_GAP_RADIUS` (r) pixels on both sides along a row or a column (beyond the

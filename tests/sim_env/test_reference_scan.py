@@ -174,3 +174,35 @@ def test_a_generative_world_renders_its_own_scan() -> None:
         world.reset(seed=3)  # MuJoCo renders the reference and its scan
         counts[positions] = int(world.memory.pinned.sum())
     assert counts[2] > counts[1] * 1.2  # the second position's sweep adds surface the first did not hold
+
+
+def test_the_world_leaves_other_spots_voxels_in_the_starts_gaps_to_the_model(monkeypatch) -> None:
+    """Each step's render goes through `primary_gaps`: with a scan it empties pixels, with one spot none."""
+    import sim_env.runtime as runtime_module
+    from sim_env.generative_world import GenerativeWorld
+    from sim_env.memory.primary_gaps import primary_gaps
+
+    hidden_per_step: list[int] = []
+
+    def counted(pin_level, valid):
+        hidden = primary_gaps(pin_level, valid)
+        hidden_per_step.append(int(hidden.sum()))
+        return hidden
+
+    monkeypatch.setattr(runtime_module, "primary_gaps", counted)
+    walk = {"agent_0": Action(nav_vector=np.array([0.5, 0.0, 0.0, 0.3, 0.0, 0.0]))}
+    hidden = {}
+    for positions in (1, 3):
+        world = GenerativeWorld(
+            denoising_steps=1,
+            reference_views=8 * positions,
+            reference_positions=positions,
+            footprint_occlusion=True,
+        )
+        world.reset(seed=3)  # a start whose first steps look where the other spots' sweeps reach
+        hidden_per_step.clear()
+        for _ in range(3):
+            world.step(walk)
+        assert len(hidden_per_step) == 3  # every step
+        hidden[positions] = sum(hidden_per_step)
+    assert hidden[1] == 0 and hidden[3] > 0, hidden
