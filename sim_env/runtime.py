@@ -66,7 +66,7 @@ from sim_env.kinematics import HandKinematics, apply_hand_actions, block_forward
 from sim_env.latent_chunk import LatentChunkPath
 from sim_env.memory.footprint_occlusion import occlude_by_footprints
 from sim_env.memory.point_cloud import checked_pinned_margin
-from sim_env.memory.primary_gaps import primary_gaps
+from sim_env.memory.primary_gaps import hide_primary_gaps
 from sim_env.memory.reference_pin import hand_free_mask
 from sim_env.memory.writer import MemoryWriter
 from sim_env.model.config import DiTConfig, get_config
@@ -503,10 +503,7 @@ class GenerativeRuntime:
                     r_values, r_depth, r_mask, pinned, fx, mem.voxel_size, self.pinned_margin
                 )
             if with_pins:  # other spots' voxels in the gaps of the start's own views: left to the model
-                shown = r_mask & ~primary_gaps(r_values[..., -1], r_mask)
-                r_values = torch.where(shown[..., None], r_values, 0.0)
-                r_depth = torch.where(shown, r_depth, float("inf"))
-                r_mask = shown
+                r_values, r_depth, r_mask = hide_primary_gaps(r_values, r_depth, r_mask)
             cond = build_condition(r_values, r_depth, r_mask, self._hand_map(), cfg)
             if self.reference_passthrough:  # not where a hand may now cover the reference
                 hands = self.hands.keypoints(self.wrist, self.grip)

@@ -338,8 +338,10 @@ class PointCloudMemory:
         dtype = self.xyz.dtype
         prioritise = pinned_margin > 0.0
         pins = with_pins or prioritise
-        pin_level = self.pinned.to(dtype) + self.primary.to(dtype)
-        values = torch.cat([self.rgb, pin_level[..., None]], dim=-1) if pins else self.rgb
+        values = self.rgb
+        if pins:  # 1 pinned, 2 the primary reference's
+            pin_level = self.pinned.to(dtype) + self.primary.to(dtype)
+            values = torch.cat([self.rgb, pin_level[..., None]], dim=-1)
         a = cameras_per_world
 
         def per_camera(t: torch.Tensor) -> torch.Tensor:

@@ -38,29 +38,35 @@ def primary_gaps(
     """
     primary = valid & (pin_level > PRIMARY_LEVEL)
     secondary = valid & (pin_level > 0.5) & ~primary
+    _n, h, w = primary.shape
+    padded = F.pad(primary[:, None].float(), (radius, radius, radius, radius))[:, 0] > 0.5
     enclosed = torch.zeros_like(primary)
-    for dy, dx in ((0, 1), (1, 0)):
-        (edge_before, edge_after), (real_before, real_after) = (
-            _primary_on_each_side(primary, dy, dx, radius, beyond_edge) for beyond_edge in (True, False)
-        )
-        # Both sides primary (the edge counts), and at least one side is the primary itself.
-        enclosed |= edge_before & edge_after & (real_before | real_after)
+    for dy, dx, size in ((0, 1, w), (1, 0, h)):
+        before, after = torch.zeros_like(primary), torch.zeros_like(primary)
+        for k in range(1, radius + 1):
+            before |= padded[:, radius - k * dy : radius - k * dy + h, radius - k * dx : radius - k * dx + w]
+            after |= padded[:, radius + k * dy : radius + k * dy + h, radius + k * dx : radius + k * dx + w]
+        # Within ``radius`` of the image's edge, the edge encloses that side.
+        index = torch.arange(size, device=primary.device)
+        shape = (1, 1, size) if dx else (1, size, 1)
+        edge_before, edge_after = (index < radius).reshape(shape), (index >= size - radius).reshape(shape)
+        # Both sides enclosed, and at least one by the primary itself.
+        enclosed |= (before | edge_before) & (after | edge_after) & (before | after)
     return secondary & enclosed
 
 
-def _primary_on_each_side(
-    primary: torch.Tensor, dy: int, dx: int, radius: int, beyond_edge: bool
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """(N, H, W) bool twice: a primary pixel within ``radius`` before / after each pixel along (dy, dx)."""
-    _n, h, w = primary.shape
-    fill = 1.0 if beyond_edge else 0.0
-    padded = F.pad(primary[:, None].float(), (radius, radius, radius, radius), value=fill)[:, 0] > 0.5
-    before = torch.zeros_like(primary)
-    after = torch.zeros_like(primary)
-    for k in range(1, radius + 1):
-        before |= padded[:, radius - k * dy : radius - k * dy + h, radius - k * dx : radius - k * dx + w]
-        after |= padded[:, radius + k * dy : radius + k * dy + h, radius + k * dx : radius + k * dx + w]
-    return before, after
+def hide_primary_gaps(
+    values: torch.Tensor, depth: torch.Tensor, valid: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The render with `primary_gaps` emptied: values 0, depth +inf, not valid.
+
+    Args:
+        values: (N, H, W, C) the render's values, the pinned channel last.
+        depth: (N, H, W) its depth (+inf where empty).
+        valid: (N, H, W) bool, its validity.
+    """
+    shown = valid & ~primary_gaps(values[..., -1], valid)
+    return torch.where(shown[..., None], values, 0.0), torch.where(shown, depth, float("inf")), shown
 
 
-__all__ = ["PRIMARY_GAP_RADIUS", "primary_gaps"]
+__all__ = ["PRIMARY_GAP_RADIUS", "hide_primary_gaps", "primary_gaps"]

@@ -178,7 +178,7 @@ def test_a_generative_world_renders_its_own_scan() -> None:
 
 def test_the_world_leaves_other_spots_voxels_in_the_starts_gaps_to_the_model(monkeypatch) -> None:
     """Each step's render goes through `primary_gaps`: with a scan it empties pixels, with one spot none."""
-    import sim_env.runtime as runtime_module
+    import sim_env.memory.primary_gaps as gaps_module
     from sim_env.generative_world import GenerativeWorld
     from sim_env.memory.primary_gaps import primary_gaps
 
@@ -189,7 +189,7 @@ def test_the_world_leaves_other_spots_voxels_in_the_starts_gaps_to_the_model(mon
         hidden_per_step.append(int(hidden.sum()))
         return hidden
 
-    monkeypatch.setattr(runtime_module, "primary_gaps", counted)
+    monkeypatch.setattr(gaps_module, "primary_gaps", counted)  # what the runtime's step calls
     walk = {"agent_0": Action(nav_vector=np.array([0.5, 0.0, 0.0, 0.3, 0.0, 0.0]))}
     hidden = {}
     for positions in (1, 3):

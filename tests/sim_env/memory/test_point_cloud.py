@@ -216,12 +216,18 @@ def test_pinned_margin_lets_the_reference_win_unless_a_surface_is_clearly_nearer
         m.render(K[None], pose, H, W, pinned_margin=float("inf"))
 
 
-def test_a_voxel_pinned_first_keeps_its_values_and_pins_take_over_unpinned_voxels():
-    """Two reference views of one voxel: the first keeps it; a pin replaces a generated voxel."""
+def _two_pixel_memory() -> tuple[PointCloudMemory, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """A memory of 1 m voxels and a 1×2 camera whose two pixels land in two voxels 2.5 m ahead."""
     m = PointCloudMemory(1, 16, voxel_size=1.0, dtype=torch.float64)
     pose = torch.eye(4, dtype=torch.float64)[None]
     Ks = torch.tensor([[[1.0, 0.0, 0.5], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]]], dtype=torch.float64)
     depth = torch.full((1, 1, 2), 2.5, dtype=torch.float64)
+    return m, depth, Ks, pose
+
+
+def test_a_voxel_pinned_first_keeps_its_values_and_pins_take_over_unpinned_voxels():
+    """Two reference views of one voxel: the first keeps it; a pin replaces a generated voxel."""
+    m, depth, Ks, pose = _two_pixel_memory()
     pin = torch.tensor([[[True, False]]])
     m.insert(torch.tensor([[[[10, 10, 10], [20, 20, 20]]]]), depth, Ks, pose, pin_mask=pin)
     both = torch.ones(1, 1, 2, dtype=torch.bool)
@@ -234,10 +240,7 @@ def test_a_voxel_pinned_first_keeps_its_values_and_pins_take_over_unpinned_voxel
 
 def test_primary_pins_render_as_two_and_keep_their_voxels_from_later_pins():
     """The start's own views (primary) show as 2 in the pinned channel; another spot's pin is 1."""
-    m = PointCloudMemory(1, 16, voxel_size=1.0, dtype=torch.float64)
-    pose = torch.eye(4, dtype=torch.float64)[None]
-    Ks = torch.tensor([[[1.0, 0.0, 0.5], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]]], dtype=torch.float64)
-    depth = torch.full((1, 1, 2), 2.5, dtype=torch.float64)
+    m, depth, Ks, pose = _two_pixel_memory()
     left = torch.tensor([[[True, False]]])
     m.insert(torch.full((1, 1, 2, 3), 10), depth, Ks, pose, pin_mask=left, primary=True)
     both = torch.ones(1, 1, 2, dtype=torch.bool)
