@@ -154,11 +154,6 @@ def pinned_pixels(render: torch.Tensor, render_mask: torch.Tensor) -> torch.Tens
     return (render[..., 3] > 0.5) & render_mask
 
 
-def unseen_pixels(render: torch.Tensor, render_mask: torch.Tensor) -> torch.Tensor:
-    """(N, H, W) bool: the pixels that show a generated voxel where no reference saw (pin channel −1)."""
-    return (render[..., 3] < -0.5) & render_mask
-
-
 def pinned_depth(render: torch.Tensor, render_depth: torch.Tensor, render_mask: torch.Tensor) -> torch.Tensor:
     """(N, H, W) depth of the `pinned_pixels`, +inf elsewhere (the reference's own geometry)."""
     return torch.where(pinned_pixels(render, render_mask), render_depth, float("inf"))
@@ -196,7 +191,6 @@ def surfel_passthrough(
         voxel_size,
         pinned_margin,
         gap_radius=PASSTHROUGH_GAP_SWEEPS,
-        unseen=unseen_pixels(render, render_mask),
     )
     depth = torch.where(shown, picked[..., RGB_CHANNELS], 1.0)  # finite where not copied
     channels = RGB_CHANNELS + 1 if SURFELS_COPY_DEPTH else RGB_CHANNELS

@@ -3,7 +3,6 @@
 ``reference_collisions`` (the collision rule also reads the pinned reference's depth),
 ``pinned_margin`` (the pinned reference's priority in the memory's z-test),
 ``footprint_occlusion`` (every voxel hides what lies behind its projected square),
-``margin_where_seen`` (the pinned margin holds back only generated voxels where a reference saw),
 ``reference_passthrough`` (the pinned reference is copied where it lands, gaps of its splat
 included, hands' boxes excepted),
 ``reference_surfels`` (the passthrough also copies the reference drawn as surfels) and
@@ -21,7 +20,6 @@ MEMORY_RULES = (
     "reference_collisions",
     "pinned_margin",
     "footprint_occlusion",
-    "margin_where_seen",
     "reference_passthrough",
     "reference_surfels",
     "carve_free_space",
@@ -54,13 +52,6 @@ def add_memory_rule_arguments(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="every voxel of the memory hides what lies behind its projected square, so nothing "
         "shows through the gaps of a near surface's splat (default: the runtime's, off)",
-    )
-    parser.add_argument(
-        "--margin-where-seen",
-        action=argparse.BooleanOptionalAction,
-        default=None,
-        help="the pinned margin holds back only generated voxels where a reference saw; those "
-        "where none saw compete at plain depth (default: the runtime's, off)",
     )
     parser.add_argument(
         "--reference-passthrough",

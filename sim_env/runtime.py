@@ -61,7 +61,6 @@ from sim_env.conditioning import (
     scale_intrinsics,
     skeleton_tables,
     surfel_passthrough,
-    unseen_pixels,
 )
 from sim_env.kinematics import HandKinematics, apply_hand_actions, block_forward, integrate_nav
 from sim_env.latent_chunk import LatentChunkPath
@@ -112,8 +111,6 @@ class GenerativeRuntime:
             (`sim_env.memory.footprint_occlusion`). Off by default: on tiny64 it raises PSNR and
             SSIM at steps 32 and 128 with one view and with a sweep, but the world then stops in
             front of walls the engine lets it pass, and loop closure falls (docs/model.md).
-        margin_where_seen: the pinned margin holds back only generated voxels where a reference
-            saw; those where none saw compete at plain depth (`MemoryWriter(mark_unseen=...)`).
         reference_passthrough: copy the pinned reference wherever it lands and into the small gaps
             of its splat (gate fully open there; ``anchor_gate_reference`` configs only).
         reference_surfels: with ``reference_passthrough``, also copy the reference drawn as
@@ -159,7 +156,6 @@ class GenerativeRuntime:
         reference_collisions: bool = True,
         pinned_margin: float = DEFAULT_PINNED_MARGIN,
         footprint_occlusion: bool = False,
-        margin_where_seen: bool = False,
         reference_passthrough: bool = True,
         reference_surfels: bool = True,
         carve_free_space: bool = True,
@@ -249,10 +245,8 @@ class GenerativeRuntime:
             window_only=memory_mode == "window",
             pin_references=pin_reference,
             carve_free_space=self.carve_free_space,
-            mark_unseen=margin_where_seen,
             device=dev,
         )
-        self.margin_where_seen = self.writer.mark_unseen
         self.memory = self.writer.memory
         self.reference_views, self.pin_reference = self.writer.reference_views, self.writer.pin_references
         self.footprint_occlusion = bool(footprint_occlusion)
@@ -491,7 +485,6 @@ class GenerativeRuntime:
         mem = self.memory
         with self._roll.beside(self.phase_timer), self.phase_timer("conditioning"):
             with_pins = self.reference_collisions or cfg.anchor_gate_reference or self.footprint_occlusion
-            with_pins = with_pins or self.margin_where_seen
             r_values, r_depth, r_mask = mem.render(
                 self.K.float(),
                 pose32,
@@ -505,9 +498,9 @@ class GenerativeRuntime:
             if self.reference_collisions:  # is drawn in front of them
                 updates.append((self.reference_depth, pinned_depth(r_values, r_depth, r_mask)))
             if self.footprint_occlusion:
-                plain, fx = pinned_pixels(r_values, r_mask) | unseen_pixels(r_values, r_mask), self.K[:, 0, 0]
+                pinned, fx = pinned_pixels(r_values, r_mask), self.K[:, 0, 0].float()
                 r_values, r_depth, _ = occlude_by_footprints(
-                    r_values, r_depth, r_mask, plain, fx.float(), mem.voxel_size, self.pinned_margin
+                    r_values, r_depth, r_mask, pinned, fx, mem.voxel_size, self.pinned_margin
                 )
             if with_pins:  # other spots' voxels in the gaps of the start's own views: left to the model
                 r_values, r_depth, r_mask = hide_primary_gaps(r_values, r_depth, r_mask)

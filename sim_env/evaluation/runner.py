@@ -98,8 +98,6 @@ class EvalSettings:
             (`GenerativeRuntime`); None = the runtime's default.
         footprint_occlusion: model worlds' memory voxels hide what lies behind their projected
             squares (`GenerativeRuntime`); None = the runtime's default.
-        margin_where_seen: model worlds' pinned margin holds back only generated voxels where a
-            reference saw (`GenerativeRuntime`); None = the runtime's default.
         reference_passthrough: model worlds copy the pinned reference wherever it lands
             (`GenerativeRuntime`); None = the runtime's default.
         reference_surfels: model worlds' passthrough also copies the reference drawn as surfels
@@ -127,7 +125,6 @@ class EvalSettings:
     reference_collisions: bool | None = None
     pinned_margin: float | None = None
     footprint_occlusion: bool | None = None
-    margin_where_seen: bool | None = None
     reference_passthrough: bool | None = None
     reference_surfels: bool | None = None
     carve_free_space: bool | None = None

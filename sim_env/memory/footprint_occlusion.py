@@ -108,8 +108,7 @@ def occlude_by_footprints(
         values: (N, H, W, C) per-pixel splat values (colour, pinned flag, ...).
         depth: (N, H, W) the splat's planar depth in metres (+inf where empty).
         valid: (N, H, W) bool, the splat's validity.
-        pinned: (N, H, W) bool, pixels whose winning voxel competes at plain depth: pinned, or
-            generated where no reference saw (`PointCloudMemory.render`).
+        pinned: (N, H, W) bool, pixels whose winning voxel is pinned.
         fx: (N,) focal length in pixels.
         voxel_size: voxel edge of the memory in metres.
         pinned_margin: the render's priority of pinned voxels (0: plain depth).

@@ -68,9 +68,6 @@ class PointCloudMemory:
         key: (B, capacity) int64 voxel key, EMPTY_VOXEL for empty slots.
         valid: (B, capacity) bool.
         last_seen: (B, capacity) int64 insert step that last touched the voxel.
-        pinned: (B, capacity) bool, reference voxels (never evicted or recoloured).
-        primary: (B, capacity) bool, pinned voxels of the primary reference (`insert`).
-        unseen: (B, capacity) bool, generated voxels where no reference saw (`insert`).
         step: (B,) int64 inserts done per world.
     """
 
@@ -95,7 +92,6 @@ class PointCloudMemory:
         self.last_seen = torch.zeros(shape, dtype=torch.int64, **kw)
         self.pinned = torch.zeros(shape, dtype=torch.bool, **kw)
         self.primary = torch.zeros(shape, dtype=torch.bool, **kw)
-        self.unseen = torch.zeros(shape, dtype=torch.bool, **kw)
         self.step = torch.zeros(self.num_worlds, dtype=torch.int64, **kw)
 
     @property
@@ -120,7 +116,6 @@ class PointCloudMemory:
         self.last_seen.masked_fill_(m[:, None], 0)
         self.pinned.masked_fill_(m[:, None], False)
         self.primary.masked_fill_(m[:, None], False)
-        self.unseen.masked_fill_(m[:, None], False)
         self.step.masked_fill_(m, 0)
 
     def voxel_keys(self, xyz: torch.Tensor, ok: torch.Tensor) -> torch.Tensor:
@@ -142,7 +137,6 @@ class PointCloudMemory:
         pin_mask: torch.Tensor | None = None,
         pixel_mask: torch.Tensor | None = None,
         primary: bool = False,
-        unseen_mask: torch.Tensor | None = None,
     ) -> None:
         """`insert` for N = B·A camera streams (stream ``b·A + a`` is agent a of world b).
 
@@ -165,7 +159,6 @@ class PointCloudMemory:
                 pixel_mask=per_agent(pixel_mask, i),
                 pin_mask=per_agent(pin_mask, i),
                 primary=primary,
-                unseen_mask=per_agent(unseen_mask, i),
             )
 
     def insert(
@@ -178,7 +171,6 @@ class PointCloudMemory:
         pixel_mask: torch.Tensor | None = None,
         pin_mask: torch.Tensor | None = None,
         primary: bool = False,
-        unseen_mask: torch.Tensor | None = None,
     ) -> None:
         """Lifts one RGB-D frame per world into its cloud, merging by voxel and evicting if full.
 
@@ -195,10 +187,6 @@ class PointCloudMemory:
             primary: the pinned voxels this insert makes are the primary reference's (the
                 start's own views of a reference scan, `sim_env.reference_scan`); the render's
                 pinned channel shows them as 2 (`render`).
-            unseen_mask: (B, H, W) bool, unpinned pixels whose points lie where no reference saw
-                (`MemoryWriter`). A voxel all of whose points are unseen renders as −1 in the
-                pinned channel and competes at plain depth whatever ``pinned_margin``: nothing
-                the engine showed speaks against it.
         """
         B, H, W = depth.shape
         dtype, device = self.xyz.dtype, self.device
@@ -233,8 +221,6 @@ class PointCloudMemory:
         new_pin = torch.zeros_like(new_ok) if pin_mask is None else pin_mask.reshape(B, H * W) & new_ok
         all_pin = torch.cat([self.pinned, new_pin], dim=1)
         all_primary = torch.cat([self.primary, new_pin & primary], dim=1)
-        new_unseen = torch.zeros_like(new_ok) if unseen_mask is None else unseen_mask.reshape(B, H * W)
-        all_unseen = torch.cat([self.unseen, new_unseen & new_ok & ~new_pin], dim=1)
         camera = pose[:, :3, 3]
         self._reduce_and_keep(
             all_key,
@@ -244,7 +230,6 @@ class PointCloudMemory:
             all_seen,
             all_pin,
             all_primary,
-            all_unseen,
             camera,
             world_mask,
             pin_mask is not None,
@@ -259,7 +244,6 @@ class PointCloudMemory:
         seen: torch.Tensor,
         pin: torch.Tensor,
         primary: torch.Tensor,
-        unseen: torch.Tensor,
         camera_centre: torch.Tensor,
         world_mask: torch.Tensor | None,
         new_pins: bool,
@@ -273,7 +257,6 @@ class PointCloudMemory:
         w, seen = torch.gather(w, 1, order), torch.gather(seen, 1, order)
         pin = torch.gather(pin.long(), 1, order)  # int64: scatter_reduce has no bool amax
         primary = torch.gather(primary.long(), 1, order)
-        known = 1 - torch.gather(unseen.long(), 1, order)
         xyz = torch.gather(xyz, 1, order[..., None].expand(B, M, 3))
         rgb = torch.gather(rgb, 1, order[..., None].expand(B, M, 3))
         first = torch.ones_like(key, dtype=torch.bool)
@@ -290,8 +273,6 @@ class PointCloudMemory:
             frozen |= (torch.gather(pinned_before, 1, segment) > 0) & ~stored
         w = torch.where(frozen, 0.0, w)
         seg_primary = torch.zeros_like(primary).scatter_reduce(1, segment, primary * (w > 0), "amax")
-        # A voxel is unseen only while every point merged into it is.
-        seg_known = torch.zeros_like(known).scatter_reduce(1, segment, known * (w > 0), "amax")
         seg_w = torch.zeros_like(w).scatter_add(1, segment, w)
         idx3 = segment[..., None].expand(B, M, 3)
         seg_xyz = torch.zeros_like(xyz).scatter_add(1, idx3, xyz * w[..., None])
@@ -324,7 +305,6 @@ class PointCloudMemory:
         write(self.last_seen, torch.gather(seg_seen, 1, keep), 0)
         write(self.pinned, torch.gather(seg_pin, 1, keep) > 0, False)
         write(self.primary, torch.gather(seg_primary, 1, keep) > 0, False)
-        write(self.unseen, torch.gather(seg_known, 1, keep) == 0, False)
         self.valid.copy_(kept_ok)
 
     def render(
@@ -342,8 +322,7 @@ class PointCloudMemory:
 
         See `splat.splat`; colours are in the inserted units, zero where the mask is False.
         ``with_pins`` adds each voxel's pinned flag as a last colour channel (1.0 where the pixel
-        shows a pinned reference voxel, 2.0 where that voxel is the primary reference's, −1.0 where
-        it is an unseen generated one, `insert`; readers of the pins test > 0.5).
+        shows a pinned reference voxel, 2.0 where that voxel is the primary reference's, `insert`).
         With ``cameras_per_world`` A, K and pose_c2w hold N = B·A
         cameras, world b's at rows b·A … b·A + A − 1.
 
@@ -353,15 +332,15 @@ class PointCloudMemory:
         slightly-too-near generated surface would otherwise cover the exact reference wherever a
         world comes back to a view it started from. Unpinned voxels are pushed back along their
         camera rays by the factor 1 + m, which leaves their pixel unchanged; the depth returned is
-        each winner's true depth. Unseen voxels are not pushed: no reference contradicts them.
+        each winner's true depth.
         """
         checked_pinned_margin(pinned_margin)
         dtype = self.xyz.dtype
         prioritise = pinned_margin > 0.0
         pins = with_pins or prioritise
         values = self.rgb
-        if pins:  # 1 pinned, 2 the primary reference's, -1 unseen
-            pin_level = self.pinned.to(dtype) + self.primary.to(dtype) - self.unseen.to(dtype)
+        if pins:  # 1 pinned, 2 the primary reference's
+            pin_level = self.pinned.to(dtype) + self.primary.to(dtype)
             values = torch.cat([self.rgb, pin_level[..., None]], dim=-1)
         a = cameras_per_world
 
@@ -372,14 +351,13 @@ class PointCloudMemory:
         xyz = per_camera(self.xyz)
         if prioritise:
             centre = pose[:, None, :3, 3]
-            plain = per_camera(self.pinned | self.unseen)
-            stretch = torch.where(plain, 1.0, 1.0 + pinned_margin)[..., None]
+            stretch = torch.where(per_camera(self.pinned), 1.0, 1.0 + pinned_margin)[..., None]
             xyz = centre + stretch.to(dtype) * (xyz - centre)
         rgb, depth, mask = splat(
             xyz, per_camera(values), per_camera(self.valid), K.to(dtype), pose, height, width, backend
         )
         if prioritise:
-            depth = torch.where(rgb[..., -1].abs() > 0.5, depth, depth / (1.0 + pinned_margin))
+            depth = torch.where(rgb[..., -1] > 0.5, depth, depth / (1.0 + pinned_margin))
             if not with_pins:
                 rgb = rgb[..., :-1]
         return rgb, depth, mask

@@ -45,7 +45,6 @@ def reference_surfels(
     pinned_margin: float,
     gap_radius: int = 0,
     max_radius: int = MAX_SURFEL_RADIUS,
-    unseen: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Where the pinned reference's surfels show, and their values (colour, depth, ...).
 
@@ -64,8 +63,6 @@ def reference_surfels(
             the reference saw them) still leave one-pixel gaps; the closing fills those without
             growing the reference over the rim of a wide hole.
         max_radius: largest footprint radius drawn.
-        unseen: (N, H, W) bool, pixels whose generated voxel lies where no reference saw; they
-            hide a surfel at plain depth, without the margin (`PointCloudMemory.render`).
 
     Returns:
         (N, H, W) bool where a surfel shows, and (N, H, W, C) the values of its source pixel
@@ -94,8 +91,7 @@ def reference_surfels(
     hidden = reference & (front * (1.0 + pinned_margin) < depth)
     surfel = torch.where(reference, torch.where(hidden, front, depth), first)
     source = torch.where(reference, torch.where(hidden, front_source, own), first_source)
-    stretch = 1.0 + pinned_margin if unseen is None else torch.where(unseen, 1.0, 1.0 + pinned_margin)
-    in_front = valid & ~reference & (depth * stretch < surfel)
+    in_front = valid & ~reference & (depth * (1.0 + pinned_margin) < surfel)
     shown = torch.isfinite(surfel) & ~in_front
     flat = values.reshape(n, h * w, -1)
     picked = torch.gather(flat, 1, source.reshape(n, h * w, 1).expand(-1, -1, flat.shape[-1]))

@@ -84,9 +84,6 @@ class MemoryWriter:
             memory (`reference_fits`; tiny64: 4,096 of 16,384), so generated content always keeps
             room. wan2.1-1.3b's 832×480 references would fill it and are not pinned.
         carve_free_space: keep generated points in a reference's free space out.
-        mark_unseen: mark generated voxels whose points no reference saw, neither as free space
-            nor as surface (`PointCloudMemory.insert`): only where a reference saw does the
-            render's pinned margin hold a generated surface back.
         device: where the memory lives.
     """
 
@@ -102,7 +99,6 @@ class MemoryWriter:
         window_only: bool = False,
         pin_references: bool | None = None,
         carve_free_space: bool = True,
-        mark_unseen: bool = False,
         device: torch.device | str | None = None,
     ) -> None:
         if reference_views < 1:
@@ -115,7 +111,6 @@ class MemoryWriter:
         self.pin_references = fits if pin_references is None else bool(pin_references)
         self.agents_per_world, self.reference_views = a, v
         self.window_only, self.carve_free_space = bool(window_only), bool(carve_free_space)
-        self.mark_unseen = bool(mark_unseen)
         self.free_space = ReferenceFreeSpace(b, a, height, width, device, views=v)
         # The references' free space without the edge guard, for the sweep's exact points.
         self.seen_empty = ReferenceFreeSpace(b, a, height, width, device, views=v, edge_guard=False)
@@ -167,8 +162,8 @@ class MemoryWriter:
         poses = torch.stack([v[3] for v in views], dim=1)
         spot_ends = [1] if sweep is None else same_spot_ends(poses, streams)
         spaces = (self.free_space,) if sweep is None else (self.free_space, self.seen_empty)
-        if spot_ends[0] < len(views) or self.mark_unseen:  # what the views saw: for later spots' views
-            spaces += (self.seen,)  # and for generated points
+        if spot_ends[0] < len(views):  # views from other spots: they test what earlier views saw
+            spaces += (self.seen,)
         for space in spaces:
             space.set_references(
                 torch.stack([v[1] for v in views], dim=1),
@@ -246,7 +241,5 @@ class MemoryWriter:
         keep = None
         if self.carve_free_space:
             keep = self.free_space.keep_mask(depth, K, pose, hands, hands_active)
-        unseen = self.seen.keep_mask(depth, K, pose) if self.mark_unseen else None
-        a = self.agents_per_world
-        self.memory.insert_streams(rgb, depth, K, pose, a, mask, None, keep, unseen_mask=unseen)
+        self.memory.insert_streams(rgb, depth, K, pose, self.agents_per_world, mask, None, keep)
         return keep

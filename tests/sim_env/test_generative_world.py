@@ -222,36 +222,6 @@ def test_a_near_generated_wall_hides_the_reference_behind_it_but_not_from_the_co
     assert bool(torch.isfinite(kin.depth_ahead(world.reference_depth)).all())  # its walls still stand
 
 
-@pytest.mark.parametrize("footprints", [True, False])
-def test_generated_geometry_no_reference_saw_hides_the_reference_at_plain_depth(
-    footprints, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """The margin's case above, but the generated surface lies where no reference saw: it wins."""
-    world = make(denoising_steps=1, margin_where_seen=True, footprint_occlusion=footprints)
-    ref = reference(0)
-    world.reset_batch(*batch_tensors([ref]))
-    rgb, depth, K, pose = batch_tensors([ref])
-    everywhere = torch.ones(depth.shape, dtype=torch.bool)
-    world.memory.insert(torch.zeros_like(rgb), 0.9 * depth, K, pose, unseen_mask=everywhere)
-    rendered = rendered_at_the_same_pose(world, monkeypatch)
-    assert float((rendered[..., 3] > 0.5).float().mean()) < 0.1
-    assert float((rendered[..., 3] < -0.5).float().mean()) > 0.9
-
-
-@pytest.mark.parametrize("rule", [True, False])
-def test_a_world_marks_the_generated_voxels_no_reference_saw(rule) -> None:
-    """Turned away from its one reference view, the world writes voxels nothing saw: marked with the rule."""
-    world = make(denoising_steps=1, margin_where_seen=rule)
-    world.reset_batch(*batch_tensors([reference(0)]))
-    assert world.margin_where_seen == rule
-    turn = {"agent_0": Action(nav_vector=np.array([0.0, 0.0, 0.0, 1.0, 0.0, 0.0]))}
-    for _ in range(4):
-        world.step(turn)
-    generated = world.memory.valid & ~world.memory.pinned
-    assert bool(generated.any())
-    assert bool(world.memory.unseen[generated].any()) == rule
-
-
 @pytest.mark.parametrize("passthrough", [True, False])
 def test_reference_passthrough_copies_the_pinned_reference_into_the_frame(
     passthrough, monkeypatch: pytest.MonkeyPatch

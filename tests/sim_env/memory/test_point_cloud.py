@@ -251,38 +251,3 @@ def test_primary_pins_render_as_two_and_keep_their_voxels_from_later_pins():
     assert values[0, 0, :, 0].tolist() == [10.0, 200.0]  # the primary voxel kept its colour
     m.reset()
     assert not m.primary.any()
-
-
-def test_unseen_generated_voxels_render_as_minus_one_and_skip_the_pinned_margin():
-    """A generated surface where no reference saw hides the pinned wall at plain depth.
-
-    The same surface, seen, stays behind the wall unless clearly nearer (the margin rule). A voxel
-    that merges a seen point is no longer unseen.
-    """
-    m = PointCloudMemory(1, 4096, voxel_size=0.001, dtype=torch.float64)
-    pose = torch.as_tensor(look_at([0.0, 0.0, 1.0], [3.0, 0.0, 1.0]))[None]
-    wall = torch.full((1, H, W), 2.0, dtype=torch.float64)
-    m.insert(
-        torch.full((1, H, W, 3), 10), wall, K[None], pose, pin_mask=torch.ones(1, H, W, dtype=torch.bool)
-    )
-    unseen = torch.zeros(1, H, W, dtype=torch.bool)
-    unseen[..., W // 2 :] = True
-    near = torch.full((1, H, W), 1.8, dtype=torch.float64)
-    m.insert(torch.full((1, H, W, 3), 200), near, K[None], pose, unseen_mask=unseen)
-    values, depth, mask = m.render(K[None], pose, H, W, with_pins=True, pinned_margin=0.5)
-    assert mask.all()
-    left, right = values[0, :, : W // 2], values[0, :, W // 2 :]
-    assert (left[..., 0] == 10).all() and (left[..., 3] == 1.0).all()  # seen: the margin holds it back
-    assert (right[..., 0] == 200).all() and (right[..., 3] == -1.0).all()  # unseen: plain depth
-    torch.testing.assert_close(depth[0, :, W // 2 :], near[0, :, W // 2 :], check_dtype=False)  # true depth
-    colour, depth_c, _ = m.render(K[None], pose, H, W, pinned_margin=0.5)
-    assert torch.equal(colour, values[..., :3]) and torch.equal(depth_c, depth)
-
-    m.insert(torch.full((1, H, W, 3), 200), near, K[None], pose)  # the same voxels, now seen
-    values, _, _ = m.render(K[None], pose, H, W, with_pins=True, pinned_margin=0.5)
-    assert (values[..., 0] == 10).all() and not m.unseen.any()
-    m.insert(torch.full((1, H, W, 3), 200), near, K[None], pose, unseen_mask=unseen)
-    assert not m.unseen.any()  # seen once, seen for good
-    m.reset()
-    m.insert(torch.full((1, H, W, 3), 200), near, K[None], pose, unseen_mask=unseen, pin_mask=unseen)
-    assert not m.unseen.any()  # a pinned point is a reference's, never unseen

@@ -64,18 +64,6 @@ def test_a_generated_surface_clearly_in_front_hides_the_reference() -> None:
     assert float(colour[0, 9, 8, 0]) == float(colour[0, 7, 8, 0]) == 50.0
 
 
-def test_an_unseen_generated_surface_in_front_hides_the_reference_at_plain_depth() -> None:
-    """Where no reference saw, a generated voxel nearer than the surfel hides it, margin or not."""
-    scene = _scene()
-    _put(scene, 8, 8, 0.23, 50.0, pin=True)
-    _put(scene, 9, 8, 0.2, 200.0, pin=False)  # a little nearer: hidden behind the surfel when seen
-    unseen = torch.zeros(1, 16, 16, dtype=torch.bool)
-    assert bool(reference_surfels(*scene, torch.tensor([FX]), VOXEL, 4.0, unseen=unseen)[0][0, 9, 8])
-    unseen[0, 9, 8] = True
-    shown, _ = reference_surfels(*scene, torch.tensor([FX]), VOXEL, 4.0, unseen=unseen)
-    assert not bool(shown[0, 9, 8]) and bool(shown[0, 8, 8])
-
-
 def test_a_near_object_does_not_fatten_over_the_reference_behind_it() -> None:
     scene = _scene()
     _put(scene, 8, 8, 0.5, 50.0, pin=True)  # radius 2

@@ -156,22 +156,3 @@ def test_with_views_from_other_spots_the_starts_own_are_the_primary_reference() 
         else:
             assert primary[start].all() and not primary[~start].any()
             assert int((~start).sum()) > 0  # the other spot added the wall beyond
-
-
-def test_generated_points_no_reference_saw_are_marked_unseen() -> None:
-    """Behind the start's one view nothing was seen; its wall was. Only with ``mark_unseen``."""
-    grey = torch.full((1, H, W, 3), 100, dtype=torch.uint8)
-    behind = torch.as_tensor(look_at([0.0, 0.0, 1.0], [-4.0, 0.0, 1.0]))[None]
-    no_hands = torch.full((1, 2, 21, 3), float("nan")), torch.zeros(1, dtype=torch.bool)
-    for mark in (False, True):
-        writer = MemoryWriter(1, 1, H, W, 0.05, 1, 16384, pin_references=True, mark_unseen=mark)
-        writer.write_references(grey, torch.full((1, H, W), 4.0), K, POSE, None, STREAMS)
-        memory = writer.memory
-        writer.write_generated(grey, torch.full((1, H, W), 4.1), K, POSE, None, *no_hands)  # on its wall
-        assert not memory.unseen.any()
-        writer.write_generated(grey, torch.full((1, H, W), 2.0), K, behind, None, *no_hands)
-        generated = memory.valid[0] & ~memory.pinned[0]
-        behind_start = generated & (memory.xyz[0, :, 0] < -1.0)
-        assert int(behind_start.sum()) > 0
-        assert bool(memory.unseen[0][behind_start].all()) == mark
-        assert not memory.unseen[0][~behind_start].any()
