@@ -5,8 +5,9 @@
 ``footprint_occlusion`` (every voxel hides what lies behind its projected square),
 ``reference_passthrough`` (the pinned reference is copied where it lands, gaps of its splat
 included, hands' boxes excepted),
-``reference_surfels`` (the passthrough also copies the reference drawn as surfels) and
-``carve_free_space`` (generated points in the reference's empty space stay out of the memory) are
+``reference_surfels`` (the passthrough also copies the reference drawn as surfels),
+``carve_free_space`` (generated points in the reference's empty space stay out of the memory) and
+``background_free`` (a reference pixel that saw the background makes its whole ray free) are
 `GenerativeRuntime` arguments; a command leaves unset ones to the runtime's defaults and
 reports the values the world actually used.
 """
@@ -23,6 +24,7 @@ MEMORY_RULES = (
     "reference_passthrough",
     "reference_surfels",
     "carve_free_space",
+    "background_free",
 )
 
 
@@ -30,9 +32,8 @@ def add_memory_rule_arguments(parser: argparse.ArgumentParser) -> None:
     """One flag per rule of `MEMORY_RULES`.
 
     ``--[no-]reference-collisions``, ``--pinned-margin``, ``--[no-]footprint-occlusion``,
-    ``--[no-]reference-passthrough``,
-    ``--[no-]reference-surfels`` and ``--[no-]carve-free-space``. Each defaults to None, which
-    leaves the runtime's default in place.
+    ``--[no-]reference-passthrough``, ``--[no-]reference-surfels``, ``--[no-]carve-free-space`` and
+    ``--[no-]background-free``. Each defaults to None, which leaves the runtime's default in place.
     """
     parser.add_argument(
         "--reference-collisions",
@@ -74,6 +75,13 @@ def add_memory_rule_arguments(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="keep generated points in the reference's empty space out of the memory "
         "(default: the runtime's, on)",
+    )
+    parser.add_argument(
+        "--background-free",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="a reference pixel that saw the background (infinite depth) makes its whole ray free "
+        "space for carving (default: the runtime's, off)",
     )
 
 

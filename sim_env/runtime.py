@@ -121,6 +121,8 @@ class GenerativeRuntime:
             reference's surfaces stay out of the memory (`sim_env.memory.free_space`), and the
             collision rule ignores them; not in ``memory_mode="window"``, which keeps no reference.
             Both on: with them tiny64 gains PSNR/SSIM@128 and loop closure (docs/model.md).
+        background_free: a reference pixel that saw the background (+inf depth) makes its whole
+            ray free space for carving (`MemoryWriter`); opt-in, being measured (docs/model.md).
         nav_limits: per-step scale of navigation (same as the engines).
         fov_deg: vertical field of view of the cameras when no reference K is given.
         hand_limits: per-step scale of hand actions.
@@ -159,6 +161,7 @@ class GenerativeRuntime:
         reference_passthrough: bool = True,
         reference_surfels: bool = True,
         carve_free_space: bool = True,
+        background_free: bool = False,
         nav_limits: NavLimits = NavLimits(),  # noqa: B008 - frozen dataclass, safe default
         fov_deg: float = 70.0,
         hand_limits: HandLimits = DEFAULT_HAND_LIMITS,
@@ -245,10 +248,12 @@ class GenerativeRuntime:
             window_only=memory_mode == "window",
             pin_references=pin_reference,
             carve_free_space=self.carve_free_space,
+            background_free=background_free,
             device=dev,
         )
         self.memory = self.writer.memory
         self.reference_views, self.pin_reference = self.writer.reference_views, self.writer.pin_references
+        self.background_free = self.writer.background_free
         self.footprint_occlusion = bool(footprint_occlusion)
         self.reference_collisions = bool(reference_collisions)
         self.pinned_margin = checked_pinned_margin(pinned_margin)

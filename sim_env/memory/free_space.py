@@ -52,6 +52,9 @@ class ReferenceFreeSpace:
             reference's far side counts too. For "what did the reference see": a background point
             next to a foreground edge rounds to the foreground's pixel in one view and to the
             background's in another, and the reference saw it either way.
+        background_free: a reference pixel of depth +inf saw the background through an opening
+            (its ray hit nothing), so its whole ray is free space; otherwise +inf is unknown, as
+            NaN and depth <= 0 always are.
     """
 
     def __init__(
@@ -65,6 +68,7 @@ class ReferenceFreeSpace:
         views: int = 1,
         edge_guard: bool = True,
         edge_reach: bool = False,
+        background_free: bool = False,
     ) -> None:
         if not -1.0 < tolerance < 1.0:
             raise ValueError(f"tolerance must be in (-1, 1), got {tolerance}")
@@ -76,6 +80,7 @@ class ReferenceFreeSpace:
         if edge_guard and edge_reach:
             raise ValueError("edge_guard and edge_reach pool the reference depth in opposite ways; pick one")
         self.edge_guard, self.edge_reach = bool(edge_guard), bool(edge_reach)
+        self.background_free = bool(background_free)
         # Depth below which a point on a reference pixel's ray is empty space; 0 = nothing known.
         self.limit = torch.zeros(n, v, height, width, device=device)
         self.K = torch.eye(3, device=device).repeat(n, v, 1, 1)
@@ -103,7 +108,8 @@ class ReferenceFreeSpace:
         if given > self.views:
             raise ValueError(f"{given} reference views given, room for {self.views}")
         d = depth.to(self.limit.device, torch.float32).reshape(n * given, h, w)
-        d = torch.where(torch.isfinite(d) & (d > 0.0), d, 0.0)
+        background = (d == float("inf")) if self.background_free else torch.zeros_like(d, dtype=torch.bool)
+        d = torch.where(torch.isfinite(d) & (d > 0.0), d, torch.where(background, float("inf"), 0.0))
         # Min-pool over known pixels only: unknown pixels (0) must not pull a neighbour to 0.
         known_max = torch.where(d > 0.0, d, float("inf"))
         pooled = known_max
@@ -111,7 +117,8 @@ class ReferenceFreeSpace:
             pooled = -F.max_pool2d(-known_max[:, None], 3, stride=1, padding=1)[:, 0]
         elif self.edge_reach:  # the farthest known neighbour (unknown pixels are 0 in d and never win)
             pooled = F.max_pool2d(d[:, None], 3, stride=1, padding=1)[:, 0]
-        limit = torch.where(torch.isfinite(pooled), pooled * (1.0 - self.tolerance), 0.0)
+        # Unknown pixels pool to +inf too; the `d > 0` below keeps only background rays infinite.
+        limit = torch.where(torch.isfinite(pooled), pooled * (1.0 - self.tolerance), float("inf"))
         limit = torch.where(d > 0.0, limit, 0.0).reshape(n, given, h, w)
         missing = self.views - given
         limit = torch.cat([limit, limit.new_zeros(n, missing, h, w)], dim=1)

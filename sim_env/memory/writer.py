@@ -84,6 +84,8 @@ class MemoryWriter:
             memory (`reference_fits`; tiny64: 4,096 of 16,384), so generated content always keeps
             room. wan2.1-1.3b's 832×480 references would fill it and are not pinned.
         carve_free_space: keep generated points in a reference's free space out.
+        background_free: a reference pixel that saw the background (+inf depth) makes its whole
+            ray free space, for carving and for the sweep's tests (`ReferenceFreeSpace`).
         device: where the memory lives.
     """
 
@@ -99,6 +101,7 @@ class MemoryWriter:
         window_only: bool = False,
         pin_references: bool | None = None,
         carve_free_space: bool = True,
+        background_free: bool = False,
         device: torch.device | str | None = None,
     ) -> None:
         if reference_views < 1:
@@ -111,9 +114,11 @@ class MemoryWriter:
         self.pin_references = fits if pin_references is None else bool(pin_references)
         self.agents_per_world, self.reference_views = a, v
         self.window_only, self.carve_free_space = bool(window_only), bool(carve_free_space)
-        self.free_space = ReferenceFreeSpace(b, a, height, width, device, views=v)
+        self.background_free = bool(background_free)
+        open_rays = {"views": v, "background_free": self.background_free}
+        self.free_space = ReferenceFreeSpace(b, a, height, width, device, **open_rays)
         # The references' free space without the edge guard, for the sweep's exact points.
-        self.seen_empty = ReferenceFreeSpace(b, a, height, width, device, views=v, edge_guard=False)
+        self.seen_empty = ReferenceFreeSpace(b, a, height, width, device, edge_guard=False, **open_rays)
         # What the references saw at all, free space and surface, for the sweep's later views.
         self.seen = ReferenceFreeSpace(
             b,
@@ -122,9 +127,9 @@ class MemoryWriter:
             width,
             device,
             tolerance=-SEEN_SURFACE_TOLERANCE,
-            views=v,
             edge_guard=False,
             edge_reach=True,
+            **open_rays,
         )
 
     def write_references(

@@ -167,3 +167,20 @@ def test_keep_mask_can_test_only_the_first_views() -> None:
     near = torch.full((1, H, W), 2.0)
     assert not space.keep_mask(near, K[None], _yaw(180.0)[None]).any()
     assert space.keep_mask(near, K[None], _yaw(180.0)[None], views=1).all()  # the second view untested
+
+
+@pytest.mark.parametrize("background_free", [False, True])
+def test_a_reference_ray_that_saw_the_background_is_free_to_infinity_only_when_asked(background_free) -> None:
+    """+inf depth is the background seen through an opening; NaN and 0 stay unknown either way."""
+    depth = torch.full((1, H, W), 4.0)
+    depth[0, :, : W // 2] = math.inf  # the left half looks out of the scene
+    depth[0, :2, W // 2 :] = math.nan
+    depth[0, 2:4, W // 2 :] = 0.0
+    space = ReferenceFreeSpace(1, 1, H, W, background_free=background_free)
+    space.set_references(depth, K[None], torch.eye(4)[None])
+    far = torch.full((1, H, W), 50.0)  # a generated surface 50 m out
+    keep = space.keep_mask(far, K[None], torch.eye(4)[None])
+    inner = keep[0, :, : W // 2 - 1]  # the background's interior (its edge pools with the wall)
+    assert bool((~inner).all()) == background_free and bool(inner.all()) != background_free
+    assert keep[0, :4, W // 2 + 1 :].all()  # unknown rays carve nothing
+    assert keep[0, 4:, W // 2 + 1 :].all()  # behind the wall: unknown
