@@ -44,6 +44,7 @@ def test_bench_world_prints_table(capsys: pytest.CaptureFixture[str], tmp_path) 
         "reference_passthrough": False,
         "reference_surfels": False,
         "carve_free_space": True,
+        "background_free": False,
         "reference_views": 1,
     }
     assert results[0]["runtime_options"] == defaults
@@ -57,7 +58,7 @@ def test_bench_world_passes_the_memory_rules_to_the_runtime(
     argv += ["--repeats", "1", "--device", "cpu", "--json", str(out)]
     argv += ["--config", "tiny64-colour-gate-fill-ref"]
     rules = ["--pinned-margin", "0", "--no-reference-collisions", "--no-reference-passthrough"]
-    rules += ["--reference-surfels", "--no-carve-free-space", "--footprint-occlusion"]
+    rules += ["--reference-surfels", "--no-carve-free-space", "--footprint-occlusion", "--background-free"]
     assert main([*argv, *rules]) == 0
     chosen = {
         "reference_collisions": False,
@@ -66,6 +67,7 @@ def test_bench_world_passes_the_memory_rules_to_the_runtime(
         "reference_passthrough": False,
         "reference_surfels": False,  # asked for, but it needs the passthrough
         "carve_free_space": False,
+        "background_free": True,
         "reference_views": 1,
     }
     assert f"runtime options: {chosen}" in capsys.readouterr().out

@@ -132,6 +132,21 @@ def test_carving_keeps_surfaces_drawn_in_the_references_empty_space_out_of_memor
     assert make(memory_mode="window", carve_free_space=True).carve_free_space is False
 
 
+@pytest.mark.parametrize("background_free", [False, True])
+def test_a_reference_that_saw_the_background_carves_its_whole_ray_when_asked(background_free: bool) -> None:
+    """The reference's left half looks out of the scene (+inf): a surface drawn 50 m out there stays out."""
+    world = make(num_worlds=1, background_free=background_free)
+    assert world.background_free == background_free
+    ref = reference(0)
+    ref.depth[:, : ref.depth.shape[1] // 2] = np.inf
+    world.reset_batch(*batch_tensors([ref]), seed=5)
+    before = int(world.memory.valid.sum())
+    world.depth.fill_(float("inf"))
+    world.depth[:, :, :20] = 50.0  # well inside the background's rays
+    world._insert_memory(None)
+    assert (int(world.memory.valid.sum()) > before) != background_free
+
+
 def test_the_collision_rule_ignores_surfaces_drawn_in_the_references_empty_space() -> None:
     world = make(num_worlds=1, carve_free_space=True)
     forward = torch.tensor([[1.0, 0.0, 0.0, 0.0, 0.0, 0.0]], dtype=torch.float64)
