@@ -196,19 +196,8 @@ class GenerativeRuntime:
         self.num_streams = n = self.num_worlds * self.agents_per_world
         self.height, self.width = cfg.image_height, cfg.image_width  # the frames a step returns
         dev = self.device
-        self.latent = (
-            None
-            if cfg.vae is None
-            else LatentChunkPath(
-                cfg,
-                n,
-                dev,
-                dtype,
-                checkpoint=taehv_checkpoint,
-                seed=self.seed,
-                compile_codec=self.compile_blocks,
-            )
-        )
+        codec = {"checkpoint": taehv_checkpoint, "seed": self.seed, "compile_codec": self.compile_blocks}
+        self.latent = None if cfg.vae is None else LatentChunkPath(cfg, n, dev, dtype, **codec)
         if self.latent is None and (cfg.chunk_frames != 1 or (cfg.height, cfg.width) != self.image_size):
             raise InvalidArgumentError(
                 f"config {cfg.name!r}: pixel-space configs generate one full-size frame per step"
@@ -220,11 +209,8 @@ class GenerativeRuntime:
         self._side_stream = torch.cuda.Stream(dev) if overlap and self.latent is not None else None
         # Times nothing by default; the benchmark swaps in a timer (`sim_env.bench_world`).
         self.phase_timer: Callable[[str], contextlib.AbstractContextManager[object]] = contextlib.nullcontext
-        self.collision_depth_m, self.nav_limits, self.hand_limits = (
-            float(collision_depth_m),
-            nav_limits,
-            hand_limits,
-        )
+        self.collision_depth_m = float(collision_depth_m)
+        self.nav_limits, self.hand_limits = nav_limits, hand_limits
         self.fov_deg, self.dt = float(fov_deg), float(dt)
         h, w, f = self.height, self.width, self.video_frames
 
