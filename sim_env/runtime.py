@@ -122,7 +122,8 @@ class GenerativeRuntime:
             collision rule ignores them; not in ``memory_mode="window"``, which keeps no reference.
             Both on: with them tiny64 gains PSNR/SSIM@128 and loop closure (docs/model.md).
         background_free: a reference pixel that saw the background (+inf depth) makes its whole
-            ray free space for carving (`MemoryWriter`); opt-in, being measured (docs/model.md).
+            ray free space for carving (`MemoryWriter`). Opt-in: on tiny64 it gains loop closure
+            but fails the adoption rule at step 128 on the CPU validation seeds (docs/model.md).
         nav_limits: per-step scale of navigation (same as the engines).
         fov_deg: vertical field of view of the cameras when no reference K is given.
         hand_limits: per-step scale of hand actions.
