@@ -340,6 +340,8 @@ def summarize(
             "psnr": _nanmean(closure_psnr),
             "ssim": _nanmean(closure_ssim),
             "pose_error_m": _nanmean(pose_err),
+            # Per episode, in seed order: paired comparisons between runs need them.
+            "episodes": {"psnr": closure_psnr, "ssim": closure_ssim},
         }
         out["memory_symmetry"] = _nanmean(symmetry)
     flags = [

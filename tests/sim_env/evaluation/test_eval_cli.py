@@ -32,6 +32,8 @@ def test_train_then_eval(tiny_data: dict, tmp_path) -> None:
         assert set(model["by_horizon"][metric]) == {"1", "8"}
         assert len(model["curves"][metric]) == 8
     assert {"psnr", "ssim", "pose_error_m"} <= set(model["loop_closure"])
+    closure = model["loop_closure"]
+    assert closure["episodes"] == {"psnr": [closure["psnr"]], "ssim": [closure["ssim"]]}  # one episode
     assert 0.0 <= model["memory_symmetry"] <= 1.0
     loop = model["by_trajectory"]["loop"]
     assert len(loop["episodes"]["psnr"]["8"]) == 1 and loop["episodes"]["psnr"]["8"][0] == loop["psnr"]["8"]
