@@ -108,8 +108,10 @@ class ReferenceFreeSpace:
         if given > self.views:
             raise ValueError(f"{given} reference views given, room for {self.views}")
         d = depth.to(self.limit.device, torch.float32).reshape(n * given, h, w)
-        background = (d == float("inf")) if self.background_free else torch.zeros_like(d, dtype=torch.bool)
-        d = torch.where(torch.isfinite(d) & (d > 0.0), d, torch.where(background, float("inf"), 0.0))
+        known = torch.isfinite(d) & (d > 0.0)
+        if self.background_free:  # +inf: the ray hit nothing, free all the way
+            known |= d == float("inf")
+        d = torch.where(known, d, 0.0)
         # Min-pool over known pixels only: unknown pixels (0) must not pull a neighbour to 0.
         known_max = torch.where(d > 0.0, d, float("inf"))
         pooled = known_max
