@@ -6,8 +6,10 @@
 ``reference_passthrough`` (the pinned reference is copied where it lands, gaps of its splat
 included, hands' boxes excepted),
 ``reference_surfels`` (the passthrough also copies the reference drawn as surfels),
-``carve_free_space`` (generated points in the reference's empty space stay out of the memory) and
-``background_free`` (a reference pixel that saw the background makes its whole ray free) are
+``carve_free_space`` (generated points in the reference's empty space stay out of the memory),
+``background_free`` (a reference pixel that saw the background makes its whole ray free) and
+``sample_footprints`` (with footprint occlusion, a reference voxel hides with its samples'
+spacing) are
 `GenerativeRuntime` arguments; a command leaves unset ones to the runtime's defaults and
 reports the values the world actually used.
 """
@@ -25,6 +27,7 @@ MEMORY_RULES = (
     "reference_surfels",
     "carve_free_space",
     "background_free",
+    "sample_footprints",
 )
 
 
@@ -32,8 +35,8 @@ def add_memory_rule_arguments(parser: argparse.ArgumentParser) -> None:
     """One flag per rule of `MEMORY_RULES`.
 
     ``--[no-]reference-collisions``, ``--pinned-margin``, ``--[no-]footprint-occlusion``,
-    ``--[no-]reference-passthrough``, ``--[no-]reference-surfels``, ``--[no-]carve-free-space`` and
-    ``--[no-]background-free``. Each defaults to None, which leaves the runtime's default in place.
+    ``--[no-]reference-passthrough``, ``--[no-]reference-surfels``, ``--[no-]carve-free-space``,
+    ``--[no-]background-free`` and ``--[no-]sample-footprints``. Each defaults to None, which leaves the runtime's default in place.
     """
     parser.add_argument(
         "--reference-collisions",
@@ -82,6 +85,13 @@ def add_memory_rule_arguments(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="a reference pixel that saw the background (infinite depth) makes its whole ray free "
         "space for carving (default: the runtime's, off)",
+    )
+    parser.add_argument(
+        "--sample-footprints",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="with --footprint-occlusion, a reference voxel hides what lies behind the spacing of "
+        "its view's samples, not just its voxel (default: the runtime's, off)",
     )
 
 

@@ -65,7 +65,7 @@ from sim_env.conditioning import (
 from sim_env.kinematics import HandKinematics, apply_hand_actions, block_forward, integrate_nav
 from sim_env.latent_chunk import LatentChunkPath
 from sim_env.memory.footprint_occlusion import occlude_by_footprints
-from sim_env.memory.point_cloud import checked_pinned_margin
+from sim_env.memory.point_cloud import SPACING_CHANNEL, checked_pinned_margin
 from sim_env.memory.primary_gaps import hide_primary_gaps
 from sim_env.memory.reference_pin import hand_free_mask
 from sim_env.memory.writer import MemoryWriter
@@ -124,6 +124,9 @@ class GenerativeRuntime:
         background_free: a reference pixel that saw the background (+inf depth) makes its whole
             ray free space for carving (`MemoryWriter`). Opt-in: on tiny64 it gains loop closure
             but fails the adoption rule at step 128 on the CPU validation seeds (docs/model.md).
+        sample_footprints: with ``footprint_occlusion``, a reference voxel occludes with the
+            spacing of its view's samples (`sim_env.memory.sample_spacing`), so a wall a reference
+            saw from afar or edge-on still hides what lies behind it up close; opt-in (docs/model.md).
         nav_limits: per-step scale of navigation (same as the engines).
         fov_deg: vertical field of view of the cameras when no reference K is given.
         hand_limits: per-step scale of hand actions.
@@ -163,6 +166,7 @@ class GenerativeRuntime:
         reference_surfels: bool = True,
         carve_free_space: bool = True,
         background_free: bool = False,
+        sample_footprints: bool = False,
         nav_limits: NavLimits = NavLimits(),  # noqa: B008 - frozen dataclass, safe default
         fov_deg: float = 70.0,
         hand_limits: HandLimits = DEFAULT_HAND_LIMITS,
@@ -236,11 +240,13 @@ class GenerativeRuntime:
             pin_references=pin_reference,
             carve_free_space=self.carve_free_space,
             background_free=background_free,
+            sample_footprints=sample_footprints and footprint_occlusion,
             device=dev,
         )
         self.memory = self.writer.memory
         self.reference_views, self.pin_reference = self.writer.reference_views, self.writer.pin_references
         self.background_free = self.writer.background_free
+        self.sample_footprints = self.writer.sample_footprints
         self.footprint_occlusion = bool(footprint_occlusion)
         self.reference_collisions = bool(reference_collisions)
         self.pinned_margin = checked_pinned_margin(pinned_margin)
@@ -485,14 +491,17 @@ class GenerativeRuntime:
                 with_pins=with_pins,
                 cameras_per_world=a,
                 pinned_margin=self.pinned_margin,
+                with_spacing=self.sample_footprints,
             )
+            spacing = r_values[..., SPACING_CHANNEL] if self.sample_footprints else None
+            r_values = r_values[..., :SPACING_CHANNEL]
             updates = []  # the reference's depth for the collision rule: its walls stand, whatever
             if self.reference_collisions:  # is drawn in front of them
                 updates.append((self.reference_depth, pinned_depth(r_values, r_depth, r_mask)))
             if self.footprint_occlusion:
                 pinned, fx = pinned_pixels(r_values, r_mask), self.K[:, 0, 0].float()
                 r_values, r_depth, _ = occlude_by_footprints(
-                    r_values, r_depth, r_mask, pinned, fx, mem.voxel_size, self.pinned_margin
+                    r_values, r_depth, r_mask, pinned, fx, mem.voxel_size, self.pinned_margin, spacing=spacing
                 )
             if with_pins:  # other spots' voxels in the gaps of the start's own views: left to the model
                 r_values, r_depth, r_mask = hide_primary_gaps(r_values, r_depth, r_mask)

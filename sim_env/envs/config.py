@@ -49,6 +49,8 @@ class EnvConfig:
             CPU ones (docs/model.md); `genworld demo` runs them.
         footprint_occlusion: the generative world's memory voxels hide what lies behind their
             projected squares (`sim_env.memory.footprint_occlusion`); opt-in, see docs/model.md.
+        sample_footprints: with ``footprint_occlusion``, a reference voxel hides what lies behind
+            the spacing of its view's samples (`sim_env.memory.sample_spacing`); opt-in.
         depth_far: observation depth is clipped to [0, depth_far] metres (+inf → depth_far).
         success_radius: metres; point-goal success when the goal is this close (horizontally).
         goal_distance: (min, max) metres between start and goal at reset.
@@ -75,6 +77,7 @@ class EnvConfig:
     reference_views: int = FULL_SWEEP_VIEWS
     reference_positions: int = 1
     footprint_occlusion: bool = False
+    sample_footprints: bool = False
     depth_far: float = DEFAULT_DEPTH_FAR_M
     success_radius: float = 0.5
     goal_distance: tuple[float, float] = (1.0, 5.0)
@@ -116,9 +119,9 @@ class EnvConfig:
             raise InvalidArgumentError(
                 f"denoising_steps must be a positive int, got {self.denoising_steps!r}"
             )
-        if not isinstance(self.footprint_occlusion, bool):
-            got = self.footprint_occlusion
-            raise InvalidArgumentError(f"footprint_occlusion must be a bool, got {got!r}")
+        for name in ("footprint_occlusion", "sample_footprints"):
+            if not isinstance(getattr(self, name), bool):
+                raise InvalidArgumentError(f"{name} must be a bool, got {getattr(self, name)!r}")
         for name in ("reference_views", "reference_positions"):
             value = getattr(self, name)
             if isinstance(value, bool) or int(value) != value or value < 1:

@@ -65,6 +65,7 @@ def build_backend(
             seed=seed,
             reference_views=int(cfg.reference_views) * int(cfg.reference_positions),
             footprint_occlusion=cfg.footprint_occlusion,
+            sample_footprints=cfg.sample_footprints,
         )
         if (runtime.height, runtime.width) != cfg.resolution:
             raise InvalidArgumentError(

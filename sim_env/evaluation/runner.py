@@ -106,6 +106,8 @@ class EvalSettings:
             out of their memory (`GenerativeRuntime`); None = the runtime's default.
         background_free: model worlds' reference pixels that saw the background make their whole
             rays free space (`GenerativeRuntime`); None = the runtime's default.
+        sample_footprints: with footprint occlusion, model worlds' reference voxels hide with
+            their views' sample spacing (`GenerativeRuntime`); None = the runtime's default.
         reference_views: every world under test (the baselines too) starts from the engine's
             reference and a sweep of this many views in all (`sim_env.reference_sweep`); 1, the
             default protocol, gives the reference frame only.
@@ -131,6 +133,7 @@ class EvalSettings:
     reference_surfels: bool | None = None
     carve_free_space: bool | None = None
     background_free: bool | None = None
+    sample_footprints: bool | None = None
     reference_views: int = 1
     reference_positions: int = 1
 

@@ -47,14 +47,14 @@ OCCLUSION_GAP = 0.25
 
 
 def footprint_radius(
-    depth: torch.Tensor, fx: torch.Tensor, voxel_size: float, max_radius: int
+    depth: torch.Tensor, fx: torch.Tensor, voxel_size: float | torch.Tensor, max_radius: int
 ) -> torch.Tensor:
     """(N, H, W) int: pixels an occluding voxel at ``depth`` reaches beyond its own.
 
     A voxel ``size`` pixels wide: voxels of a surface land up to ``size + 1`` pixels apart once
     each is rounded to one pixel, and a half-width of ceil(size / 2) closes those gaps. A voxel
     under a pixel wide reaches only its own; the single-pixel gaps its surface still leaves are
-    `single_pixel_gaps`'.
+    `single_pixel_gaps`'. ``voxel_size`` may be (N, H, W), one size in metres per pixel's voxel.
     """
     size = fx[:, None, None] * voxel_size / depth.clamp_min(1e-6)
     radius = torch.where(size >= 1.0, torch.ceil(size / 2 - 1e-6), 0.0)
@@ -101,6 +101,7 @@ def occlude_by_footprints(
     voxel_size: float,
     pinned_margin: float,
     max_radius: int = MAX_SURFEL_RADIUS,
+    spacing: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """The splat with every pixel clearly behind the surface enclosing it showing that surface.
 
@@ -113,13 +114,17 @@ def occlude_by_footprints(
         voxel_size: voxel edge of the memory in metres.
         pinned_margin: the render's priority of pinned voxels (0: plain depth).
         max_radius: largest footprint half-width drawn, in pixels.
+        spacing: (N, H, W) sample spacing in metres of each pixel's voxel
+            (`sim_env.memory.sample_spacing`): a voxel stands for a square of the larger of its
+            spacing and ``voxel_size``. None: every voxel is ``voxel_size`` wide.
 
     Returns:
         values (N, H, W, C), depth (N, H, W) and the (N, H, W) bool of the pixels that changed.
     """
     n, h, w = depth.shape
     priority = torch.where(pinned, depth, depth * (1.0 + pinned_margin))
-    radius = footprint_radius(depth, fx, voxel_size, max_radius)
+    size = voxel_size if spacing is None else spacing.clamp_min(voxel_size)
+    radius = footprint_radius(depth, fx, size, max_radius)
     front = torch.full_like(depth, float("inf"))
     source = torch.zeros(n, h, w, dtype=torch.int64, device=depth.device)
     for r in range(1, max_radius + 1):

@@ -16,10 +16,12 @@ with `topk`.
 - Merge rule: running average. A voxel's position and colour are the count-weighted means
   of every point merged into it, with the count capped at MAX_MERGE_WEIGHT so the colour
   keeps adapting when generated content revisits a voxel (an exponential moving average
-  once the cap is reached). Pinned voxels (ground truth) are the exception: points inserted
-  later leave a pinned voxel as it is, pinned or not. Several reference views (a sweep) see a
-  voxel from different angles and sample its texture at different spots; the first view to pin
-  it keeps it, so each view's voxels render back as that view showed them.
+  once the cap is reached). A voxel may also carry the sample spacing of the points merged into
+  it (`sim_env.memory.sample_spacing`), averaged the same way. Pinned voxels (ground truth)
+  are the exception: points inserted later leave a pinned voxel as it is, pinned or not.
+  Several reference views (a sweep) see a voxel from different angles and sample its texture
+  at different spots; the first view to pin it keeps it, so each view's voxels render back as
+  that view showed them.
 - Eviction: least recently seen first. A voxel's `last_seen` is the insert step that last
   touched it; among voxels seen at the same step the ones farthest from the inserting
   camera go first (they cover the fewest pixels of nearby views).
@@ -42,6 +44,8 @@ DEFAULT_VOXEL_SIZE = 0.02  # metres
 DIST_BITS = 24
 DIST_UNIT = 0.01  # metres; distances saturate at 2^24 cm (168 km)
 PIN_BIT = 62  # pinned voxels outrank every unpinned one
+PIN_CHANNEL = 3  # of a render ``with_pins``: 1 pinned, 2 the primary reference's
+SPACING_CHANNEL = 4  # of a render ``with_spacing``: the voxel's sample spacing in metres
 
 
 def checked_pinned_margin(margin: float) -> float:
@@ -64,6 +68,7 @@ class PointCloudMemory:
     Attributes (all preallocated, shapes fixed):
         xyz: (B, capacity, 3) voxel positions (mean of merged points), world frame.
         rgb: (B, capacity, 3) mean colours, in the units inserted (e.g. 0..255).
+        spacing: (B, capacity) mean sample spacing in metres of the points merged (0: none given).
         weight: (B, capacity) merged point count, capped at MAX_MERGE_WEIGHT.
         key: (B, capacity) int64 voxel key, EMPTY_VOXEL for empty slots.
         valid: (B, capacity) bool.
@@ -86,6 +91,7 @@ class PointCloudMemory:
         kw = {"device": device}
         self.xyz = torch.zeros(*shape, 3, dtype=dtype, **kw)
         self.rgb = torch.zeros(*shape, 3, dtype=dtype, **kw)
+        self.spacing = torch.zeros(shape, dtype=dtype, **kw)
         self.weight = torch.zeros(shape, dtype=dtype, **kw)
         self.key = torch.full(shape, EMPTY_VOXEL, dtype=torch.int64, **kw)
         self.valid = torch.zeros(shape, dtype=torch.bool, **kw)
@@ -113,6 +119,7 @@ class PointCloudMemory:
         self.valid.masked_fill_(m[:, None], False)
         self.key.masked_fill_(m[:, None], EMPTY_VOXEL)
         self.weight.masked_fill_(m[:, None], 0.0)
+        self.spacing.masked_fill_(m[:, None], 0.0)
         self.last_seen.masked_fill_(m[:, None], 0)
         self.pinned.masked_fill_(m[:, None], False)
         self.primary.masked_fill_(m[:, None], False)
@@ -137,6 +144,7 @@ class PointCloudMemory:
         pin_mask: torch.Tensor | None = None,
         pixel_mask: torch.Tensor | None = None,
         primary: bool = False,
+        spacing: torch.Tensor | None = None,
     ) -> None:
         """`insert` for N = B·A camera streams (stream ``b·A + a`` is agent a of world b).
 
@@ -159,6 +167,7 @@ class PointCloudMemory:
                 pixel_mask=per_agent(pixel_mask, i),
                 pin_mask=per_agent(pin_mask, i),
                 primary=primary,
+                spacing=per_agent(spacing, i),
             )
 
     def insert(
@@ -171,6 +180,7 @@ class PointCloudMemory:
         pixel_mask: torch.Tensor | None = None,
         pin_mask: torch.Tensor | None = None,
         primary: bool = False,
+        spacing: torch.Tensor | None = None,
     ) -> None:
         """Lifts one RGB-D frame per world into its cloud, merging by voxel and evicting if full.
 
@@ -187,6 +197,8 @@ class PointCloudMemory:
             primary: the pinned voxels this insert makes are the primary reference's (the
                 start's own views of a reference scan, `sim_env.reference_scan`); the render's
                 pinned channel shows them as 2 (`render`).
+            spacing: (B, H, W) metres of surface each pixel's sample stands for
+                (`sim_env.memory.sample_spacing`); None = 0.
         """
         B, H, W = depth.shape
         dtype, device = self.xyz.dtype, self.device
@@ -217,6 +229,8 @@ class PointCloudMemory:
         all_w = torch.cat([self.weight, new_ok.to(dtype)], dim=1)
         all_xyz = torch.cat([self.xyz, new_xyz], dim=1)
         all_rgb = torch.cat([self.rgb, rgb.reshape(B, H * W, -1).to(dtype)], dim=1)
+        new_spacing = torch.zeros_like(z) if spacing is None else spacing.to(dtype)
+        all_spacing = torch.cat([self.spacing, new_spacing.reshape(B, H * W)], dim=1)
         all_seen = torch.cat([self.last_seen, torch.where(new_ok, step[:, None], 0)], dim=1)
         new_pin = torch.zeros_like(new_ok) if pin_mask is None else pin_mask.reshape(B, H * W) & new_ok
         all_pin = torch.cat([self.pinned, new_pin], dim=1)
@@ -227,6 +241,7 @@ class PointCloudMemory:
             all_w,
             all_xyz,
             all_rgb,
+            all_spacing,
             all_seen,
             all_pin,
             all_primary,
@@ -241,6 +256,7 @@ class PointCloudMemory:
         w: torch.Tensor,
         xyz: torch.Tensor,
         rgb: torch.Tensor,
+        spacing: torch.Tensor,
         seen: torch.Tensor,
         pin: torch.Tensor,
         primary: torch.Tensor,
@@ -259,6 +275,7 @@ class PointCloudMemory:
         primary = torch.gather(primary.long(), 1, order)
         xyz = torch.gather(xyz, 1, order[..., None].expand(B, M, 3))
         rgb = torch.gather(rgb, 1, order[..., None].expand(B, M, 3))
+        spacing = torch.gather(spacing, 1, order)
         first = torch.ones_like(key, dtype=torch.bool)
         first[:, 1:] = key[:, 1:] != key[:, :-1]
         segment = torch.cumsum(first.long(), dim=1) - 1  # run id in [0, M)
@@ -277,9 +294,10 @@ class PointCloudMemory:
         idx3 = segment[..., None].expand(B, M, 3)
         seg_xyz = torch.zeros_like(xyz).scatter_add(1, idx3, xyz * w[..., None])
         seg_rgb = torch.zeros_like(rgb).scatter_add(1, idx3, rgb * w[..., None])
+        seg_spacing = torch.zeros_like(spacing).scatter_add(1, segment, spacing * w)
         seg_seen = torch.zeros_like(seen).scatter_reduce(1, segment, seen, "amax")
         denom = seg_w.clamp_min(torch.finfo(w.dtype).tiny)[..., None]
-        seg_xyz, seg_rgb = seg_xyz / denom, seg_rgb / denom
+        seg_xyz, seg_rgb, seg_spacing = seg_xyz / denom, seg_rgb / denom, seg_spacing / denom[..., 0]
         seg_ok = (seg_key != EMPTY_VOXEL) & (seg_w > 0)
 
         dist = torch.linalg.vector_norm(seg_xyz - camera_centre[:, None], dim=-1)
@@ -302,6 +320,7 @@ class PointCloudMemory:
         write(self.weight, torch.gather(seg_w, 1, keep).clamp_max(MAX_MERGE_WEIGHT), 0.0)
         write(self.xyz, torch.gather(seg_xyz, 1, keep3), 0.0)
         write(self.rgb, torch.gather(seg_rgb, 1, keep3), 0.0)
+        write(self.spacing, torch.gather(seg_spacing, 1, keep), 0.0)
         write(self.last_seen, torch.gather(seg_seen, 1, keep), 0)
         write(self.pinned, torch.gather(seg_pin, 1, keep) > 0, False)
         write(self.primary, torch.gather(seg_primary, 1, keep) > 0, False)
@@ -317,12 +336,14 @@ class PointCloudMemory:
         with_pins: bool = False,
         cameras_per_world: int = 1,
         pinned_margin: float = 0.0,
+        with_spacing: bool = False,
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Splats each world's cloud into its cameras: (rgb (N,H,W,C), depth (N,H,W), mask (N,H,W)).
 
         See `splat.splat`; colours are in the inserted units, zero where the mask is False.
-        ``with_pins`` adds each voxel's pinned flag as a last colour channel (1.0 where the pixel
-        shows a pinned reference voxel, 2.0 where that voxel is the primary reference's, `insert`).
+        ``with_pins`` adds each voxel's pinned flag as channel `PIN_CHANNEL` (1.0 where the pixel
+        shows a pinned reference voxel, 2.0 where that voxel is the primary reference's, `insert`);
+        ``with_spacing`` (with pins only) adds its sample spacing as channel `SPACING_CHANNEL`.
         With ``cameras_per_world`` A, K and pose_c2w hold N = B·A
         cameras, world b's at rows b·A … b·A + A − 1.
 
@@ -335,6 +356,8 @@ class PointCloudMemory:
         each winner's true depth.
         """
         checked_pinned_margin(pinned_margin)
+        if with_spacing and not with_pins:
+            raise ValueError("with_spacing needs with_pins (the spacing channel follows the pin channel)")
         dtype = self.xyz.dtype
         prioritise = pinned_margin > 0.0
         pins = with_pins or prioritise
@@ -342,6 +365,8 @@ class PointCloudMemory:
         if pins:  # 1 pinned, 2 the primary reference's
             pin_level = self.pinned.to(dtype) + self.primary.to(dtype)
             values = torch.cat([self.rgb, pin_level[..., None]], dim=-1)
+        if with_spacing:
+            values = torch.cat([values, self.spacing[..., None]], dim=-1)
         a = cameras_per_world
 
         def per_camera(t: torch.Tensor) -> torch.Tensor:
@@ -357,7 +382,7 @@ class PointCloudMemory:
             xyz, per_camera(values), per_camera(self.valid), K.to(dtype), pose, height, width, backend
         )
         if prioritise:
-            depth = torch.where(rgb[..., -1] > 0.5, depth, depth / (1.0 + pinned_margin))
+            depth = torch.where(rgb[..., PIN_CHANNEL] > 0.5, depth, depth / (1.0 + pinned_margin))
             if not with_pins:
                 rgb = rgb[..., :-1]
         return rgb, depth, mask

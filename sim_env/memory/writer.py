@@ -22,6 +22,9 @@
 
   With these rules the memory renders the reference back at the start pose nearly as it did
   without the sweep (docs/model.md).
+- With ``sample_footprints`` each reference voxel also keeps the spacing of its view's samples
+  around it (`sim_env.memory.sample_spacing`), the footprint it occludes with
+  (`sim_env.memory.footprint_occlusion`).
 - Generated frames enter except where their points lie in a reference's free space (carving).
 - In ``window`` mode, the window-only ablation, a world forgets its cloud before every write and
   so holds only its latest frame.
@@ -36,6 +39,7 @@ from sim_env.memory.free_space import ReferenceFreeSpace
 from sim_env.memory.point_cloud import PointCloudMemory
 from sim_env.memory.reference_pin import memory_capacity_for, reference_fits, reference_pin_mask
 from sim_env.memory.reference_surfels import reference_surfels
+from sim_env.memory.sample_spacing import sample_spacing
 from sim_env.reference_sweep import ReferenceViews
 
 # A sweep pixel within this fraction of the depth of a surface the memory holds shows that surface.
@@ -86,6 +90,7 @@ class MemoryWriter:
         carve_free_space: keep generated points in a reference's free space out.
         background_free: a reference pixel that saw the background (+inf depth) makes its whole
             ray free space, for carving and for the sweep's tests (`ReferenceFreeSpace`).
+        sample_footprints: store each reference voxel's sample spacing in the memory.
         device: where the memory lives.
     """
 
@@ -102,6 +107,7 @@ class MemoryWriter:
         pin_references: bool | None = None,
         carve_free_space: bool = True,
         background_free: bool = False,
+        sample_footprints: bool = False,
         device: torch.device | str | None = None,
     ) -> None:
         if reference_views < 1:
@@ -114,7 +120,7 @@ class MemoryWriter:
         self.pin_references = fits if pin_references is None else bool(pin_references)
         self.agents_per_world, self.reference_views = a, v
         self.window_only, self.carve_free_space = bool(window_only), bool(carve_free_space)
-        self.background_free = bool(background_free)
+        self.background_free, self.sample_footprints = bool(background_free), bool(sample_footprints)
         open_rays = {"views": v, "background_free": self.background_free}
         self.free_space = ReferenceFreeSpace(b, a, height, width, device, **open_rays)
         # The references' free space without the edge guard, for the sweep's exact points.
@@ -189,7 +195,9 @@ class MemoryWriter:
             # With views from other spots, the start's own are the primary reference (gaps in it are
             # the model's to fill, not the other spots' to show through: `primary_gaps`).
             primary = index < spot_ends[0] < len(views)
-            self.memory.insert_streams(v_rgb, v_depth, v_K, v_pose, a, streams, pin, allowed, primary)
+            spacing = sample_spacing(v_depth, v_K) if self.sample_footprints else None
+            memory_args = (a, streams, pin, allowed, primary, spacing)
+            self.memory.insert_streams(v_rgb, v_depth, v_K, v_pose, *memory_args)
 
     def _held(self, depth: torch.Tensor, K: torch.Tensor, pose: torch.Tensor) -> torch.Tensor:
         """(N, H, W) bool: pixels of a view whose surface the memory already holds.

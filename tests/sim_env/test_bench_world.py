@@ -45,6 +45,7 @@ def test_bench_world_prints_table(capsys: pytest.CaptureFixture[str], tmp_path) 
         "reference_surfels": False,
         "carve_free_space": True,
         "background_free": False,
+        "sample_footprints": False,
         "reference_views": 1,
     }
     assert results[0]["runtime_options"] == defaults
@@ -59,6 +60,7 @@ def test_bench_world_passes_the_memory_rules_to_the_runtime(
     argv += ["--config", "tiny64-colour-gate-fill-ref"]
     rules = ["--pinned-margin", "0", "--no-reference-collisions", "--no-reference-passthrough"]
     rules += ["--reference-surfels", "--no-carve-free-space", "--footprint-occlusion", "--background-free"]
+    rules += ["--sample-footprints"]
     assert main([*argv, *rules]) == 0
     chosen = {
         "reference_collisions": False,
@@ -68,6 +70,7 @@ def test_bench_world_passes_the_memory_rules_to_the_runtime(
         "reference_surfels": False,  # asked for, but it needs the passthrough
         "carve_free_space": False,
         "background_free": True,
+        "sample_footprints": True,
         "reference_views": 1,
     }
     assert f"runtime options: {chosen}" in capsys.readouterr().out

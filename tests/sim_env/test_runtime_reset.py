@@ -168,3 +168,35 @@ def test_carving_never_drops_a_reference_even_unpinned() -> None:
         world.reset_batch(*batch_tensors([reference(0, depth_m=1.0)]), seed=5)  # well inside it
         counts.append(int(world.memory.valid.sum()))
     assert counts[0] == counts[1]
+
+
+@pytest.mark.parametrize("occlusion", [False, True])
+def test_sample_footprints_keep_the_references_spacing_and_occlude_with_it(
+    occlusion: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Only with footprint occlusion, which is what reads the spacing."""
+    import sim_env.runtime as runtime_module
+
+    seen = []
+    original = runtime_module.occlude_by_footprints
+
+    def spy(*args, spacing=None, **kw):
+        seen.append(spacing)
+        return original(*args, spacing=spacing, **kw)
+
+    monkeypatch.setattr(runtime_module, "occlude_by_footprints", spy)
+    world = make(num_worlds=1, footprint_occlusion=occlusion, sample_footprints=True)
+    assert world.sample_footprints == occlusion
+    ref = reference(0)
+    world.reset_batch(*batch_tensors([ref]), seed=5)
+    pinned = world.memory.pinned & world.memory.valid
+    assert bool(pinned.any())
+    assert bool((world.memory.spacing[pinned] > 0.0).all()) == occlusion
+    world.step_batch(TURN[None])
+    assert len(seen) == int(occlusion)
+    if occlusion:  # the render's spacing channel: the reference's pixel footprints and more
+        spacing = seen[0]
+        assert spacing.shape == (1, *ref.depth.shape)
+        assert float(spacing.max()) >= float(np.nanmin(ref.depth[np.isfinite(ref.depth)])) / float(
+            ref.K[0, 0]
+        )

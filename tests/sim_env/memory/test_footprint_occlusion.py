@@ -153,3 +153,29 @@ def test_a_single_pixel_gap_in_a_far_surface_is_hidden_but_a_slit_is_not() -> No
     assert bool(hidden[0, 5, 7]) and float(depth[0, 5, 7]) == 3.0 and float(values[0, 5, 7, 0]) == 1.0
     assert not hidden[0, :, 11:13].any()  # the slit stays open
     assert int(hidden.sum()) == 1
+
+
+def test_a_wall_sampled_sparsely_hides_the_room_behind_it_with_its_sample_spacing() -> None:
+    """A wall the reference saw from afar, walked up to: its voxels land 8 pixels apart."""
+    scene = _scene(32)
+    for row in range(32):
+        for col in range(32):
+            _put(scene, row, col, 6.0, 50.0, pin=True)  # the room behind, pinned from another spot
+    for row in range(0, 32, 8):
+        for col in range(0, 17, 8):
+            _put(scene, row, col, 0.4, 200.0, pin=True)  # the wall's samples, columns 0 to 16
+    values, depth, valid = scene
+    pinned = (values[..., 1] > 0.5) & valid
+    fx = torch.tensor([FX])
+    plain, _, _ = occlude_by_footprints(values, depth, valid, pinned, fx, VOXEL, MARGIN)
+    assert bool((plain[0, :, :17, 0] == 50.0).any())  # its 5 cm voxels leave the room showing
+    spacing = torch.where(depth == 0.4, 8 * 0.4 / FX, 6.0 / FX)  # what sample_spacing gives them
+    spaced, spaced_depth, _ = occlude_by_footprints(
+        values, depth, valid, pinned, fx, VOXEL, MARGIN, spacing=spacing
+    )
+    assert bool((spaced[0, :25, :17, 0] == 200.0).all()) and bool((spaced_depth[0, :25, :17] == 0.4).all())
+    assert bool((spaced[0, :, 21:, 0] == 50.0).all())  # past the wall's edge the room stays
+    # A spacing under the voxel's size changes nothing.
+    small = torch.full_like(depth, 0.01)
+    same, _, _ = occlude_by_footprints(values, depth, valid, pinned, fx, VOXEL, MARGIN, spacing=small)
+    assert torch.equal(same, plain)
