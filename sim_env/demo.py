@@ -44,6 +44,7 @@ DETOUR_STEPS = 8
 # 2.6 dB and SSIM@32 by 0.06 over the envs' one spot, and the demo's own PSNR from 20.2 to 22.7 dB.
 DEMO_REFERENCE_POSITIONS = 4
 DEMO_FOOTPRINT_OCCLUSION = True
+DEMO_SAMPLE_FOOTPRINTS = False
 
 
 @dataclass
@@ -85,11 +86,12 @@ def run_demo(
     reference_views: int = FULL_SWEEP_VIEWS,
     reference_positions: int = DEMO_REFERENCE_POSITIONS,
     footprint_occlusion: bool = DEMO_FOOTPRINT_OCCLUSION,
+    sample_footprints: bool = DEMO_SAMPLE_FOOTPRINTS,
 ) -> dict[str, float]:
     """Runs the demo and writes the video.
 
-    ``reference_views``, ``reference_positions`` and ``footprint_occlusion`` are the env's keywords
-    (generative world only); the demo's scan is the default (module docstring).
+    ``reference_views``, ``reference_positions``, ``footprint_occlusion`` and ``sample_footprints``
+    are the env's keywords (generative world only); the demo's scan is the default (module docstring).
 
     Returns:
         steps, steps_per_s (env steps incl. generation, excluding the shadow's rendering),
@@ -112,6 +114,7 @@ def run_demo(
                 f"GenWorld demo - generative world with the shipped model {DEFAULT_CHECKPOINT}, given "
                 f"{reference_views} views of the engine at each of {reference_positions} spot(s) at reset"
                 + (", footprint occlusion on" if footprint_occlusion else "")
+                + (" with the references' sample spacing" if footprint_occlusion & sample_footprints else "")
             )
     env = gym.make(
         "GenWorld/Navigate-v0",
@@ -125,6 +128,7 @@ def run_demo(
                 "reference_views": reference_views,
                 "reference_positions": reference_positions,
                 "footprint_occlusion": footprint_occlusion,
+                "sample_footprints": sample_footprints,
             }
             if world == "generative"
             else {}
@@ -207,6 +211,13 @@ def add_demo_arguments(parser: argparse.ArgumentParser) -> None:
         help="generative world: memory voxels hide what lies behind their footprints (default on with "
         "the demo's scan; the envs' default is off, docs/model.md)",
     )
+    parser.add_argument(
+        "--sample-footprints",
+        action=argparse.BooleanOptionalAction,
+        default=DEMO_SAMPLE_FOOTPRINTS,
+        help="generative world, with footprint occlusion: a reference voxel hides what lies behind "
+        "the spacing of its view's samples (sim_env.memory.sample_spacing)",
+    )
 
 
 def run_demo_from_args(args: argparse.Namespace) -> int:
@@ -221,5 +232,6 @@ def run_demo_from_args(args: argparse.Namespace) -> int:
         reference_views=args.reference_views,
         reference_positions=args.reference_positions,
         footprint_occlusion=args.footprint_occlusion,
+        sample_footprints=args.sample_footprints,
     )
     return 0

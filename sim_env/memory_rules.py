@@ -36,7 +36,8 @@ def add_memory_rule_arguments(parser: argparse.ArgumentParser) -> None:
 
     ``--[no-]reference-collisions``, ``--pinned-margin``, ``--[no-]footprint-occlusion``,
     ``--[no-]reference-passthrough``, ``--[no-]reference-surfels``, ``--[no-]carve-free-space``,
-    ``--[no-]background-free`` and ``--[no-]sample-footprints``. Each defaults to None, which leaves the runtime's default in place.
+    ``--[no-]background-free`` and ``--[no-]sample-footprints``. Each defaults to None, which
+    leaves the runtime's default in place.
     """
     parser.add_argument(
         "--reference-collisions",

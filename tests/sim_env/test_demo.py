@@ -57,3 +57,8 @@ def test_the_demo_passes_the_scan_and_occlusion_to_the_env(monkeypatch) -> None:
     assert seen["reference_positions"] == 4 and seen["footprint_occlusion"] is True  # the demo's scan
     demo.run_demo_from_args(parser.parse_args(["--reference-positions", "1", "--no-footprint-occlusion"]))
     assert seen["reference_positions"] == 1 and seen["footprint_occlusion"] is False  # the envs' defaults
+    assert seen["sample_footprints"] is demo.DEMO_SAMPLE_FOOTPRINTS
+    demo.run_demo_from_args(parser.parse_args(["--sample-footprints"]))
+    assert seen["sample_footprints"] is True
+    demo.run_demo_from_args(parser.parse_args(["--no-sample-footprints"]))
+    assert seen["sample_footprints"] is False

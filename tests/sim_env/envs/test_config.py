@@ -42,6 +42,7 @@ def test_import_registers_every_id_without_loading_torch_or_mujoco():
         ({"reference_positions": 0}, "reference_positions"),
         ({"reference_positions": True}, "reference_positions"),
         ({"footprint_occlusion": 1}, "footprint_occlusion"),
+        ({"sample_footprints": "yes"}, "sample_footprints"),
         ({"task": "reach"}, "reach"),
         ({"action_kind": "hand"}, "tabletop"),
         ({"goal_distance": (3.0, 1.0)}, "goal_distance"),

@@ -150,18 +150,20 @@ def test_the_generative_env_takes_a_scan_and_footprint_occlusion_when_asked():
     from sim_env.envs.config import EnvConfig
 
     assert EnvConfig().reference_positions == 1 and not EnvConfig().footprint_occlusion
+    assert not EnvConfig().sample_footprints
     env = gym.make(
         "GenWorld/Navigate-v0",
         reference_views=2,
         reference_positions=2,
         footprint_occlusion=True,
+        sample_footprints=True,
         **FAST_GENERATIVE,
     )
     try:
         env.reset(seed=11)
         backend = env.unwrapped.sim.backend
         assert backend.runtime.reference_views == 4 and backend.reference_positions == 2
-        assert backend.runtime.footprint_occlusion
+        assert backend.runtime.footprint_occlusion and backend.runtime.sample_footprints
         spots = {tuple(np.round(view.pose[:3, 3], 6)) for view in backend._sweep[0]}
         assert len(spots) == 2  # the start's own spot and one more
     finally:
