@@ -22,6 +22,14 @@ so a floor in front of a box does not fatten over the box either.
 would also win the plain z-test. ``OCCLUSION_GAP`` keeps neighbouring voxels of one surface from
 replacing each other.
 
+A voxel the reference saw from afar, or on a surface seen edge-on, stands for more than its cube:
+the reference sampled that surface only every few centimetres, one voxel per sample, and walked up
+to, those voxels land further apart than their cubes reach. Given each voxel's sample spacing
+(`sim_env.memory.sample_spacing`, the runtime's ``sample_footprints``), a voxel whose samples now
+land s pixels apart also stands for the s − 1 pixels between them, and the surface hides what
+lies behind it there too. Seen from where the reference stood (s = 1) that adds nothing, so a
+slit two pixels wide beside a wall the reference saw face-on stays open.
+
 Empty pixels stay empty: footprints decide what is hidden, not what is shown. Holes are the
 model's to fill, as in training.
 
@@ -115,15 +123,17 @@ def occlude_by_footprints(
         pinned_margin: the render's priority of pinned voxels (0: plain depth).
         max_radius: largest footprint half-width drawn, in pixels.
         spacing: (N, H, W) sample spacing in metres of each pixel's voxel
-            (`sim_env.memory.sample_spacing`): a voxel stands for a square of the larger of its
-            spacing and ``voxel_size``. None: every voxel is ``voxel_size`` wide.
+            (`sim_env.memory.sample_spacing`): a voxel stands for a square of the larger of
+            ``voxel_size`` and its spacing less one pixel. None: every voxel is ``voxel_size`` wide.
 
     Returns:
         values (N, H, W, C), depth (N, H, W) and the (N, H, W) bool of the pixels that changed.
     """
     n, h, w = depth.shape
     priority = torch.where(pinned, depth, depth * (1.0 + pinned_margin))
-    size = voxel_size if spacing is None else spacing.clamp_min(voxel_size)
+    size = voxel_size  # samples s pixels apart leave s - 1 pixels between them
+    if spacing is not None:
+        size = (spacing - depth / fx[:, None, None]).clamp_min(voxel_size)
     radius = footprint_radius(depth, fx, size, max_radius)
     front = torch.full_like(depth, float("inf"))
     source = torch.zeros(n, h, w, dtype=torch.int64, device=depth.device)

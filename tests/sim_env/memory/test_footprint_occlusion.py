@@ -5,7 +5,8 @@ from __future__ import annotations
 import torch
 
 from sim_env.memory.footprint_occlusion import footprint_radius, occlude_by_footprints
-from sim_env.memory.point_cloud import PointCloudMemory
+from sim_env.memory.point_cloud import SPACING_CHANNEL, PointCloudMemory
+from sim_env.memory.sample_spacing import sample_spacing
 
 FX = 46.0  # a 64-pixel, 70° view
 VOXEL = 0.05
@@ -179,3 +180,31 @@ def test_a_wall_sampled_sparsely_hides_the_room_behind_it_with_its_sample_spacin
     small = torch.full_like(depth, 0.01)
     same, _, _ = occlude_by_footprints(values, depth, valid, pinned, fx, VOXEL, MARGIN, spacing=small)
     assert torch.equal(same, plain)
+
+
+def test_with_sample_spacing_the_reference_seen_from_its_own_pose_is_unchanged() -> None:
+    """Samples one pixel apart leave no gap: the spacing adds nothing where the reference stood."""
+    size = 32
+    K = torch.tensor([[[FX / 2, 0.0, 15.5], [0.0, FX / 2, 15.5], [0.0, 0.0, 1.0]]])
+    pose = torch.eye(4)[None]
+    for depth in (
+        torch.full((1, size, size), 3.0),
+        torch.linspace(2.0, 3.0, size)[None, :, None].expand(1, size, size),
+    ):
+        depth = depth.contiguous().clone()
+        depth[:, :, 10:12] = 9.0  # a slit two pixels wide onto a far room
+        memory = PointCloudMemory(1, 8192, voxel_size=VOXEL)
+        pin = torch.ones(1, size, size, dtype=torch.bool)
+        memory.insert(
+            torch.rand(1, size, size, 3) * 255, depth, K, pose, pin_mask=pin, spacing=sample_spacing(depth, K)
+        )
+        rgb, r_depth, mask = memory.render(
+            K, pose, size, size, with_pins=True, pinned_margin=MARGIN, with_spacing=True
+        )
+        spacing, rgb = rgb[..., SPACING_CHANNEL], rgb[..., :SPACING_CHANNEL]
+        pinned = (rgb[..., 3] > 0.5) & mask
+        assert bool(mask.all())
+        _, _, hidden = occlude_by_footprints(
+            rgb, r_depth, mask, pinned, K[:, 0, 0], VOXEL, MARGIN, spacing=spacing
+        )
+        assert not bool(hidden.any())
