@@ -114,7 +114,7 @@ def run_demo(
                 f"GenWorld demo - generative world with the shipped model {DEFAULT_CHECKPOINT}, given "
                 f"{reference_views} views of the engine at each of {reference_positions} spot(s) at reset"
                 + (", footprint occlusion on" if footprint_occlusion else "")
-                + (" with the references' sample spacing" if footprint_occlusion & sample_footprints else "")
+                + (" between the references' samples too" if footprint_occlusion & sample_footprints else "")
             )
     env = gym.make(
         "GenWorld/Navigate-v0",
@@ -215,8 +215,8 @@ def add_demo_arguments(parser: argparse.ArgumentParser) -> None:
         "--sample-footprints",
         action=argparse.BooleanOptionalAction,
         default=DEMO_SAMPLE_FOOTPRINTS,
-        help="generative world, with footprint occlusion: a reference voxel hides what lies behind "
-        "the spacing of its view's samples (sim_env.memory.sample_spacing)",
+        help="generative world, with footprint occlusion: a reference voxel also hides what lies "
+        "between its view's samples (sim_env.memory.sample_spacing)",
     )
 
 

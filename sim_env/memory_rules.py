@@ -8,8 +8,8 @@ included, hands' boxes excepted),
 ``reference_surfels`` (the passthrough also copies the reference drawn as surfels),
 ``carve_free_space`` (generated points in the reference's empty space stay out of the memory),
 ``background_free`` (a reference pixel that saw the background makes its whole ray free) and
-``sample_footprints`` (with footprint occlusion, a reference voxel hides with its samples'
-spacing) are
+``sample_footprints`` (with footprint occlusion, a reference voxel also hides the pixels between
+its view's samples) are
 `GenerativeRuntime` arguments; a command leaves unset ones to the runtime's defaults and
 reports the values the world actually used.
 """
@@ -91,8 +91,8 @@ def add_memory_rule_arguments(parser: argparse.ArgumentParser) -> None:
         "--sample-footprints",
         action=argparse.BooleanOptionalAction,
         default=None,
-        help="with --footprint-occlusion, a reference voxel hides what lies behind the spacing of "
-        "its view's samples, not just its voxel (default: the runtime's, off)",
+        help="with --footprint-occlusion, a reference voxel also hides what lies between its view's "
+        "samples, not just behind its cube (default: the runtime's, off)",
     )
 
 

@@ -45,6 +45,7 @@ from bridge.actions import NavLimits
 from bridge.conventions import intrinsics_from_fov
 from bridge.hands import DEFAULT_HAND_LIMITS, HandLimits
 from bridge.types import FailedPreconditionError, InvalidArgumentError
+from sim_env.anchor_view import AnchorRules, render_anchor
 from sim_env.cache_roll import CacheSnapshot, DeferredCacheRoll
 from sim_env.checkpoints import load_world_model
 from sim_env.conditioning import (
@@ -53,8 +54,6 @@ from sim_env.conditioning import (
     decode_frame,
     encode_frame,
     hand_skeleton_map,
-    pinned_depth,
-    pinned_pixels,
     plucker_input,
     pool_admission,
     rays_to_plucker,
@@ -64,9 +63,7 @@ from sim_env.conditioning import (
 )
 from sim_env.kinematics import HandKinematics, apply_hand_actions, block_forward, integrate_nav
 from sim_env.latent_chunk import LatentChunkPath
-from sim_env.memory.footprint_occlusion import occlude_by_footprints
-from sim_env.memory.point_cloud import SPACING_CHANNEL, checked_pinned_margin
-from sim_env.memory.primary_gaps import hide_primary_gaps
+from sim_env.memory.point_cloud import checked_pinned_margin
 from sim_env.memory.reference_pin import hand_free_mask
 from sim_env.memory.writer import MemoryWriter
 from sim_env.model.config import DiTConfig, get_config
@@ -124,9 +121,9 @@ class GenerativeRuntime:
         background_free: a reference pixel that saw the background (+inf depth) makes its whole
             ray free space for carving (`MemoryWriter`). Opt-in: on tiny64 it gains loop closure
             but fails the adoption rule at step 128 on the CPU validation seeds (docs/model.md).
-        sample_footprints: with ``footprint_occlusion``, a reference voxel occludes with the
-            spacing of its view's samples (`sim_env.memory.sample_spacing`), so a wall a reference
-            saw from afar or edge-on still hides what lies behind it up close; opt-in (docs/model.md).
+        sample_footprints: with ``footprint_occlusion``, a reference voxel also occludes the
+            pixels between its view's samples (`sim_env.memory.sample_spacing`), so a wall a
+            reference saw from afar or edge-on hides what lies behind it up close; opt-in.
         nav_limits: per-step scale of navigation (same as the engines).
         fov_deg: vertical field of view of the cameras when no reference K is given.
         hand_limits: per-step scale of hand actions.
@@ -483,28 +480,17 @@ class GenerativeRuntime:
         mem = self.memory
         with self._roll.beside(self.phase_timer), self.phase_timer("conditioning"):
             with_pins = self.reference_collisions or cfg.anchor_gate_reference or self.footprint_occlusion
-            r_values, r_depth, r_mask = mem.render(
-                self.K.float(),
-                pose32,
-                self.height,
-                self.width,
-                with_pins=with_pins,
-                cameras_per_world=a,
-                pinned_margin=self.pinned_margin,
-                with_spacing=self.sample_footprints,
+            rules = AnchorRules(
+                self.pinned_margin,
+                with_pins,
+                self.reference_collisions,
+                self.footprint_occlusion,
+                self.sample_footprints,
             )
-            spacing = r_values[..., SPACING_CHANNEL] if self.sample_footprints else None
-            r_values = r_values[..., :SPACING_CHANNEL]
-            updates = []  # the reference's depth for the collision rule: its walls stand, whatever
-            if self.reference_collisions:  # is drawn in front of them
-                updates.append((self.reference_depth, pinned_depth(r_values, r_depth, r_mask)))
-            if self.footprint_occlusion:
-                pinned, fx = pinned_pixels(r_values, r_mask), self.K[:, 0, 0].float()
-                r_values, r_depth, _ = occlude_by_footprints(
-                    r_values, r_depth, r_mask, pinned, fx, mem.voxel_size, self.pinned_margin, spacing=spacing
-                )
-            if with_pins:  # other spots' voxels in the gaps of the start's own views: left to the model
-                r_values, r_depth, r_mask = hide_primary_gaps(r_values, r_depth, r_mask)
+            view = render_anchor(mem, self.K.float(), pose32, self.height, self.width, a, rules)
+            r_values, r_depth, r_mask = view.values, view.depth, view.mask
+            # The reference's depth for the collision rule: its walls stand, whatever is drawn in front.
+            updates = [] if view.reference_depth is None else [(self.reference_depth, view.reference_depth)]
             cond = build_condition(r_values, r_depth, r_mask, self._hand_map(), cfg)
             if self.reference_passthrough:  # not where a hand may now cover the reference
                 hands = self.hands.keypoints(self.wrist, self.grip)

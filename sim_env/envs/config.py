@@ -50,7 +50,7 @@ class EnvConfig:
         footprint_occlusion: the generative world's memory voxels hide what lies behind their
             projected squares (`sim_env.memory.footprint_occlusion`); opt-in, see docs/model.md.
         sample_footprints: with ``footprint_occlusion``, a reference voxel hides what lies behind
-            the spacing of its view's samples (`sim_env.memory.sample_spacing`); opt-in.
+            the pixels between its view's samples too (`sim_env.memory.sample_spacing`); opt-in.
         depth_far: observation depth is clipped to [0, depth_far] metres (+inf → depth_far).
         success_radius: metres; point-goal success when the goal is this close (horizontally).
         goal_distance: (min, max) metres between start and goal at reset.

@@ -106,8 +106,8 @@ class EvalSettings:
             out of their memory (`GenerativeRuntime`); None = the runtime's default.
         background_free: model worlds' reference pixels that saw the background make their whole
             rays free space (`GenerativeRuntime`); None = the runtime's default.
-        sample_footprints: with footprint occlusion, model worlds' reference voxels hide with
-            their views' sample spacing (`GenerativeRuntime`); None = the runtime's default.
+        sample_footprints: with footprint occlusion, model worlds' reference voxels also hide
+            the pixels between their views' samples (`GenerativeRuntime`); None = the runtime's default.
         reference_views: every world under test (the baselines too) starts from the engine's
             reference and a sweep of this many views in all (`sim_env.reference_sweep`); 1, the
             default protocol, gives the reference frame only.

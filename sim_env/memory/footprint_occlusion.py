@@ -27,8 +27,8 @@ the reference sampled that surface only every few centimetres, one voxel per sam
 to, those voxels land further apart than their cubes reach. Given each voxel's sample spacing
 (`sim_env.memory.sample_spacing`, the runtime's ``sample_footprints``), a voxel whose samples now
 land s pixels apart also stands for the s − 1 pixels between them, and the surface hides what
-lies behind it there too. Seen from where the reference stood (s = 1) that adds nothing, so a
-slit two pixels wide beside a wall the reference saw face-on stays open.
+lies behind it there too. Seen from where the reference stood, its samples land one pixel apart
+whatever the surface's slant (s = 1), so this adds nothing there.
 
 Empty pixels stay empty: footprints decide what is hidden, not what is shown. Holes are the
 model's to fill, as in training.
@@ -55,14 +55,14 @@ OCCLUSION_GAP = 0.25
 
 
 def footprint_radius(
-    depth: torch.Tensor, fx: torch.Tensor, voxel_size: float | torch.Tensor, max_radius: int
+    depth: torch.Tensor, fx: torch.Tensor, voxel_size: float, max_radius: int
 ) -> torch.Tensor:
     """(N, H, W) int: pixels an occluding voxel at ``depth`` reaches beyond its own.
 
     A voxel ``size`` pixels wide: voxels of a surface land up to ``size + 1`` pixels apart once
     each is rounded to one pixel, and a half-width of ceil(size / 2) closes those gaps. A voxel
     under a pixel wide reaches only its own; the single-pixel gaps its surface still leaves are
-    `single_pixel_gaps`'. ``voxel_size`` may be (N, H, W), one size in metres per pixel's voxel.
+    `single_pixel_gaps`'.
     """
     size = fx[:, None, None] * voxel_size / depth.clamp_min(1e-6)
     radius = torch.where(size >= 1.0, torch.ceil(size / 2 - 1e-6), 0.0)
@@ -109,7 +109,7 @@ def occlude_by_footprints(
     voxel_size: float,
     pinned_margin: float,
     max_radius: int = MAX_SURFEL_RADIUS,
-    spacing: torch.Tensor | None = None,
+    sample_pixels: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """The splat with every pixel clearly behind the surface enclosing it showing that surface.
 
@@ -122,19 +122,19 @@ def occlude_by_footprints(
         voxel_size: voxel edge of the memory in metres.
         pinned_margin: the render's priority of pinned voxels (0: plain depth).
         max_radius: largest footprint half-width drawn, in pixels.
-        spacing: (N, H, W) sample spacing in metres of each pixel's voxel
-            (`sim_env.memory.sample_spacing`): a voxel stands for a square of the larger of
-            ``voxel_size`` and its spacing less one pixel. None: every voxel is ``voxel_size`` wide.
+        sample_pixels: (N, H, W) pixels between the samples each pixel's voxel stands for in this
+            view (`sim_env.memory.sample_spacing.projected_spacing`): a voxel covers the larger of
+            its cube and the s − 1 pixels between samples s apart. None: every voxel is its cube.
 
     Returns:
         values (N, H, W, C), depth (N, H, W) and the (N, H, W) bool of the pixels that changed.
     """
     n, h, w = depth.shape
     priority = torch.where(pinned, depth, depth * (1.0 + pinned_margin))
-    size = voxel_size  # samples s pixels apart leave s - 1 pixels between them
-    if spacing is not None:
-        size = (spacing - depth / fx[:, None, None]).clamp_min(voxel_size)
-    radius = footprint_radius(depth, fx, size, max_radius)
+    radius = footprint_radius(depth, fx, voxel_size, max_radius)
+    if sample_pixels is not None:  # samples s pixels apart leave s - 1 pixels between them
+        between = torch.where(sample_pixels >= 2.0, torch.ceil((sample_pixels - 1.0) / 2 - 1e-6), 0.0)
+        radius = torch.maximum(radius, between.clamp(0, max_radius).to(torch.int64))
     front = torch.full_like(depth, float("inf"))
     source = torch.zeros(n, h, w, dtype=torch.int64, device=depth.device)
     for r in range(1, max_radius + 1):

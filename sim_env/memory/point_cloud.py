@@ -16,8 +16,8 @@ with `topk`.
 - Merge rule: running average. A voxel's position and colour are the count-weighted means
   of every point merged into it, with the count capped at MAX_MERGE_WEIGHT so the colour
   keeps adapting when generated content revisits a voxel (an exponential moving average
-  once the cap is reached). A voxel may also carry the sample spacing of the points merged into
-  it (`sim_env.memory.sample_spacing`), averaged the same way. Pinned voxels (ground truth)
+  once the cap is reached). A voxel may also carry the offsets to the next samples of the points
+  merged into it (`sim_env.memory.sample_spacing`), averaged the same way. Pinned voxels (ground truth)
   are the exception: points inserted later leave a pinned voxel as it is, pinned or not.
   Several reference views (a sweep) see a voxel from different angles and sample its texture
   at different spots; the first view to pin it keeps it, so each view's voxels render back as
@@ -45,7 +45,7 @@ DIST_BITS = 24
 DIST_UNIT = 0.01  # metres; distances saturate at 2^24 cm (168 km)
 PIN_BIT = 62  # pinned voxels outrank every unpinned one
 PIN_CHANNEL = 3  # of a render ``with_pins``: 1 pinned, 2 the primary reference's
-SPACING_CHANNEL = 4  # of a render ``with_spacing``: the voxel's sample spacing in metres
+OFFSET_CHANNELS = slice(4, 10)  # of a render ``with_offsets``: the voxel's sample offsets, world frame
 
 
 def checked_pinned_margin(margin: float) -> float:
@@ -68,7 +68,8 @@ class PointCloudMemory:
     Attributes (all preallocated, shapes fixed):
         xyz: (B, capacity, 3) voxel positions (mean of merged points), world frame.
         rgb: (B, capacity, 3) mean colours, in the units inserted (e.g. 0..255).
-        spacing: (B, capacity) mean sample spacing in metres of the points merged (0: none given).
+        offsets: (B, capacity, 6) mean offsets in metres from the points merged to their next
+            samples along their views' rows and columns (`sim_env.memory.sample_spacing`; 0: none).
         weight: (B, capacity) merged point count, capped at MAX_MERGE_WEIGHT.
         key: (B, capacity) int64 voxel key, EMPTY_VOXEL for empty slots.
         valid: (B, capacity) bool.
@@ -91,7 +92,7 @@ class PointCloudMemory:
         kw = {"device": device}
         self.xyz = torch.zeros(*shape, 3, dtype=dtype, **kw)
         self.rgb = torch.zeros(*shape, 3, dtype=dtype, **kw)
-        self.spacing = torch.zeros(shape, dtype=dtype, **kw)
+        self.offsets = torch.zeros(*shape, 6, dtype=dtype, **kw)
         self.weight = torch.zeros(shape, dtype=dtype, **kw)
         self.key = torch.full(shape, EMPTY_VOXEL, dtype=torch.int64, **kw)
         self.valid = torch.zeros(shape, dtype=torch.bool, **kw)
@@ -119,7 +120,7 @@ class PointCloudMemory:
         self.valid.masked_fill_(m[:, None], False)
         self.key.masked_fill_(m[:, None], EMPTY_VOXEL)
         self.weight.masked_fill_(m[:, None], 0.0)
-        self.spacing.masked_fill_(m[:, None], 0.0)
+        self.offsets.masked_fill_(m[:, None, None], 0.0)
         self.last_seen.masked_fill_(m[:, None], 0)
         self.pinned.masked_fill_(m[:, None], False)
         self.primary.masked_fill_(m[:, None], False)
@@ -144,7 +145,7 @@ class PointCloudMemory:
         pin_mask: torch.Tensor | None = None,
         pixel_mask: torch.Tensor | None = None,
         primary: bool = False,
-        spacing: torch.Tensor | None = None,
+        offsets: torch.Tensor | None = None,
     ) -> None:
         """`insert` for N = B·A camera streams (stream ``b·A + a`` is agent a of world b).
 
@@ -167,7 +168,7 @@ class PointCloudMemory:
                 pixel_mask=per_agent(pixel_mask, i),
                 pin_mask=per_agent(pin_mask, i),
                 primary=primary,
-                spacing=per_agent(spacing, i),
+                offsets=per_agent(offsets, i),
             )
 
     def insert(
@@ -180,7 +181,7 @@ class PointCloudMemory:
         pixel_mask: torch.Tensor | None = None,
         pin_mask: torch.Tensor | None = None,
         primary: bool = False,
-        spacing: torch.Tensor | None = None,
+        offsets: torch.Tensor | None = None,
     ) -> None:
         """Lifts one RGB-D frame per world into its cloud, merging by voxel and evicting if full.
 
@@ -197,8 +198,8 @@ class PointCloudMemory:
             primary: the pinned voxels this insert makes are the primary reference's (the
                 start's own views of a reference scan, `sim_env.reference_scan`); the render's
                 pinned channel shows them as 2 (`render`).
-            spacing: (B, H, W) metres of surface each pixel's sample stands for
-                (`sim_env.memory.sample_spacing`); None = 0.
+            offsets: (B, H, W, 6) world-frame offsets from each pixel's sample to its next ones
+                (`sim_env.memory.sample_spacing.sample_offsets`); None = 0.
         """
         B, H, W = depth.shape
         dtype, device = self.xyz.dtype, self.device
@@ -229,8 +230,8 @@ class PointCloudMemory:
         all_w = torch.cat([self.weight, new_ok.to(dtype)], dim=1)
         all_xyz = torch.cat([self.xyz, new_xyz], dim=1)
         all_rgb = torch.cat([self.rgb, rgb.reshape(B, H * W, -1).to(dtype)], dim=1)
-        new_spacing = torch.zeros_like(z) if spacing is None else spacing.to(dtype)
-        all_spacing = torch.cat([self.spacing, new_spacing.reshape(B, H * W)], dim=1)
+        new_offsets = z.new_zeros(B, H * W, 6) if offsets is None else offsets.to(dtype).reshape(B, H * W, 6)
+        all_offsets = torch.cat([self.offsets, new_offsets], dim=1)
         all_seen = torch.cat([self.last_seen, torch.where(new_ok, step[:, None], 0)], dim=1)
         new_pin = torch.zeros_like(new_ok) if pin_mask is None else pin_mask.reshape(B, H * W) & new_ok
         all_pin = torch.cat([self.pinned, new_pin], dim=1)
@@ -241,7 +242,7 @@ class PointCloudMemory:
             all_w,
             all_xyz,
             all_rgb,
-            all_spacing,
+            all_offsets,
             all_seen,
             all_pin,
             all_primary,
@@ -256,7 +257,7 @@ class PointCloudMemory:
         w: torch.Tensor,
         xyz: torch.Tensor,
         rgb: torch.Tensor,
-        spacing: torch.Tensor,
+        offsets: torch.Tensor,
         seen: torch.Tensor,
         pin: torch.Tensor,
         primary: torch.Tensor,
@@ -275,7 +276,7 @@ class PointCloudMemory:
         primary = torch.gather(primary.long(), 1, order)
         xyz = torch.gather(xyz, 1, order[..., None].expand(B, M, 3))
         rgb = torch.gather(rgb, 1, order[..., None].expand(B, M, 3))
-        spacing = torch.gather(spacing, 1, order)
+        offsets = torch.gather(offsets, 1, order[..., None].expand(B, M, 6))
         first = torch.ones_like(key, dtype=torch.bool)
         first[:, 1:] = key[:, 1:] != key[:, :-1]
         segment = torch.cumsum(first.long(), dim=1) - 1  # run id in [0, M)
@@ -294,10 +295,12 @@ class PointCloudMemory:
         idx3 = segment[..., None].expand(B, M, 3)
         seg_xyz = torch.zeros_like(xyz).scatter_add(1, idx3, xyz * w[..., None])
         seg_rgb = torch.zeros_like(rgb).scatter_add(1, idx3, rgb * w[..., None])
-        seg_spacing = torch.zeros_like(spacing).scatter_add(1, segment, spacing * w)
+        seg_offsets = torch.zeros_like(offsets).scatter_add(
+            1, segment[..., None].expand(B, M, 6), offsets * w[..., None]
+        )
         seg_seen = torch.zeros_like(seen).scatter_reduce(1, segment, seen, "amax")
         denom = seg_w.clamp_min(torch.finfo(w.dtype).tiny)[..., None]
-        seg_xyz, seg_rgb, seg_spacing = seg_xyz / denom, seg_rgb / denom, seg_spacing / denom[..., 0]
+        seg_xyz, seg_rgb, seg_offsets = seg_xyz / denom, seg_rgb / denom, seg_offsets / denom
         seg_ok = (seg_key != EMPTY_VOXEL) & (seg_w > 0)
 
         dist = torch.linalg.vector_norm(seg_xyz - camera_centre[:, None], dim=-1)
@@ -320,7 +323,7 @@ class PointCloudMemory:
         write(self.weight, torch.gather(seg_w, 1, keep).clamp_max(MAX_MERGE_WEIGHT), 0.0)
         write(self.xyz, torch.gather(seg_xyz, 1, keep3), 0.0)
         write(self.rgb, torch.gather(seg_rgb, 1, keep3), 0.0)
-        write(self.spacing, torch.gather(seg_spacing, 1, keep), 0.0)
+        write(self.offsets, torch.gather(seg_offsets, 1, keep[..., None].expand(B, self.capacity, 6)), 0.0)
         write(self.last_seen, torch.gather(seg_seen, 1, keep), 0)
         write(self.pinned, torch.gather(seg_pin, 1, keep) > 0, False)
         write(self.primary, torch.gather(seg_primary, 1, keep) > 0, False)
@@ -336,14 +339,14 @@ class PointCloudMemory:
         with_pins: bool = False,
         cameras_per_world: int = 1,
         pinned_margin: float = 0.0,
-        with_spacing: bool = False,
+        with_offsets: bool = False,
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Splats each world's cloud into its cameras: (rgb (N,H,W,C), depth (N,H,W), mask (N,H,W)).
 
         See `splat.splat`; colours are in the inserted units, zero where the mask is False.
         ``with_pins`` adds each voxel's pinned flag as channel `PIN_CHANNEL` (1.0 where the pixel
         shows a pinned reference voxel, 2.0 where that voxel is the primary reference's, `insert`);
-        ``with_spacing`` (with pins only) adds its sample spacing as channel `SPACING_CHANNEL`.
+        ``with_offsets`` (with pins only) adds its sample offsets as channels `OFFSET_CHANNELS`.
         With ``cameras_per_world`` A, K and pose_c2w hold N = B·A
         cameras, world b's at rows b·A … b·A + A − 1.
 
@@ -356,8 +359,8 @@ class PointCloudMemory:
         each winner's true depth.
         """
         checked_pinned_margin(pinned_margin)
-        if with_spacing and not with_pins:
-            raise ValueError("with_spacing needs with_pins (the spacing channel follows the pin channel)")
+        if with_offsets and not with_pins:
+            raise ValueError("with_offsets needs with_pins (the offset channels follow the pin channel)")
         dtype = self.xyz.dtype
         prioritise = pinned_margin > 0.0
         pins = with_pins or prioritise
@@ -365,8 +368,8 @@ class PointCloudMemory:
         if pins:  # 1 pinned, 2 the primary reference's
             pin_level = self.pinned.to(dtype) + self.primary.to(dtype)
             values = torch.cat([self.rgb, pin_level[..., None]], dim=-1)
-        if with_spacing:
-            values = torch.cat([values, self.spacing[..., None]], dim=-1)
+        if with_offsets:
+            values = torch.cat([values, self.offsets], dim=-1)
         a = cameras_per_world
 
         def per_camera(t: torch.Tensor) -> torch.Tensor:

@@ -22,8 +22,8 @@
 
   With these rules the memory renders the reference back at the start pose nearly as it did
   without the sweep (docs/model.md).
-- With ``sample_footprints`` each reference voxel also keeps the spacing of its view's samples
-  around it (`sim_env.memory.sample_spacing`), the footprint it occludes with
+- With ``sample_footprints`` each reference voxel also keeps the offsets to its view's next
+  samples (`sim_env.memory.sample_spacing`), which size the footprint it occludes with
   (`sim_env.memory.footprint_occlusion`).
 - Generated frames enter except where their points lie in a reference's free space (carving).
 - In ``window`` mode, the window-only ablation, a world forgets its cloud before every write and
@@ -39,7 +39,7 @@ from sim_env.memory.free_space import ReferenceFreeSpace
 from sim_env.memory.point_cloud import PointCloudMemory
 from sim_env.memory.reference_pin import memory_capacity_for, reference_fits, reference_pin_mask
 from sim_env.memory.reference_surfels import reference_surfels
-from sim_env.memory.sample_spacing import sample_spacing
+from sim_env.memory.sample_spacing import sample_offsets
 from sim_env.reference_sweep import ReferenceViews
 
 # A sweep pixel within this fraction of the depth of a surface the memory holds shows that surface.
@@ -90,7 +90,7 @@ class MemoryWriter:
         carve_free_space: keep generated points in a reference's free space out.
         background_free: a reference pixel that saw the background (+inf depth) makes its whole
             ray free space, for carving and for the sweep's tests (`ReferenceFreeSpace`).
-        sample_footprints: store each reference voxel's sample spacing in the memory.
+        sample_footprints: store each reference voxel's offsets to its next samples in the memory.
         device: where the memory lives.
     """
 
@@ -195,8 +195,8 @@ class MemoryWriter:
             # With views from other spots, the start's own are the primary reference (gaps in it are
             # the model's to fill, not the other spots' to show through: `primary_gaps`).
             primary = index < spot_ends[0] < len(views)
-            spacing = sample_spacing(v_depth, v_K) if self.sample_footprints else None
-            memory_args = (a, streams, pin, allowed, primary, spacing)
+            offsets = sample_offsets(v_depth, v_K, v_pose) if self.sample_footprints else None
+            memory_args = (a, streams, pin, allowed, primary, offsets)
             self.memory.insert_streams(v_rgb, v_depth, v_K, v_pose, *memory_args)
 
     def _held(self, depth: torch.Tensor, K: torch.Tensor, pose: torch.Tensor) -> torch.Tensor:

@@ -175,23 +175,23 @@ def test_sample_footprints_keep_the_references_spacing_and_occlude_with_it(
     occlusion: bool, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Only with footprint occlusion, which is what reads the spacing."""
-    import sim_env.runtime as runtime_module
+    import sim_env.anchor_view as anchor_module
 
     seen = []
-    original = runtime_module.occlude_by_footprints
+    original = anchor_module.occlude_by_footprints
 
-    def spy(*args, spacing=None, **kw):
-        seen.append(spacing)
-        return original(*args, spacing=spacing, **kw)
+    def spy(*args, sample_pixels=None, **kw):
+        seen.append(sample_pixels)
+        return original(*args, sample_pixels=sample_pixels, **kw)
 
-    monkeypatch.setattr(runtime_module, "occlude_by_footprints", spy)
+    monkeypatch.setattr(anchor_module, "occlude_by_footprints", spy)
     world = make(num_worlds=1, footprint_occlusion=occlusion, sample_footprints=True)
     assert world.sample_footprints == occlusion
     ref = reference(0)
     world.reset_batch(*batch_tensors([ref]), seed=5)
     pinned = world.memory.pinned & world.memory.valid
     assert bool(pinned.any())
-    assert bool((world.memory.spacing[pinned] > 0.0).all()) == occlusion
+    assert bool((world.memory.offsets[pinned].abs().amax(-1) > 0.0).any()) == occlusion
     world.step_batch(TURN[None])
     assert len(seen) == int(occlusion)
     if occlusion:  # the render's spacing channel: the reference's pixel footprints and more

@@ -5,8 +5,8 @@ from __future__ import annotations
 import torch
 
 from sim_env.memory.footprint_occlusion import footprint_radius, occlude_by_footprints
-from sim_env.memory.point_cloud import SPACING_CHANNEL, PointCloudMemory
-from sim_env.memory.sample_spacing import sample_spacing
+from sim_env.memory.point_cloud import OFFSET_CHANNELS, PointCloudMemory
+from sim_env.memory.sample_spacing import projected_spacing, sample_offsets
 
 FX = 46.0  # a 64-pixel, 70° view
 VOXEL = 0.05
@@ -156,7 +156,7 @@ def test_a_single_pixel_gap_in_a_far_surface_is_hidden_but_a_slit_is_not() -> No
     assert int(hidden.sum()) == 1
 
 
-def test_a_wall_sampled_sparsely_hides_the_room_behind_it_with_its_sample_spacing() -> None:
+def test_a_wall_sampled_sparsely_hides_the_room_behind_it_between_its_samples() -> None:
     """A wall the reference saw from afar, walked up to: its voxels land 8 pixels apart."""
     scene = _scene(32)
     for row in range(32):
@@ -170,41 +170,47 @@ def test_a_wall_sampled_sparsely_hides_the_room_behind_it_with_its_sample_spacin
     fx = torch.tensor([FX])
     plain, _, _ = occlude_by_footprints(values, depth, valid, pinned, fx, VOXEL, MARGIN)
     assert bool((plain[0, :, :17, 0] == 50.0).any())  # its 5 cm voxels leave the room showing
-    spacing = torch.where(depth == 0.4, 8 * 0.4 / FX, 6.0 / FX)  # what sample_spacing gives them
+    between = torch.where(depth == 0.4, 8.0, 1.0)  # what projected_spacing gives them
     spaced, spaced_depth, _ = occlude_by_footprints(
-        values, depth, valid, pinned, fx, VOXEL, MARGIN, spacing=spacing
+        values, depth, valid, pinned, fx, VOXEL, MARGIN, sample_pixels=between
     )
     assert bool((spaced[0, :25, :17, 0] == 200.0).all()) and bool((spaced_depth[0, :25, :17] == 0.4).all())
     assert bool((spaced[0, :, 21:, 0] == 50.0).all())  # past the wall's edge the room stays
-    # A spacing under the voxel's size changes nothing.
-    small = torch.full_like(depth, 0.01)
-    same, _, _ = occlude_by_footprints(values, depth, valid, pinned, fx, VOXEL, MARGIN, spacing=small)
+    # Samples a pixel or two apart change nothing: the cube's footprint is larger.
+    small = torch.full_like(depth, 2.0)
+    same, _, _ = occlude_by_footprints(values, depth, valid, pinned, fx, VOXEL, MARGIN, sample_pixels=small)
     assert torch.equal(same, plain)
 
 
-def test_with_sample_spacing_the_reference_seen_from_its_own_pose_is_unchanged() -> None:
-    """Samples one pixel apart leave no gap: the spacing adds nothing where the reference stood."""
+def test_with_sample_offsets_the_reference_seen_from_its_own_pose_is_unchanged() -> None:
+    """Its samples land one pixel apart, face-on or at a slant: the offsets hide nothing more."""
     size = 32
     K = torch.tensor([[[FX / 2, 0.0, 15.5], [0.0, FX / 2, 15.5], [0.0, 0.0, 1.0]]])
     pose = torch.eye(4)[None]
-    for depth in (
-        torch.full((1, size, size), 3.0),
-        torch.linspace(2.0, 3.0, size)[None, :, None].expand(1, size, size),
-    ):
+    cols = torch.arange(size, dtype=torch.float32)
+    receding = (1.0 / (1.0 - 2.0 * (cols - 15.5) / (FX / 2)).clamp_min(0.2))[None, None, :]
+    for depth in (torch.full((1, size, size), 3.0), receding.expand(1, size, size)):
         depth = depth.contiguous().clone()
         depth[:, :, 10:12] = 9.0  # a slit two pixels wide onto a far room
         memory = PointCloudMemory(1, 8192, voxel_size=VOXEL)
         pin = torch.ones(1, size, size, dtype=torch.bool)
         memory.insert(
-            torch.rand(1, size, size, 3) * 255, depth, K, pose, pin_mask=pin, spacing=sample_spacing(depth, K)
+            torch.rand(1, size, size, 3) * 255,
+            depth,
+            K,
+            pose,
+            pin_mask=pin,
+            offsets=sample_offsets(depth, K, pose),
         )
         rgb, r_depth, mask = memory.render(
-            K, pose, size, size, with_pins=True, pinned_margin=MARGIN, with_spacing=True
+            K, pose, size, size, with_pins=True, pinned_margin=MARGIN, with_offsets=True
         )
-        spacing, rgb = rgb[..., SPACING_CHANNEL], rgb[..., :SPACING_CHANNEL]
+        between = projected_spacing(rgb[..., OFFSET_CHANNELS], r_depth, K, pose)
+        rgb = rgb[..., : OFFSET_CHANNELS.start]
         pinned = (rgb[..., 3] > 0.5) & mask
-        assert bool(mask.all())
-        _, _, hidden = occlude_by_footprints(
-            rgb, r_depth, mask, pinned, K[:, 0, 0], VOXEL, MARGIN, spacing=spacing
+        plain = occlude_by_footprints(rgb, r_depth, mask, pinned, K[:, 0, 0], VOXEL, MARGIN)
+        drawn = occlude_by_footprints(
+            rgb, r_depth, mask, pinned, K[:, 0, 0], VOXEL, MARGIN, sample_pixels=between
         )
-        assert not bool(hidden.any())
+        assert float(between.max()) > 1.0  # a real test: the offsets reach the render
+        assert all(torch.equal(a, b) for a, b in zip(plain, drawn, strict=True))

@@ -8,7 +8,7 @@ import torch
 
 from bridge.conventions import intrinsics_from_fov, look_at
 from sim_env.memory import PointCloudMemory
-from sim_env.memory.point_cloud import EMPTY_VOXEL, PIN_CHANNEL, SPACING_CHANNEL
+from sim_env.memory.point_cloud import EMPTY_VOXEL, OFFSET_CHANNELS, PIN_CHANNEL
 
 H, W = 12, 16
 K = torch.as_tensor(intrinsics_from_fov(W, H, 70.0))
@@ -253,22 +253,21 @@ def test_primary_pins_render_as_two_and_keep_their_voxels_from_later_pins():
     assert not m.primary.any()
 
 
-def test_voxels_carry_their_sample_spacing_averaged_and_kept_by_pins():
-    """The spacing channel follows the pin channel; a pinned voxel keeps the spacing it was pinned with."""
+def test_voxels_carry_their_sample_offsets_averaged_and_kept_by_pins():
+    """The offset channels follow the pin channel; a pinned voxel keeps the offsets it was pinned with."""
     m, depth, Ks, pose = _two_pixel_memory()
     left = torch.tensor([[[True, False]]])
-    spacing = torch.tensor([[[0.3, 0.1]]], dtype=torch.float64)
-    m.insert(torch.full((1, 1, 2, 3), 10), depth, Ks, pose, pin_mask=left, spacing=spacing)
-    m.insert(torch.full((1, 1, 2, 3), 10), depth, Ks, pose, spacing=torch.full_like(spacing, 0.5))
-    m.insert(torch.full((1, 1, 2, 3), 10), depth, Ks, pose)  # a generated frame: no spacing (0)
-    values, _, mask = m.render(Ks, pose, 1, 2, with_pins=True, with_spacing=True)
-    assert mask.all() and values.shape[-1] == 5
+    offsets = torch.arange(12, dtype=torch.float64).reshape(1, 1, 2, 6)
+    m.insert(torch.full((1, 1, 2, 3), 10), depth, Ks, pose, pin_mask=left, offsets=offsets)
+    m.insert(torch.full((1, 1, 2, 3), 10), depth, Ks, pose, offsets=torch.full_like(offsets, 3.0))
+    m.insert(torch.full((1, 1, 2, 3), 10), depth, Ks, pose)  # a generated frame: no offsets (0)
+    values, _, mask = m.render(Ks, pose, 1, 2, with_pins=True, with_offsets=True)
+    assert mask.all() and values.shape[-1] == 10
     assert values[0, 0, :, PIN_CHANNEL].tolist() == [1.0, 0.0]
-    torch.testing.assert_close(
-        values[0, 0, :, SPACING_CHANNEL], torch.tensor([0.3, 0.2], dtype=torch.float64)
-    )
+    torch.testing.assert_close(values[0, 0, 0, OFFSET_CHANNELS], offsets[0, 0, 0])  # pinned: as given
+    torch.testing.assert_close(values[0, 0, 1, OFFSET_CHANNELS], (offsets[0, 0, 1] + 3.0) / 3)  # the mean
     assert m.render(Ks, pose, 1, 2, with_pins=True)[0].shape[-1] == 4
-    with pytest.raises(ValueError, match="with_spacing needs with_pins"):
-        m.render(Ks, pose, 1, 2, with_spacing=True)
+    with pytest.raises(ValueError, match="with_offsets needs with_pins"):
+        m.render(Ks, pose, 1, 2, with_offsets=True)
     m.reset()
-    assert not m.spacing.any()
+    assert not m.offsets.any()
