@@ -16,12 +16,13 @@ with `topk`.
 - Merge rule: running average. A voxel's position and colour are the count-weighted means
   of every point merged into it, with the count capped at MAX_MERGE_WEIGHT so the colour
   keeps adapting when generated content revisits a voxel (an exponential moving average
-  once the cap is reached). A voxel may also carry the offsets to the next samples of the points
-  merged into it (`sim_env.memory.sample_spacing`), averaged the same way. Pinned voxels (ground truth)
-  are the exception: points inserted later leave a pinned voxel as it is, pinned or not.
-  Several reference views (a sweep) see a voxel from different angles and sample its texture
-  at different spots; the first view to pin it keeps it, so each view's voxels render back as
-  that view showed them.
+  once the cap is reached). A memory made ``keep_offsets`` also holds per voxel the offsets to
+  the next samples of the points merged into it (`sim_env.memory.sample_spacing`), averaged the
+  same way; others skip that work in every insert. Pinned voxels (ground truth) are the
+  exception: points inserted later leave a pinned voxel as it is, pinned or not. Several
+  reference views (a sweep) see a voxel from different angles and sample its texture at
+  different spots; the first view to pin it keeps it, so each view's voxels render back as that
+  view showed them.
 - Eviction: least recently seen first. A voxel's `last_seen` is the insert step that last
   touched it; among voxels seen at the same step the ones farthest from the inserting
   camera go first (they cover the fewest pixels of nearby views).
@@ -64,12 +65,14 @@ class PointCloudMemory:
         voxel_size: voxel edge in metres; points in one voxel merge into one.
         device: where the tensors live.
         dtype: floating dtype of positions and colours.
+        keep_offsets: hold each voxel's sample offsets (`offsets`).
 
     Attributes (all preallocated, shapes fixed):
         xyz: (B, capacity, 3) voxel positions (mean of merged points), world frame.
         rgb: (B, capacity, 3) mean colours, in the units inserted (e.g. 0..255).
         offsets: (B, capacity, 6) mean offsets in metres from the points merged to their next
-            samples along their views' rows and columns (`sim_env.memory.sample_spacing`; 0: none).
+            samples along their views' rows and columns (`sim_env.memory.sample_spacing`; 0: none
+            given), or None unless ``keep_offsets``.
         weight: (B, capacity) merged point count, capped at MAX_MERGE_WEIGHT.
         key: (B, capacity) int64 voxel key, EMPTY_VOXEL for empty slots.
         valid: (B, capacity) bool.
@@ -84,6 +87,7 @@ class PointCloudMemory:
         voxel_size: float = DEFAULT_VOXEL_SIZE,
         device: torch.device | str | None = None,
         dtype: torch.dtype = torch.float32,
+        keep_offsets: bool = False,
     ) -> None:
         if num_worlds < 1 or capacity < 1 or not voxel_size > 0.0:
             raise ValueError("num_worlds and capacity must be positive and voxel_size > 0")
@@ -92,7 +96,7 @@ class PointCloudMemory:
         kw = {"device": device}
         self.xyz = torch.zeros(*shape, 3, dtype=dtype, **kw)
         self.rgb = torch.zeros(*shape, 3, dtype=dtype, **kw)
-        self.offsets = torch.zeros(*shape, 6, dtype=dtype, **kw)
+        self.offsets = torch.zeros(*shape, 6, dtype=dtype, **kw) if keep_offsets else None
         self.weight = torch.zeros(shape, dtype=dtype, **kw)
         self.key = torch.full(shape, EMPTY_VOXEL, dtype=torch.int64, **kw)
         self.valid = torch.zeros(shape, dtype=torch.bool, **kw)
@@ -120,7 +124,8 @@ class PointCloudMemory:
         self.valid.masked_fill_(m[:, None], False)
         self.key.masked_fill_(m[:, None], EMPTY_VOXEL)
         self.weight.masked_fill_(m[:, None], 0.0)
-        self.offsets.masked_fill_(m[:, None, None], 0.0)
+        if self.offsets is not None:
+            self.offsets.masked_fill_(m[:, None, None], 0.0)
         self.last_seen.masked_fill_(m[:, None], 0)
         self.pinned.masked_fill_(m[:, None], False)
         self.primary.masked_fill_(m[:, None], False)
@@ -199,8 +204,11 @@ class PointCloudMemory:
                 start's own views of a reference scan, `sim_env.reference_scan`); the render's
                 pinned channel shows them as 2 (`render`).
             offsets: (B, H, W, 6) world-frame offsets from each pixel's sample to its next ones
-                (`sim_env.memory.sample_spacing.sample_offsets`); None = 0.
+                (`sim_env.memory.sample_spacing.sample_offsets`); None = 0. Only for a memory
+                made ``keep_offsets``.
         """
+        if offsets is not None and self.offsets is None:
+            raise ValueError("offsets given to a memory made without keep_offsets")
         B, H, W = depth.shape
         dtype, device = self.xyz.dtype, self.device
         z = depth.to(dtype)
@@ -230,8 +238,10 @@ class PointCloudMemory:
         all_w = torch.cat([self.weight, new_ok.to(dtype)], dim=1)
         all_xyz = torch.cat([self.xyz, new_xyz], dim=1)
         all_rgb = torch.cat([self.rgb, rgb.reshape(B, H * W, -1).to(dtype)], dim=1)
-        new_offsets = z.new_zeros(B, H * W, 6) if offsets is None else offsets.to(dtype).reshape(B, H * W, 6)
-        all_offsets = torch.cat([self.offsets, new_offsets], dim=1)
+        all_offsets = None
+        if self.offsets is not None:
+            new = z.new_zeros(B, H * W, 6) if offsets is None else offsets.to(dtype).reshape(B, H * W, 6)
+            all_offsets = torch.cat([self.offsets, new], dim=1)
         all_seen = torch.cat([self.last_seen, torch.where(new_ok, step[:, None], 0)], dim=1)
         new_pin = torch.zeros_like(new_ok) if pin_mask is None else pin_mask.reshape(B, H * W) & new_ok
         all_pin = torch.cat([self.pinned, new_pin], dim=1)
@@ -257,7 +267,7 @@ class PointCloudMemory:
         w: torch.Tensor,
         xyz: torch.Tensor,
         rgb: torch.Tensor,
-        offsets: torch.Tensor,
+        offsets: torch.Tensor | None,
         seen: torch.Tensor,
         pin: torch.Tensor,
         primary: torch.Tensor,
@@ -276,7 +286,6 @@ class PointCloudMemory:
         primary = torch.gather(primary.long(), 1, order)
         xyz = torch.gather(xyz, 1, order[..., None].expand(B, M, 3))
         rgb = torch.gather(rgb, 1, order[..., None].expand(B, M, 3))
-        offsets = torch.gather(offsets, 1, order[..., None].expand(B, M, 6))
         first = torch.ones_like(key, dtype=torch.bool)
         first[:, 1:] = key[:, 1:] != key[:, :-1]
         segment = torch.cumsum(first.long(), dim=1) - 1  # run id in [0, M)
@@ -295,12 +304,9 @@ class PointCloudMemory:
         idx3 = segment[..., None].expand(B, M, 3)
         seg_xyz = torch.zeros_like(xyz).scatter_add(1, idx3, xyz * w[..., None])
         seg_rgb = torch.zeros_like(rgb).scatter_add(1, idx3, rgb * w[..., None])
-        seg_offsets = torch.zeros_like(offsets).scatter_add(
-            1, segment[..., None].expand(B, M, 6), offsets * w[..., None]
-        )
         seg_seen = torch.zeros_like(seen).scatter_reduce(1, segment, seen, "amax")
         denom = seg_w.clamp_min(torch.finfo(w.dtype).tiny)[..., None]
-        seg_xyz, seg_rgb, seg_offsets = seg_xyz / denom, seg_rgb / denom, seg_offsets / denom
+        seg_xyz, seg_rgb = seg_xyz / denom, seg_rgb / denom
         seg_ok = (seg_key != EMPTY_VOXEL) & (seg_w > 0)
 
         dist = torch.linalg.vector_norm(seg_xyz - camera_centre[:, None], dim=-1)
@@ -323,7 +329,13 @@ class PointCloudMemory:
         write(self.weight, torch.gather(seg_w, 1, keep).clamp_max(MAX_MERGE_WEIGHT), 0.0)
         write(self.xyz, torch.gather(seg_xyz, 1, keep3), 0.0)
         write(self.rgb, torch.gather(seg_rgb, 1, keep3), 0.0)
-        write(self.offsets, torch.gather(seg_offsets, 1, keep[..., None].expand(B, self.capacity, 6)), 0.0)
+        if self.offsets is not None and offsets is not None:  # merged as the colour is
+            idx6 = segment[..., None].expand(B, M, 6)
+            offsets = torch.gather(offsets, 1, order[..., None].expand(B, M, 6)) * w[..., None]
+            seg_offsets = torch.zeros_like(offsets).scatter_add(1, idx6, offsets) / denom
+            write(
+                self.offsets, torch.gather(seg_offsets, 1, keep[..., None].expand(B, self.capacity, 6)), 0.0
+            )
         write(self.last_seen, torch.gather(seg_seen, 1, keep), 0)
         write(self.pinned, torch.gather(seg_pin, 1, keep) > 0, False)
         write(self.primary, torch.gather(seg_primary, 1, keep) > 0, False)
@@ -361,6 +373,8 @@ class PointCloudMemory:
         checked_pinned_margin(pinned_margin)
         if with_offsets and not with_pins:
             raise ValueError("with_offsets needs with_pins (the offset channels follow the pin channel)")
+        if with_offsets and self.offsets is None:
+            raise ValueError("with_offsets needs a memory made with keep_offsets")
         dtype = self.xyz.dtype
         prioritise = pinned_margin > 0.0
         pins = with_pins or prioritise

@@ -115,7 +115,8 @@ class MemoryWriter:
         b, a, v = int(num_worlds), int(agents_per_world), int(reference_views)
         reference_pixels = v * a * height * width
         capacity = memory_capacity_for(reference_pixels) if capacity is None else int(capacity)
-        self.memory = PointCloudMemory(b, capacity, voxel_size, device=device)
+        offsets = bool(sample_footprints)  # the memory keeps sample offsets only for them
+        self.memory = PointCloudMemory(b, capacity, voxel_size, device=device, keep_offsets=offsets)
         fits = reference_fits(reference_pixels, capacity)
         self.pin_references = fits if pin_references is None else bool(pin_references)
         self.agents_per_world, self.reference_views = a, v

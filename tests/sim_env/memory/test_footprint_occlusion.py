@@ -192,7 +192,7 @@ def test_with_sample_offsets_the_reference_seen_from_its_own_pose_is_unchanged()
     for depth in (torch.full((1, size, size), 3.0), receding.expand(1, size, size)):
         depth = depth.contiguous().clone()
         depth[:, :, 10:12] = 9.0  # a slit two pixels wide onto a far room
-        memory = PointCloudMemory(1, 8192, voxel_size=VOXEL)
+        memory = PointCloudMemory(1, 8192, voxel_size=VOXEL, keep_offsets=True)
         pin = torch.ones(1, size, size, dtype=torch.bool)
         memory.insert(
             torch.rand(1, size, size, 3) * 255,

@@ -255,9 +255,15 @@ def test_primary_pins_render_as_two_and_keep_their_voxels_from_later_pins():
 
 def test_voxels_carry_their_sample_offsets_averaged_and_kept_by_pins():
     """The offset channels follow the pin channel; a pinned voxel keeps the offsets it was pinned with."""
-    m, depth, Ks, pose = _two_pixel_memory()
-    left = torch.tensor([[[True, False]]])
+    plain, depth, Ks, pose = _two_pixel_memory()
     offsets = torch.arange(12, dtype=torch.float64).reshape(1, 1, 2, 6)
+    assert plain.offsets is None  # a memory keeps offsets only when made to
+    with pytest.raises(ValueError, match="keep_offsets"):
+        plain.insert(torch.full((1, 1, 2, 3), 10), depth, Ks, pose, offsets=offsets)
+    with pytest.raises(ValueError, match="keep_offsets"):
+        plain.render(Ks, pose, 1, 2, with_pins=True, with_offsets=True)
+    m = PointCloudMemory(1, 16, voxel_size=1.0, dtype=torch.float64, keep_offsets=True)
+    left = torch.tensor([[[True, False]]])
     m.insert(torch.full((1, 1, 2, 3), 10), depth, Ks, pose, pin_mask=left, offsets=offsets)
     m.insert(torch.full((1, 1, 2, 3), 10), depth, Ks, pose, offsets=torch.full_like(offsets, 3.0))
     m.insert(torch.full((1, 1, 2, 3), 10), depth, Ks, pose)  # a generated frame: no offsets (0)
