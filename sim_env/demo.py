@@ -113,11 +113,13 @@ def run_demo(
                 "Poses, rewards, ground truth and timings are real."
             )
         else:
+            occlusion = ", footprint occlusion on" if footprint_occlusion else ""
+            if footprint_occlusion and sample_footprints:
+                occlusion += " (also between the references' samples)"
             print(
                 f"GenWorld demo - generative world with the shipped model {DEFAULT_CHECKPOINT}, given "
                 f"{reference_views} views of the engine at each of {reference_positions} spot(s) at reset"
-                + (", footprint occlusion on" if footprint_occlusion else "")
-                + (" between the references' samples too" if footprint_occlusion & sample_footprints else "")
+                + occlusion
             )
     env = gym.make(
         "GenWorld/Navigate-v0",
