@@ -23,6 +23,7 @@ import torch
 import torch.nn.functional as F
 
 from sim_env.memory.reference_pin import hand_free_mask
+from sim_env.memory.splat import lift_to_camera
 from sim_env.stream_rows import commit_rows
 
 DEFAULT_CARVE_TOLERANCE = 0.1
@@ -156,14 +157,8 @@ class ReferenceFreeSpace:
         dev, b, a = self.limit.device, self.num_worlds, self.agents_per_world
         z = depth.to(dev, torch.float32)
         K, pose = K.to(dev, torch.float32), pose_c2w.to(dev, torch.float32)
-        rows, cols = torch.meshgrid(
-            torch.arange(h, device=dev, dtype=torch.float32),
-            torch.arange(w, device=dev, dtype=torch.float32),
-            indexing="ij",
-        )
         zs = torch.where(torch.isfinite(z) & (z > 0.0), z, 0.0)
-        x = (cols - K[:, 0, 2, None, None]) / K[:, 0, 0, None, None] * zs
-        y = (rows - K[:, 1, 2, None, None]) / K[:, 1, 1, None, None] * zs
+        x, y = lift_to_camera(zs, K)
         cam = torch.stack([x, y, zs, torch.ones_like(zs)], dim=-1).reshape(n, h * w, 4)
         world = cam @ pose.transpose(1, 2)  # (N, HW, 4)
         world = world.reshape(b, a * h * w, 4)  # every point of world b, for its references

@@ -34,7 +34,7 @@ import math
 
 import torch
 
-from sim_env.memory.splat import splat
+from sim_env.memory.splat import lift_to_camera, splat
 
 VOXEL_BITS = 21  # per axis; 3 x 21 bits fit an int64 below the sign bit
 VOXEL_OFFSET = 1 << (VOXEL_BITS - 1)  # voxel coordinates in [-2^20, 2^20 - 1) are representable
@@ -210,22 +210,16 @@ class PointCloudMemory:
         if offsets is not None and self.offsets is None:
             raise ValueError("offsets given to a memory made without keep_offsets")
         B, H, W = depth.shape
-        dtype, device = self.xyz.dtype, self.device
+        dtype = self.xyz.dtype
         z = depth.to(dtype)
         K, pose = K.to(dtype), pose_c2w.to(dtype)
-        rows, cols = torch.meshgrid(
-            torch.arange(H, device=device, dtype=dtype),
-            torch.arange(W, device=device, dtype=dtype),
-            indexing="ij",
-        )
         ok = torch.isfinite(z) & (z > 0.0)
         if pixel_mask is not None:
             ok &= pixel_mask
         if world_mask is not None:
             ok &= world_mask[:, None, None]
         zs = torch.where(ok, z, 0.0)
-        x = (cols - K[:, 0, 2, None, None]) / K[:, 0, 0, None, None] * zs
-        y = (rows - K[:, 1, 2, None, None]) / K[:, 1, 1, None, None] * zs
+        x, y = lift_to_camera(zs, K)
         cam = torch.stack([x, y, zs], dim=-1).reshape(B, H * W, 3)
         new_xyz = cam @ pose[:, :3, :3].transpose(1, 2) + pose[:, None, :3, 3]
         ok = ok.reshape(B, H * W)

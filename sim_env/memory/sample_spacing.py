@@ -22,6 +22,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from sim_env.memory.splat import lift_to_camera
+
 # 1 / cos θ of the most oblique surface whose samples are joined: 4 is about 76° from the normal.
 DEFAULT_MAX_STRETCH = 4.0
 OFFSET_CHANNELS = 6  # along the rows (x, y, z), then along the columns
@@ -29,18 +31,10 @@ OFFSET_CHANNELS = 6  # along the rows (x, y, z), then along the columns
 
 def _lift(depth: torch.Tensor, K: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """(N, 3, H, W) camera-frame points of planar ``depth`` and the (N, H, W) bool of valid ones."""
-    _n, h, w = depth.shape
     z = depth.to(torch.float32)
-    K = K.to(z)
     ok = torch.isfinite(z) & (z > 0.0)
     zs = torch.where(ok, z, 0.0)
-    rows, cols = torch.meshgrid(
-        torch.arange(h, device=z.device, dtype=z.dtype),
-        torch.arange(w, device=z.device, dtype=z.dtype),
-        indexing="ij",
-    )
-    x = (cols - K[:, 0, 2, None, None]) / K[:, 0, 0, None, None] * zs
-    y = (rows - K[:, 1, 2, None, None]) / K[:, 1, 1, None, None] * zs
+    x, y = lift_to_camera(zs, K.to(z))
     return torch.stack([x, y, zs], dim=1), ok
 
 

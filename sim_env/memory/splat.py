@@ -71,6 +71,23 @@ def project_points(
     return u, v, zc
 
 
+def lift_to_camera(depth: torch.Tensor, K: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Camera-frame x and y (N, H, W) of every pixel at planar ``depth`` (N, H, W) under ``K`` (N, 3, 3).
+
+    The inverse of `project_points` at pixel centres; ``depth`` should be 0 where a pixel has none
+    (its x and y are then 0 too). One formula for every lift of a depth map in the memory.
+    """
+    _n, h, w = depth.shape
+    rows, cols = torch.meshgrid(
+        torch.arange(h, device=depth.device, dtype=depth.dtype),
+        torch.arange(w, device=depth.device, dtype=depth.dtype),
+        indexing="ij",
+    )
+    x = (cols - K[:, 0, 2, None, None]) / K[:, 0, 0, None, None] * depth
+    y = (rows - K[:, 1, 2, None, None]) / K[:, 1, 1, None, None] * depth
+    return x, y
+
+
 def splat_torch(
     points_xyz: torch.Tensor,
     points_rgb: torch.Tensor,
